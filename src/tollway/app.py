@@ -1,0 +1,53 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tollway import __version__
+from tollway.auth.keys import KeyCache
+from tollway.config import Settings, get_settings
+from tollway.customer.endpoints import router as customers_router
+from tollway.db import make_engine, make_sessionmaker
+from tollway.errors import install_error_handlers
+from tollway.event.endpoints import router as events_router
+from tollway.event.store import SqlEventStore
+from tollway.kit.idempotency import IdempotencyMiddleware
+from tollway.meter.endpoints import router as meters_router
+
+ROUTERS = [customers_router, events_router, meters_router]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Tollway",
+        version=__version__,
+        description="Usage-based billing for APIs: meter, price, bill. Contract: API v1.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.key_cache = KeyCache()
+    app.state.event_sink = SqlEventStore(engine)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware, sessionmaker_getter=lambda: app.state.sessionmaker)
+
+    @app.get("/healthz", tags=["ops"], include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,50 @@
+"""FastAPI dependencies that authenticate the bearer key and check its scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request
+
+from tollway.auth.keys import Principal
+from tollway.errors import Forbidden, Unauthorized
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tollway"'}
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(request: Request) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("missing bearer API key (Authorization: Bearer <key>)", headers=_CHALLENGE)
+    factory = request.app.state.sessionmaker
+    with factory() as session:
+        principal: Principal | None = request.app.state.key_cache.lookup(session, token)
+    if principal is None:
+        raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
+    return principal
+
+
+def require_scope(*allowed: str) -> Callable[[Request], Principal]:
+    """Admin keys may do everything; other scopes only what the route allows."""
+
+    def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        if principal.scope != "admin" and principal.scope not in allowed:
+            raise Forbidden(f"this API key's scope '{principal.scope}' does not allow this operation")
+        return principal
+
+    return dependency
+
+
+require_admin = require_scope("admin")
+require_ingest = require_scope("ingest")

@@ -1,0 +1,86 @@
+"""The ``tollway`` command: serve, worker, migrate, keys."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from tollway.config import get_settings
+
+app = typer.Typer(help="Tollway: usage-based billing for APIs.", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _migrate() -> None:
+    from tollway.db import make_engine
+    from tollway.migrations.runner import upgrade
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    _migrate()
+    typer.echo("migrations applied")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    workers: Annotated[int, typer.Option(help="API worker processes")] = 1,
+) -> None:
+    """Apply migrations, then serve the API (and run the background worker in-process)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _migrate()
+    uvicorn.run(
+        "tollway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[str, typer.Option(help="admin | ingest")],
+    name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
+) -> None:
+    """Create an API key. The key is printed alone on the last line; it is stored only hashed."""
+    from tollway.auth.keys import SCOPES, create_key
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+
+    if scope not in SCOPES:
+        typer.echo(f"error: --scope must be one of: {', '.join(SCOPES)}", err=True)
+        raise typer.Exit(code=2)
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            key, secret = create_key(session, scope=scope, name=name)
+            key_id = key.id
+    finally:
+        engine.dispose()
+    typer.echo(f"created {scope} key {key_id}; store it now, it cannot be shown again:")
+    typer.echo(secret)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

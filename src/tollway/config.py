@@ -1,0 +1,33 @@
+"""Settings, read from ``TOLLWAY_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOLLWAY_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./tollway.db",
+        description="SQLAlchemy URL. sqlite:///path (default, a file in the working directory) "
+        "or postgresql://user@host/db (psycopg 3 is used).",
+    )
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    secret_key: str | None = None
+    # Background worker (runs inside `tollway serve` unless disabled).
+    run_worker_in_serve: bool = True
+    billing_run_interval_seconds: float = 3600.0
+    outbox_poll_interval_seconds: float = 2.0
+    # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression).
+    max_events_per_batch: int = 1000
+    max_body_bytes: int = 1024 * 1024
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, TimezoneName
+
+
+def _tax_rate(value: Decimal) -> Decimal:
+    if not (Decimal(0) <= value <= Decimal(100)):
+        raise ValueError("must be a percentage between 0 and 100")
+    return value
+
+
+TaxRate = Annotated[DecimalStr, AfterValidator(_tax_rate)]
+
+
+class CustomerBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=500)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    currency: CurrencyCode = "USD"
+    timezone: TimezoneName = "UTC"
+    category: str | None = Field(default=None, max_length=200)
+    company: str | None = Field(default=None, max_length=200)
+    tax_rate: TaxRate = Decimal(0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerCreate(CustomerBase):
+    id: Identifier
+
+
+class CustomerUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=500)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    currency: CurrencyCode | None = None
+    timezone: TimezoneName | None = None
+    category: str | None = Field(default=None, max_length=200)
+    company: str | None = Field(default=None, max_length=200)
+    tax_rate: TaxRate | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class Customer(CustomerBase):
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    id: str
+    created_at: datetime
+    updated_at: datetime

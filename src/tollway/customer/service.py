@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tollway.customer.errors import CustomerAlreadyExists, CustomerNotFound
+from tollway.customer.schemas import CustomerCreate, CustomerUpdate
+from tollway.kit.pagination import decode_cursor
+from tollway.models import Customer
+
+
+def create_customer(session: Session, data: CustomerCreate) -> Customer:
+    if session.get(Customer, data.id) is not None:
+        raise CustomerAlreadyExists(data.id)
+    values = data.model_dump(exclude={"metadata"})
+    customer = Customer(**values, metadata_=data.metadata)
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def get_customer(session: Session, customer_id: str) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+def update_customer(session: Session, customer_id: str, data: CustomerUpdate) -> Customer:
+    customer = get_customer(session, customer_id)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is None and field in ("currency", "timezone", "tax_rate", "metadata"):
+            continue  # not nullable: an explicit null leaves the value as it is
+        setattr(customer, "metadata_" if field == "metadata" else field, value)
+    session.flush()
+    return customer
+
+
+def list_customers(session: Session, *, limit: int, after: str | None) -> list[Customer]:
+    stmt = select(Customer).order_by(Customer.id).limit(limit + 1)
+    if after:
+        stmt = stmt.where(Customer.id > decode_cursor(after))
+    return list(session.scalars(stmt))

@@ -1,0 +1,120 @@
+"""``POST /v1/events``: our event shape (single or batch) and CloudEvents 1.0 (structured, batch)."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from tollway.auth.dependencies import require_admin, require_ingest
+from tollway.deps import get_session
+from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
+from tollway.event import service
+from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IngestResult, ingest
+from tollway.event.schemas import EventOut, IngestResponse
+from tollway.kit.time import utcnow
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+CE_SINGLE = "application/cloudevents+json"
+CE_BATCH = "application/cloudevents-batch+json"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    encoding = (request.headers.get("content-encoding") or "identity").strip().lower()
+    if declared and declared.isdigit() and int(declared) > limit and encoding == "identity":
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # compressed input larger than the limit cannot inflate to less
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if encoding in ("identity", ""):
+        return body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise TollwayError(
+            f"unsupported Content-Encoding '{encoding}' (use gzip)", status=415, code="unsupported_encoding"
+        )
+    wbits = 31 if encoding != "deflate" else 15
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes after decompression")
+        if not inflater.eof:
+            raise ValidationFailed.field("body", f"truncated {encoding} stream")
+    except zlib.error as exc:
+        raise ValidationFailed.field("body", f"invalid {encoding} data: {exc}") from exc
+    return out
+
+
+def _split(payload: Any, content_type: str, max_events: int) -> tuple[list[Any], dict[str, str], bool]:
+    """Return (raw events, field names, is_batch)."""
+    if content_type == CE_BATCH:
+        if not isinstance(payload, list):
+            raise ValidationFailed.field("body", "a CloudEvents batch must be a JSON array")
+        events, names, batch = payload, CLOUDEVENT_FIELDS, True
+    elif content_type == CE_SINGLE:
+        events, names, batch = [payload], CLOUDEVENT_FIELDS, False
+    elif isinstance(payload, dict) and "events" in payload:
+        if not isinstance(payload["events"], list):
+            raise ValidationFailed.field("events", "must be an array of events")
+        events, names, batch = payload["events"], NATIVE_FIELDS, True
+    elif isinstance(payload, dict):
+        events, names, batch = [payload], NATIVE_FIELDS, False
+    else:
+        raise ValidationFailed.field("body", 'must be an event object or {"events": [...]}')
+    if len(events) > max_events:
+        raise PayloadTooLarge(f"a batch holds at most {max_events} events; got {len(events)}")
+    return events, names, batch
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=IngestResponse,
+    dependencies=[Depends(require_ingest)],
+    summary="Ingest usage events (single, batch, or CloudEvents)",
+)
+async def post_events(request: Request) -> Response:
+    settings = request.app.state.settings
+    body = await _read_body(request, settings.max_body_bytes)
+    content_type = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed.field("body", f"malformed JSON: {exc}") from exc
+    events, names, batch = _split(payload, content_type, settings.max_events_per_batch)
+    prefix = (
+        (lambda i: f"events[{i}].")
+        if batch and names is NATIVE_FIELDS
+        else ((lambda i: f"[{i}].") if batch else (lambda i: ""))
+    )
+    result: IngestResult = await run_in_threadpool(
+        ingest, request.app.state.event_sink, events, now=utcnow(), names=names, field_prefix=prefix
+    )
+    if result.errors and result.accepted == 0 and result.duplicates == 0:
+        raise ValidationFailed(
+            "; ".join(f"{e.field}: {e.message}" for e in result.errors[:10]),
+            [FieldError(e.field, e.message) for e in result.errors],
+        )
+    return Response(orjson.dumps(result.as_dict()), status_code=202, media_type="application/json")
+
+
+@router.get("/{event_id}", response_model=EventOut, dependencies=[Depends(require_admin)])
+def get_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+    return service.to_schema(service.get_event(session, event_id))
+
+
+@router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
+def void_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+    return service.to_schema(service.void_event(session, event_id, now=utcnow()))

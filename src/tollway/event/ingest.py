@@ -1,0 +1,169 @@
+"""Ingestion behind one small interface: validate → dedup → store.
+
+The HTTP layer turns a request body into a list of raw JSON objects and calls :func:`ingest`. The
+storage side is an :class:`EventSink`; today it writes straight into the SQL event store, and a
+durable log (NATS JetStream, Kafka) can be put in front of it by providing another sink, without
+touching the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+
+from tollway.kit.time import parse_rfc3339
+
+MAX_ID_LENGTH = 200
+
+
+@dataclass(slots=True)
+class IncomingEvent:
+    id: str
+    customer: str
+    type: str
+    timestamp: datetime
+    properties: dict[str, Any]
+    properties_json: str = "{}"
+
+
+@dataclass(slots=True)
+class EventError:
+    index: int
+    id: str | None
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "field": self.field, "message": self.message}
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[EventError] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+
+
+class EventSink(Protocol):
+    """Durably stores events. Returns how many were new; ids already stored are skipped.
+
+    Once ``store`` returns, the events must survive a crash (the API answers 202 after it).
+    """
+
+    def store(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int: ...
+
+
+# Field names as the sender wrote them: our own event shape, or CloudEvents 1.0.
+NATIVE_FIELDS = {
+    "id": "id",
+    "customer": "customer",
+    "type": "type",
+    "timestamp": "timestamp",
+    "properties": "properties",
+}
+CLOUDEVENT_FIELDS = {
+    "id": "id",
+    "customer": "subject",
+    "type": "type",
+    "timestamp": "time",
+    "properties": "data",
+}
+
+
+def _text(raw: dict[str, Any], name: str, required: bool) -> tuple[str | None, str | None]:
+    value = raw.get(name)
+    if value is None:
+        return None, (f"'{name}' is required" if required else None)
+    if not isinstance(value, str):
+        return None, f"'{name}' must be a string"
+    if not value or len(value) > MAX_ID_LENGTH:
+        return None, f"'{name}' must be 1 to {MAX_ID_LENGTH} characters"
+    if "\x00" in value:
+        return None, f"'{name}' must not contain NUL characters"
+    return value, None
+
+
+def validate_event(
+    raw: Any, now: datetime, names: dict[str, str] = NATIVE_FIELDS
+) -> IncomingEvent | tuple[str | None, str, str]:
+    """Return a valid event, or (id, field, message) for the first problem found."""
+    if not isinstance(raw, dict):
+        return None, "", "an event must be a JSON object"
+    raw_id = raw.get(names["id"])
+    shown_id = raw_id if isinstance(raw_id, str) else None
+    if names is CLOUDEVENT_FIELDS:
+        spec = raw.get("specversion")
+        if spec != "1.0":
+            return shown_id, "specversion", "CloudEvents 'specversion' must be \"1.0\""
+    values: dict[str, str] = {}
+    for logical in ("id", "customer", "type"):
+        value, problem = _text(raw, names[logical], required=True)
+        if problem:
+            return shown_id, names[logical], problem
+        assert value is not None
+        values[logical] = value
+    ts_raw = raw.get(names["timestamp"])
+    if ts_raw is None:
+        timestamp = now
+    elif not isinstance(ts_raw, str):
+        return shown_id, names["timestamp"], f"'{names['timestamp']}' must be an RFC 3339 string"
+    else:
+        try:
+            timestamp = parse_rfc3339(ts_raw)
+        except ValueError as exc:
+            return shown_id, names["timestamp"], str(exc)
+    props = raw.get(names["properties"])
+    if props is None:
+        props = {}
+    elif not isinstance(props, dict):
+        return shown_id, names["properties"], f"'{names['properties']}' must be a JSON object"
+    try:
+        props_json = orjson.dumps(props).decode()
+    except (TypeError, orjson.JSONEncodeError) as exc:  # pragma: no cover - parsed JSON re-encodes
+        return shown_id, names["properties"], f"cannot be stored: {exc}"
+    if "\\u0000" in props_json:
+        return shown_id, names["properties"], "must not contain NUL characters (\\u0000)"
+    return IncomingEvent(values["id"], values["customer"], values["type"], timestamp, props, props_json)
+
+
+def ingest(
+    sink: EventSink,
+    raw_events: Sequence[Any],
+    *,
+    now: datetime,
+    names: dict[str, str] = NATIVE_FIELDS,
+    field_prefix: Callable[[int], str] = lambda i: f"events[{i}].",
+) -> IngestResult:
+    """Validate every event, drop repeats within the batch, store the rest; never all-or-nothing."""
+    result = IngestResult()
+    valid: list[IncomingEvent] = []
+    seen: set[str] = set()
+    in_batch_repeats = 0
+    for index, raw in enumerate(raw_events):
+        checked = validate_event(raw, now, names)
+        if isinstance(checked, IncomingEvent):
+            if checked.id in seen:
+                in_batch_repeats += 1
+                continue
+            seen.add(checked.id)
+            valid.append(checked)
+        else:
+            event_id, name, message = checked
+            result.errors.append(EventError(index, event_id, f"{field_prefix(index)}{name}".rstrip("."), message))
+    if valid:
+        stored = sink.store(valid, now)
+        result.accepted = stored
+        result.duplicates = len(valid) - stored
+    result.duplicates += in_batch_repeats
+    return result

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from tollway.errors import NotFound
+from tollway.event.schemas import EventOut
+from tollway.models import Event
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event '{event_id}' does not exist")
+
+
+def get_event(session: Session, event_id: str) -> Event:
+    event = session.get(Event, event_id)
+    if event is None:
+        raise EventNotFound(event_id)
+    return event
+
+
+def void_event(session: Session, event_id: str, *, now: datetime) -> Event:
+    """Stop an event from counting. It is kept, marked void, for audit. Voiding twice is a no-op."""
+    event = get_event(session, event_id)
+    if event.voided_at is None:
+        event.voided_at = now
+        session.flush()
+    return event
+
+
+def to_schema(event: Event) -> EventOut:
+    return EventOut(
+        id=event.id,
+        customer=event.customer,
+        type=event.type,
+        timestamp=event.timestamp,
+        ingested_at=event.ingested_at,
+        properties=event.properties,
+        voided_at=event.voided_at if event.voided_at else None,
+    )

@@ -1,0 +1,40 @@
+"""Cursor pagination: ``?limit=`` (default 50, max 500) and ``?after=<cursor>``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next: str | None
+
+
+def encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """Return the last key of the previous page; raises ValueError on a cursor we did not issue."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        return base64.urlsafe_b64decode(padded.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor issued by this API") from exc
+
+
+def next_cursor(rows: Sequence[Any], limit: int, key: str) -> str | None:
+    """Callers fetch ``limit + 1`` rows; a cursor is issued only when there is a further page."""
+    if len(rows) <= limit:
+        return None
+    return encode_cursor(str(getattr(rows[limit - 1], key)))

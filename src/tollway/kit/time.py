@@ -1,0 +1,115 @@
+"""Time helpers: RFC 3339 parsing, timezones, and calendar windows aligned in a timezone."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$",
+)
+
+WINDOWS = ("hour", "day", "month")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp (offset required) into an aware UTC datetime.
+
+    Raises ValueError with a message fit for an API error.
+    """
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-01-05T10:00:00Z")
+    text = value
+    # Python accepts at most 6 fractional digits: truncate nanoseconds.
+    m = re.search(r"\.(\d+)", text)
+    if m and len(m.group(1)) > 6:
+        text = text[: m.start(1) + 6] + text[m.end(1) :]
+    if text[-1] in "Zz":
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError as exc:
+        raise ValueError(f"not a valid date/time: {exc}") from exc
+
+
+def get_zone(name: str) -> ZoneInfo:
+    """Return the IANA zone; raises ValueError for an unknown name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+
+
+def _floor_local(local: datetime, window: str) -> datetime:
+    if window == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    if window == "day":
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window == "month":
+        return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    raise ValueError(f"unknown window {window!r}")
+
+
+def _add_local(local: datetime, window: str) -> datetime:
+    if window == "day":
+        return local + timedelta(days=1)
+    if window == "month":
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        return local.replace(year=year, month=month)
+    raise ValueError(f"unknown window {window!r}")
+
+
+def window_start(instant: datetime, window: str, tz: ZoneInfo) -> datetime:
+    """The UTC start of the window (aligned in ``tz``) containing ``instant``."""
+    if window == "hour":
+        # Hours are absolute: step in UTC so DST repeats/skips give 1-hour windows. Zones with
+        # sub-hour offsets (Asia/Kolkata) align the hour to local wall-clock time.
+        local = instant.astimezone(tz)
+        floored = local.replace(minute=0, second=0, microsecond=0)
+        return floored.astimezone(UTC)
+    local = _floor_local(instant.astimezone(tz).replace(tzinfo=None), window)
+    return _localize(local, tz)
+
+
+def _localize(naive_local: datetime, tz: ZoneInfo) -> datetime:
+    """Wall-clock time in tz → UTC. For a time that does not exist (DST gap) take the later
+    instant; for an ambiguous one the first (fold=0)."""
+    aware = naive_local.replace(tzinfo=tz, fold=0)
+    back = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    if back != naive_local:  # in a gap: move forward by the gap
+        aware = naive_local.replace(tzinfo=tz, fold=1)
+    return aware.astimezone(UTC)
+
+
+def next_window_start(start: datetime, window: str, tz: ZoneInfo) -> datetime:
+    if window == "hour":
+        nxt = start + timedelta(hours=1)
+        # Re-align in case a sub-hour offset change happened (rare; e.g. Lord Howe Island).
+        return window_start(nxt, "hour", tz) if window_start(nxt, "hour", tz) > start else nxt
+    local = start.astimezone(tz).replace(tzinfo=None)
+    return _localize(_add_local(_floor_local(local, window), window), tz)
+
+
+def windows(
+    start: datetime, end: datetime, window: str | None, tz: ZoneInfo, *, max_windows: int = 10_000
+) -> list[tuple[datetime, datetime]]:
+    """Half-open windows ``[a, b)`` covering ``[start, end)``, aligned in ``tz`` and clipped to the
+    range. Without a window, one window for the whole range."""
+    if end <= start:
+        return []
+    if window is None:
+        return [(start, end)]
+    out: list[tuple[datetime, datetime]] = []
+    cur = window_start(start, window, tz)
+    while cur < end:
+        nxt = next_window_start(cur, window, tz)
+        out.append((max(cur, start), min(nxt, end)))
+        if len(out) > max_windows:
+            raise ValueError(f"more than {max_windows} windows; use a larger window or a shorter range")
+        cur = nxt
+    return out

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tollway.db import Base, JSONDoc, UTCDateTime
+
+
+class Event(Base):
+    """A usage event: append-only, unique on its caller-chosen id.
+
+    ``timestamp`` is when the usage happened; ``ingested_at`` when Tollway stored it, so that any
+    computation can be reproduced "as of" a moment. ``voided_at`` marks a correction: the event is
+    kept for audit but stops counting.
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(200))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # Serves every meter query: one customer, one event type, a time range.
+        Index("ix_events_customer_type_timestamp", "customer", "type", "timestamp"),
+        Index("ix_events_ingested_at", "ingested_at"),
+    )

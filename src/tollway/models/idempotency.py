@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tollway.db import Base, UTCDateTime
+from tollway.models._common import utcnow
+
+
+class IdempotencyRecord(Base):
+    """The first response to a create request sent with an ``Idempotency-Key`` header."""
+
+    __tablename__ = "idempotency_records"
+
+    # sha256(api key) + ":" + method + ":" + path + ":" + Idempotency-Key, hashed again.
+    scope_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

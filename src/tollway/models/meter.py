@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tollway.db import Base, JSONDoc, UTCDateTime
+from tollway.models._common import utcnow
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(String(2000))
+    event_type: Mapped[str] = mapped_column(String(200), index=True)
+    aggregation: Mapped[str] = mapped_column(String(20))
+    value_property: Mapped[str | None] = mapped_column(String(500))
+    filters: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
+    group_by: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
