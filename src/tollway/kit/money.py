@@ -1,0 +1,173 @@
+"""Money helpers: ISO 4217 currencies, the one rounding rule, minor units.
+
+Everything here is ``decimal.Decimal``; floats are refused with ``TypeError`` so
+that a binary fraction can never leak into an amount.  Integers are accepted
+where a number is expected because they are exact.
+
+Rounding rule (the only one in the project): an amount is rounded to the
+currency's minor unit (ISO 4217 exponent: JPY 0, USD 2, KWD 3) with
+``ROUND_HALF_UP``; Python's half-up rounds ties away from zero, so a credit of
+-0.125 USD becomes -0.13, the mirror image of a 0.125 charge.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+import iso4217
+
+__all__ = [
+    "MONEY_CONTEXT",
+    "Currency",
+    "CurrencyError",
+    "format_money",
+    "from_minor_units",
+    "money_context",
+    "money_str",
+    "parse_currency",
+    "round_money",
+    "to_decimal",
+    "to_minor_units",
+]
+
+MONEY_CONTEXT = decimal.Context(
+    prec=60,
+    rounding=decimal.ROUND_HALF_EVEN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
+"""Arithmetic context for money: 60 significant digits, so that a price stored as
+``Numeric(30, 12)`` times any realistic quantity is computed exactly (the
+default context keeps only 28 digits)."""
+
+
+@contextmanager
+def money_context() -> Iterator[decimal.Context]:
+    """Run the enclosed arithmetic in :data:`MONEY_CONTEXT` (thread/task local)."""
+    with decimal.localcontext(MONEY_CONTEXT) as ctx:
+        yield ctx
+
+
+class CurrencyError(ValueError):
+    """An unknown ISO 4217 code, or one without a minor unit (gold, SDR...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Currency:
+    """An ISO 4217 currency: its alphabetic code and minor-unit exponent."""
+
+    code: str
+    exponent: int
+
+    @property
+    def quantum(self) -> Decimal:
+        """The minor unit as a Decimal: ``Decimal("0.01")`` for USD, ``Decimal("1")`` for JPY."""
+        return Decimal(1).scaleb(-self.exponent)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+def parse_currency(code: str | Currency) -> Currency:
+    """The :class:`Currency` for an ISO 4217 code (case-insensitive).
+
+    The exponent comes from the installed ``iso4217`` package.  Raises
+    :class:`CurrencyError` (a ``ValueError``) for an unknown code or for a code
+    that has no minor unit (XAU, XDR...), which cannot be invoiced.
+    """
+    if isinstance(code, Currency):
+        return code
+    if not isinstance(code, str):
+        raise TypeError(f"currency must be an ISO 4217 code string, not {type(code).__name__}")
+    normalized = code.strip().upper()
+    if len(normalized) != 3 or not normalized.isalpha():
+        raise CurrencyError(f"{code!r} is not an ISO 4217 currency code (three letters such as 'USD')")
+    try:
+        entry = iso4217.Currency(normalized)
+    except ValueError:
+        raise CurrencyError(f"{normalized!r} is not a known ISO 4217 currency code") from None
+    exponent = entry.exponent
+    if exponent is None:
+        raise CurrencyError(f"{normalized!r} has no minor unit in ISO 4217 and cannot be used for billing")
+    return Currency(code=normalized, exponent=int(exponent))
+
+
+def to_decimal(value: Decimal | int | str) -> Decimal:
+    """A finite Decimal from a Decimal, an int or a decimal string; floats raise ``TypeError``."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"money must be a Decimal, an int or a decimal string, not {type(value).__name__}")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            if "_" in text:
+                raise decimal.InvalidOperation
+            result = Decimal(text)
+        except decimal.InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal number") from None
+    else:
+        raise TypeError(f"money must be a Decimal, an int or a decimal string, not {type(value).__name__}")
+    if not result.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal number")
+    return result
+
+
+def _amount(value: Decimal | int) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(f"amount must be a Decimal (or int), not {type(value).__name__}")
+    amount = Decimal(value) if isinstance(value, int) else value
+    if not amount.is_finite():
+        raise ValueError(f"amount must be finite, got {amount}")
+    return amount
+
+
+def round_money(amount: Decimal | int, currency: Currency | str) -> Decimal:
+    """Round ``amount`` to the currency's minor unit, half up (ties away from zero).
+
+    >>> round_money(Decimal("2.345"), "USD")
+    Decimal('2.35')
+    >>> round_money(Decimal("1.5"), "JPY")
+    Decimal('2')
+    """
+    cur = parse_currency(currency)
+    value = _amount(amount)
+    with money_context():
+        rounded = value.quantize(cur.quantum, rounding=ROUND_HALF_UP)
+    if rounded == 0:
+        rounded = abs(rounded)  # no "-0.00" on an invoice
+    return rounded
+
+
+def to_minor_units(amount: Decimal | int, currency: Currency | str) -> int:
+    """The amount as an integer count of minor units (cents), rounded by :func:`round_money`."""
+    cur = parse_currency(currency)
+    rounded = round_money(amount, cur)
+    with money_context():
+        return int(rounded.scaleb(cur.exponent))
+
+
+def from_minor_units(minor: int, currency: Currency | str) -> Decimal:
+    """The Decimal amount for an integer count of minor units: ``from_minor_units(1999, "USD") == Decimal("19.99")``."""
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise TypeError(f"minor units must be an int, not {type(minor).__name__}")
+    cur = parse_currency(currency)
+    with money_context():
+        return Decimal(minor).scaleb(-cur.exponent).quantize(cur.quantum)
+
+
+def money_str(amount: Decimal | int, currency: Currency | str) -> str:
+    """The rounded amount as the API's decimal string: ``"1900.00"``, ``"1234"`` (JPY), ``"0.125"`` (KWD)."""
+    return format(round_money(amount, currency), "f")
+
+
+def format_money(amount: Decimal | int, currency: Currency | str) -> str:
+    """A human-readable amount with thousands separators and the code: ``"1,900.00 USD"``."""
+    cur = parse_currency(currency)
+    rounded = round_money(amount, cur)
+    return f"{rounded:,.{cur.exponent}f} {cur.code}"
