@@ -28,7 +28,7 @@ def decode_cursor(cursor: str) -> str:
     """Return the last key of the previous page; raises ValueError on a cursor we did not issue."""
     padded = cursor + "=" * (-len(cursor) % 4)
     try:
-        return base64.urlsafe_b64decode(padded.encode()).decode()
+        return base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise ValueError("not a cursor issued by this API") from exc
 
