@@ -1,9 +1,25 @@
 """All tables, imported here so that Alembic and ``Base.metadata`` see every one."""
 
 from tollway.models.api_key import ApiKey
+from tollway.models.bundle import Bundle
+from tollway.models.bundle_product import BundleProduct
 from tollway.models.customer import Customer
 from tollway.models.event import Event
 from tollway.models.idempotency import IdempotencyRecord
 from tollway.models.meter import Meter
+from tollway.models.plan import Plan
+from tollway.models.plan_meter import PlanMeter
+from tollway.models.product import Product
 
-__all__ = ["ApiKey", "Customer", "Event", "IdempotencyRecord", "Meter"]
+__all__ = [
+    "ApiKey",
+    "Bundle",
+    "BundleProduct",
+    "Customer",
+    "Event",
+    "IdempotencyRecord",
+    "Meter",
+    "Plan",
+    "PlanMeter",
+    "Product",
+]
