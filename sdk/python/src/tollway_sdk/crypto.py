@@ -128,7 +128,7 @@ def _decrypt(aeads: Sequence[AESGCM], token: Any, field: str) -> Any:
     if not is_encrypted(token):
         raise DecryptionError(f"field {field!r}: not a {PREFIX} envelope")
     try:
-        raw = base64.urlsafe_b64decode(_pad(token[len(PREFIX) :]))
+        raw = base64.b64decode(_pad(token[len(PREFIX) :]), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DecryptionError(f"field {field!r}: malformed envelope") from exc
     if len(raw) < NONCE_BYTES + TAG_BYTES:
