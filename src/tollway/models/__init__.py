@@ -6,10 +6,15 @@ from tollway.models.bundle_product import BundleProduct
 from tollway.models.customer import Customer
 from tollway.models.event import Event
 from tollway.models.idempotency import IdempotencyRecord
+from tollway.models.invoice import Invoice
+from tollway.models.invoice_line import InvoiceLine
+from tollway.models.invoice_sequence import InvoiceSequence
 from tollway.models.meter import Meter
+from tollway.models.outbox import OutboxMessage
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
 from tollway.models.product import Product
+from tollway.models.subscription import Subscription
 
 __all__ = [
     "ApiKey",
@@ -18,8 +23,13 @@ __all__ = [
     "Customer",
     "Event",
     "IdempotencyRecord",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceSequence",
     "Meter",
+    "OutboxMessage",
     "Plan",
     "PlanMeter",
     "Product",
+    "Subscription",
 ]
