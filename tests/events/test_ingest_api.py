@@ -154,7 +154,9 @@ def test_more_than_1_mib_is_413_also_after_gzip(api):
 def test_gzip_body_is_accepted(api):
     raw = json.dumps({"events": [ev(i) for i in range(10)]}).encode()
     r = api.post(
-        "/v1/events", content=gzip.compress(raw), headers={"content-type": "application/json", "content-encoding": "gzip"}
+        "/v1/events",
+        content=gzip.compress(raw),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
     )
     assert r.status_code == 202 and r.json()["accepted"] == 10
     bad = api.post("/v1/events", content=b"not gzip", headers={"content-encoding": "gzip"})

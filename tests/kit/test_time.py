@@ -27,7 +27,7 @@ def test_rome_day_in_late_march_is_23_hours():
 
 def test_rome_day_in_late_october_is_25_hours():
     rome = get_zone("Europe/Rome")
-    (a, b), = windows(dt(2026, 10, 24, 22), dt(2026, 10, 25, 23), "day", rome)
+    ((a, b),) = windows(dt(2026, 10, 24, 22), dt(2026, 10, 25, 23), "day", rome)
     assert b - a == timedelta(hours=25)
 
 
