@@ -190,7 +190,7 @@ def test_dst_day_in_rome_is_23_hours(api):
     send(
         api,
         [
-            e(1, ts="2026-03-28T22:30:00Z"),  # 23:30 CET on the 28th → the 29th? no: 23:30 local on the 28th
+            e(1, ts="2026-03-28T22:30:00Z"),  # 23:30 CET on the 28th: before the range
             e(2, ts="2026-03-28T23:30:00Z"),  # 00:30 CET on the 29th
             e(3, ts="2026-03-29T21:59:59Z"),  # 23:59:59 CEST on the 29th
             e(4, ts="2026-03-29T22:00:00Z"),  # 00:00 CEST on the 30th
