@@ -24,6 +24,8 @@ class Subscription(Base):
     customer_id: Mapped[str] = mapped_column(String(200), ForeignKey("customers.id"))
     plan_code: Mapped[str] = mapped_column(String(200), ForeignKey("plans.code"))
     start: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The customer's time zone when the subscription began: periods stay put if it changes later.
+    timezone: Mapped[str] = mapped_column(String(64))
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_mode: Mapped[str | None] = mapped_column(String(20))

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=200), nullable=False),
         sa.Column("plan_code", sa.String(length=200), nullable=False),
         sa.Column("start", tollway.db.UTCDateTime(), nullable=False),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("ends_at", tollway.db.UTCDateTime(), nullable=True),
         sa.Column("canceled_at", tollway.db.UTCDateTime(), nullable=True),
         sa.Column("cancel_mode", sa.String(length=20), nullable=True),
