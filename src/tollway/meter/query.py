@@ -200,13 +200,13 @@ _CMP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 def filter_sql(d: _Dialect, flt: dict[str, Any]) -> str:
     """One meter filter as a SQL condition. ``neq``/``not_in`` also match events without the
     property (they are the negation of ``eq``/``in``); the other ops need it present."""
-    path, op, value = flt["property"], flt["op"], flt.get("value")
+    path, op, value = str(flt["property"]), str(flt["op"]), flt.get("value")
     if op == "eq":
         return _eq(d, path, value)
     if op == "neq":
         return f"NOT COALESCE({_eq(d, path, value)}, FALSE)"
     if op in ("in", "not_in"):
-        any_of = "(" + " OR ".join(_eq(d, path, v) for v in value) + ")"
+        any_of = "(" + " OR ".join(_eq(d, path, v) for v in list(value or ())) + ")"
         return any_of if op == "in" else f"NOT COALESCE({any_of}, FALSE)"
     if op in _CMP:
         if isinstance(value, int | float) and not isinstance(value, bool):
