@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tollway import __version__
 from tollway.auth.keys import KeyCache
+from tollway.catalog.endpoints import router as catalog_router
 from tollway.config import Settings, get_settings
 from tollway.customer.endpoints import router as customers_router
 from tollway.db import make_engine, make_sessionmaker
@@ -18,7 +19,7 @@ from tollway.event.store import SqlEventStore
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
 
-ROUTERS = [customers_router, events_router, meters_router]
+ROUTERS = [customers_router, events_router, meters_router, catalog_router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tollway.db import Base, UTCDateTime
 from tollway.models._common import utcnow
+from tollway.models.bundle_product import BundleProduct
 
 
 class Bundle(Base):
@@ -19,3 +20,11 @@ class Bundle(Base):
     description: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    members: Mapped[list[BundleProduct]] = relationship(
+        order_by=BundleProduct.position, cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def product_codes(self) -> list[str]:
+        return [m.product_code for m in self.members]

@@ -4,10 +4,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tollway.db import Base, JSONDoc, UTCDateTime
 from tollway.models._common import utcnow
+from tollway.models.plan_meter import PlanMeter
 
 
 class Plan(Base):
@@ -44,3 +45,6 @@ class Plan(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # The meters this plan names, kept in step with the documents by the catalog service.
+    meter_links: Mapped[list[PlanMeter]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
