@@ -92,7 +92,9 @@ def test_event_fields_are_normalised_and_validated(server, make_client):
     first, second = server.events()
     assert first["id"] == "order-17"
     assert first["timestamp"] == "2026-01-05T10:00:00.000000Z"
-    assert first["properties"] == {"amount": "12.50", "at": "2026-01-05T10:00:00.000000Z"}
+    assert first["properties"] == {"amount": 12.5, "at": "2026-01-05T10:00:00.000000Z"}
+    # Decimals go out as JSON numbers with their exact digits (summable by meters).
+    assert b'"amount":12.50,' in server.requests[0].body
     assert second["timestamp"] == "2026-01-05T10:00:00Z"
 
     with pytest.raises(ValueError, match="naive"):

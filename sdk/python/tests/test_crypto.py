@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from decimal import Decimal
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,12 +30,20 @@ def _raw(token: str) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "value", ["alice@example.com", "", "ünïcødé ✓", 42, 1.5, True, None, [1, "two"], {"a": {"b": [3]}}]
+    "value",
+    ["alice@example.com", "", "ünïcødé ✓", 42, True, None, [1, "two"], {"a": {"b": [3]}}, Decimal("12.50")],
 )
 def test_round_trip_keeps_json_types(value):
     token = encrypt_value(value, KEY, field="f")
     assert is_encrypted(token)
-    assert decrypt_value(token, KEY, field="f") == value
+    back = decrypt_value(token, KEY, field="f")
+    assert back == value and type(back) is type(value)
+    if isinstance(value, Decimal):
+        assert str(back) == "12.50"
+
+
+def test_fractional_numbers_decrypt_as_exact_decimals():
+    assert decrypt_value(encrypt_value(0.1, KEY, field="f"), KEY, field="f") == Decimal("0.1")
 
 
 def test_envelope_is_nonce_then_aes_gcm_ciphertext_bound_to_the_field():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -16,13 +18,21 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# Decimal values are written as JSON numbers with their exact digits ("12.50"
+# stays 12.50, never rounded through a binary float), so that meters can sum
+# them. The stdlib encoder cannot emit raw number text, so ``default`` writes a
+# marker string carrying a per-process random token, and the markers are
+# replaced by the bare digits afterwards. Without the token no string that came
+# from the caller's data can be mistaken for a marker.
+_TOKEN = os.urandom(12).hex()
+_MARKER = re.compile(r'"\\u0000' + _TOKEN + r':(-?[0-9][0-9.E+\-]*)\\u0000"')
+
+
 def _default(value: Any) -> Any:
-    # Decimal goes out as a decimal string, as the Tollway API writes every
-    # quantity: exact, never rounded through a float.
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{value} is not a finite decimal")
-        return str(value)
+        return f"\x00{_TOKEN}:{value}\x00"
     if isinstance(value, datetime):
         return rfc3339(value)
     if isinstance(value, date):
@@ -34,6 +44,7 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; NaN/Infinity are refused because they are not JSON."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default).encode(
-        "utf-8"
-    )
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
+    if _TOKEN in text:
+        text = _MARKER.sub(r"\1", text)
+    return text.encode("utf-8")

@@ -7,6 +7,7 @@ provider's process and before the event is queued, by an opaque envelope::
 
 - ``tw1`` is the format version (AES-256-GCM, 96-bit random nonce, 128-bit tag,
   JSON-encoded plaintext so numbers, lists and objects round-trip with their type);
+- numbers with a fraction decrypt as ``decimal.Decimal`` (exact digits);
 - the associated data is ``b"tollway:tw1:" + <dotted field path>``: a ciphertext
   only decrypts under the field it was written for, so an envelope copied from
   ``user.email`` into ``user.name`` fails authentication;
@@ -23,6 +24,7 @@ import binascii
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tollway_sdk._json import dumps
@@ -139,7 +141,7 @@ def _decrypt(aeads: Sequence[AESGCM], token: Any, field: str) -> Any:
             plaintext = aead.decrypt(nonce, sealed, _aad(field))
         except InvalidTag:
             continue
-        return json.loads(plaintext)
+        return json.loads(plaintext, parse_float=Decimal)
     raise DecryptionError(f"field {field!r}: authentication failed (wrong key, wrong field, or the value was altered)")
 
 
