@@ -100,7 +100,13 @@ async def post_events(request: Request) -> Response:
         else ((lambda i: f"[{i}].") if batch else (lambda i: ""))
     )
     result: IngestResult = await run_in_threadpool(
-        ingest, request.app.state.event_sink, events, now=utcnow(), names=names, field_prefix=prefix
+        ingest,
+        request.app.state.event_sink,
+        events,
+        now=utcnow(),
+        names=names,
+        field_prefix=prefix,
+        check_nul=b"\\u0000" in body,
     )
     if result.errors and result.accepted == 0 and result.duplicates == 0:
         raise ValidationFailed(

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
-
 from tollway.kit.time import parse_rfc3339
 
 MAX_ID_LENGTH = 200
@@ -27,7 +25,6 @@ class IncomingEvent:
     type: str
     timestamp: datetime
     properties: dict[str, Any]
-    properties_json: str = "{}"
 
 
 @dataclass(slots=True)
@@ -95,9 +92,13 @@ def _text(raw: dict[str, Any], name: str, required: bool) -> tuple[str | None, s
 
 
 def validate_event(
-    raw: Any, now: datetime, names: dict[str, str] = NATIVE_FIELDS
+    raw: Any, now: datetime, names: dict[str, str] = NATIVE_FIELDS, check_nul: bool = True
 ) -> IncomingEvent | tuple[str | None, str, str]:
-    """Return a valid event, or (id, field, message) for the first problem found."""
+    """Return a valid event, or (id, field, message) for the first problem found.
+
+    ``check_nul=False`` skips the scan of properties for NUL characters (which PostgreSQL cannot
+    store); the HTTP layer passes it when the raw body holds no ``\\u0000`` escape at all.
+    """
     if not isinstance(raw, dict):
         return None, "", "an event must be a JSON object"
     raw_id = raw.get(names["id"])
@@ -128,13 +129,19 @@ def validate_event(
         props = {}
     elif not isinstance(props, dict):
         return shown_id, names["properties"], f"'{names['properties']}' must be a JSON object"
-    try:
-        props_json = orjson.dumps(props).decode()
-    except (TypeError, orjson.JSONEncodeError) as exc:  # pragma: no cover - parsed JSON re-encodes
-        return shown_id, names["properties"], f"cannot be stored: {exc}"
-    if "\\u0000" in props_json:
+    if check_nul and _contains_nul(props):
         return shown_id, names["properties"], "must not contain NUL characters (\\u0000)"
-    return IncomingEvent(values["id"], values["customer"], values["type"], timestamp, props, props_json)
+    return IncomingEvent(values["id"], values["customer"], values["type"], timestamp, props)
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
 
 
 def ingest(
@@ -144,6 +151,7 @@ def ingest(
     now: datetime,
     names: dict[str, str] = NATIVE_FIELDS,
     field_prefix: Callable[[int], str] = lambda i: f"events[{i}].",
+    check_nul: bool = True,
 ) -> IngestResult:
     """Validate every event, drop repeats within the batch, store the rest; never all-or-nothing."""
     result = IngestResult()
@@ -151,7 +159,7 @@ def ingest(
     seen: set[str] = set()
     in_batch_repeats = 0
     for index, raw in enumerate(raw_events):
-        checked = validate_event(raw, now, names)
+        checked = validate_event(raw, now, names, check_nul)
         if isinstance(checked, IncomingEvent):
             if checked.id in seen:
                 in_batch_repeats += 1

@@ -1,0 +1,85 @@
+"""Helpers shared by the benchmarks: a scratch PostgreSQL database and a real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+
+PG_ADMIN = os.environ.get("TOLLWAY_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_url(db: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+
+
+def fresh_database(name: str) -> str:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_url(name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def key(self, scope: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "tollway", "keys", "create", "--scope", scope],
+            env=self.env, check=True, capture_output=True, text=True,
+        )
+        return out.stdout.strip().splitlines()[-1]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_server(db_url: str, workers: int = 1) -> Server:
+    port = free_port()
+    env = {**os.environ, "TOLLWAY_DATABASE_URL": db_url, "TOLLWAY_RUN_WORKER_IN_SERVE": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tollway", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return Server(url, proc, env)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def summary(values: list[float]) -> str:
+    values = sorted(values)
+    p50 = statistics.median(values)
+    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    return f"p50 {p50:.1f}  p95 {p95:.1f}  min {values[0]:.1f}  max {values[-1]:.1f}  (n={len(values)})"

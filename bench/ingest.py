@@ -1,0 +1,225 @@
+"""Ingestion and usage-query benchmark against PostgreSQL, through the real server.
+
+    .venv/bin/python bench/ingest.py                       # full run (10,000,000 stored events)
+    .venv/bin/python bench/ingest.py --stored-events 1000000 --ingest-events 100000   # quicker
+
+(a) End-to-end ingestion: HTTP batches of 100 and of 1000 events → validated, deduplicated,
+    stored. Reported in events/s next to the raw ceiling measured in the same run: COPY of the same
+    rows into a staging table + INSERT … ON CONFLICT DO NOTHING, from Python, no HTTP.
+(b) Latency of a one-month usage query with ``--stored-events`` events stored, for a typical
+    customer (10,000 events that month) and a heavy one (1,000,000 events that month).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import drop_database, fresh_database, start_server, summary  # noqa: E402
+
+ENDPOINTS = ["/v1/forecast", "/v1/maps", "/v1/geocode", "/v1/alerts"]
+MONTH_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_events(n: int, prefix: str, customers: int = 1000) -> list[dict]:
+    rnd = random.Random(42)
+    out = []
+    for i in range(n):
+        ts = MONTH_START + timedelta(seconds=rnd.randrange(31 * 86400))
+        out.append(
+            {
+                "id": f"{prefix}-{i}",
+                "customer": f"cust-{rnd.randrange(customers)}",
+                "type": "api_call",
+                "timestamp": ts.isoformat().replace("+00:00", "Z"),
+                "properties": {
+                    "endpoint": rnd.choice(ENDPOINTS),
+                    "method": "GET",
+                    "status": rnd.choice((200, 200, 200, 201, 404, 500)),
+                    "bytes": rnd.randrange(100, 20000),
+                    "user": f"u-{rnd.randrange(5000)}",
+                },
+            }
+        )
+    return out
+
+
+def bench_http(url: str, key: str, events: list[dict], batch: int, concurrency: int) -> tuple[float, int]:
+    bodies = [orjson.dumps({"events": events[i : i + batch]}) for i in range(0, len(events), batch)]
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    accepted = 0
+
+    def send_all(chunk: list[bytes]) -> int:
+        n = 0
+        with httpx.Client(timeout=60) as client:
+            for body in chunk:
+                r = client.post(url + "/v1/events", content=body, headers=headers)
+                r.raise_for_status()
+                n += r.json()["accepted"]
+        return n
+
+    chunks = [bodies[i::concurrency] for i in range(concurrency)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        accepted = sum(pool.map(send_all, chunks))
+    return time.perf_counter() - t0, accepted
+
+
+def bench_raw_copy(db_url: str, events: list[dict], batch: int) -> float:
+    """The ceiling: same rows, same dedup rule, straight from Python with COPY (no HTTP, no validation)."""
+    conn = psycopg.connect(db_url)
+    t0 = time.perf_counter()
+    with conn:
+        for i in range(0, len(events), batch):
+            chunk = events[i : i + batch]
+            now = datetime.now(UTC).replace(tzinfo=None)
+            with conn.cursor() as cur:
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS raw_stage (id text, customer text, type text, timestamp timestamp, "
+                    "ingested_at timestamp, properties jsonb) ON COMMIT DELETE ROWS"
+                )
+                with cur.copy("COPY raw_stage FROM STDIN") as cp:
+                    for e in chunk:
+                        cp.write_row(
+                            (e["id"], e["customer"], e["type"], datetime.fromisoformat(e["timestamp"]).replace(tzinfo=None),
+                             now, orjson.dumps(e["properties"]).decode())
+                        )
+                cur.execute(
+                    "INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
+                    "SELECT * FROM raw_stage ON CONFLICT (id) DO NOTHING"
+                )
+            conn.commit()
+    conn.close()
+    return time.perf_counter() - t0
+
+
+def load_stored_events(db_url: str, total: int) -> None:
+    """Fill the store quickly with COPY: a heavy customer (1,000,000 events in January), a typical
+    one (10,000 in January), and the rest spread over 2,000 customers and 12 months."""
+    heavy, typical = min(1_000_000, total // 2), 10_000
+    rest = max(0, total - heavy - typical)
+    rnd = random.Random(7)
+    ingested = datetime(2026, 1, 1).replace(tzinfo=None)
+    t0 = time.perf_counter()
+    with psycopg.connect(db_url) as conn, conn.cursor() as cur:
+        with cur.copy("COPY events (id, customer, type, timestamp, ingested_at, properties) FROM STDIN") as cp:
+            def rows(customer: str, n: int, months: int) -> None:
+                span = 31 * 86400 if months == 1 else 365 * 86400
+                for _ in range(n):
+                    ts = datetime(2026, 1, 1) + timedelta(seconds=rnd.randrange(span))
+                    props = '{"endpoint": "%s", "status": %d, "bytes": %d, "user": "u-%d"}' % (
+                        ENDPOINTS[rnd.randrange(4)], 200 if rnd.random() < 0.9 else 500, rnd.randrange(100, 20000),
+                        rnd.randrange(5000),
+                    )
+                    cp.write_row((uuid.uuid4().hex, customer, "api_call", ts, ingested, props))
+
+            rows("heavy", heavy, 1)
+            rows("typical", typical, 1)
+            batch = 100_000
+            for start in range(0, rest, batch):
+                n = min(batch, rest - start)
+                for _ in range(n // 1000):
+                    rows(f"cust-{rnd.randrange(2000)}", 1000, 12)
+        conn.commit()
+        cur.execute("ANALYZE events")
+        conn.commit()
+    print(f"loaded {total:,} events with COPY in {time.perf_counter() - t0:.0f} s")
+
+
+def bench_queries(url: str, key: str, customer: str, meter: str, repeats: int) -> list[float]:
+    params = {"customer": customer, "from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
+    out = []
+    with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {key}"}) as client:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            r = client.get(f"{url}/v1/meters/{meter}/usage", params=params)
+            out.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--ingest-events", type=int, default=200_000, help="events sent per ingestion run")
+    ap.add_argument("--stored-events", type=int, default=10_000_000)
+    ap.add_argument("--concurrency", type=int, default=4, help="client threads sending batches")
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    ap.add_argument("--query-repeats", type=int, default=30)
+    ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--skip-query", action="store_true")
+    args = ap.parse_args()
+
+    if not args.skip_ingest:
+        print(f"== ingestion: {args.ingest_events:,} events per run, {args.runs} runs, "
+              f"{args.concurrency} client threads, {args.workers} server workers")
+        results: dict[str, list[float]] = {"http-100": [], "http-1000": [], "raw-copy-1000": []}
+        for run in range(args.runs):
+            for mode in results:
+                db = f"tw_bench_ingest_{mode.replace('-', '_')}"
+                url = fresh_database(db)
+                server = start_server(url, workers=args.workers)
+                try:
+                    key = server.key("ingest")
+                    events = make_events(args.ingest_events, f"r{run}")
+                    if mode == "raw-copy-1000":
+                        secs = bench_raw_copy(url, events, 1000)
+                        stored = args.ingest_events
+                    else:
+                        secs, stored = bench_http(server.url, key, events, int(mode.split("-")[1]), args.concurrency)
+                        # replay the first tenth: all duplicates, nothing stored twice
+                        _, again = bench_http(server.url, key, events[: len(events) // 10], 1000, 1)
+                        assert again == 0, again
+                    with psycopg.connect(url) as conn:
+                        count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+                    assert count == args.ingest_events == stored, (count, stored)
+                finally:
+                    server.stop()
+                    drop_database(db)
+                rate = args.ingest_events / secs
+                results[mode].append(rate)
+                print(f"run {run + 1} {mode:>14}: {rate:10,.0f} events/s  ({secs:.2f} s)")
+        ceiling = statistics.median(results["raw-copy-1000"])
+        for mode, rates in results.items():
+            med = statistics.median(rates)
+            print(f"median {mode:>14}: {med:10,.0f} events/s  = {med / ceiling:.2f} × raw COPY ceiling")
+
+    if not args.skip_query:
+        print(f"== usage query: {args.stored_events:,} stored events")
+        db = "tw_bench_query"
+        url = fresh_database(db)
+        server = start_server(url, workers=1)
+        try:
+            admin = server.key("admin")
+            h = {"Authorization": f"Bearer {admin}"}
+            httpx.post(server.url + "/v1/meters", headers=h, json={
+                "key": "calls", "event_type": "api_call", "aggregation": "count"}).raise_for_status()
+            httpx.post(server.url + "/v1/meters", headers=h, json={
+                "key": "ok_bytes", "event_type": "api_call", "aggregation": "sum", "value_property": "bytes",
+                "filters": [{"property": "status", "op": "lt", "value": 500}]}).raise_for_status()
+            load_stored_events(url, args.stored_events)
+            for customer in ("typical", "heavy"):
+                for meter in ("calls", "ok_bytes"):
+                    bench_queries(server.url, admin, customer, meter, 3)  # warm up
+                    lat = bench_queries(server.url, admin, customer, meter, args.query_repeats)
+                    print(f"{customer:>8} {meter:>9} one-month usage (ms): {summary(lat)}")
+        finally:
+            server.stop()
+            if "--keep" not in sys.argv:
+                drop_database(db)
+
+
+if __name__ == "__main__":
+    main()
