@@ -16,10 +16,12 @@ from tollway.db import make_engine, make_sessionmaker
 from tollway.errors import install_error_handlers
 from tollway.event.endpoints import router as events_router
 from tollway.event.store import SqlEventStore
+from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
+from tollway.subscription.endpoints import router as subscriptions_router
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router]
+ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,7 +30,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if settings.run_worker_in_serve:  # the background worker (billing runs, outbox) in-process
+            from tollway.worker import Worker
+
+            worker = Worker(app.state.sessionmaker, settings)
+            worker.start_thread()
         yield
+        if worker is not None:
+            worker.stop()
+            worker.join(timeout=30)
         engine.dispose()
 
     app = FastAPI(

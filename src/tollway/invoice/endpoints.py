@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, Response
+
+from tollway.auth.dependencies import require_admin
+from tollway.customer.service import get_customer
+from tollway.deps import get_session
+from tollway.errors import ValidationFailed
+from tollway.invoice import service
+from tollway.invoice.finalize import run_billing
+from tollway.invoice.render import render_html, render_pdf
+from tollway.invoice.schemas import BillingRunRequest, BillingRunResult, Invoice, UpcomingInvoice
+from tollway.kit.listing import ListParams, list_params
+from tollway.kit.pagination import Page, next_cursor
+from tollway.kit.time import parse_rfc3339, utcnow
+
+router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _seller(request: Request) -> str:
+    return str(getattr(request.app.state.settings, "seller_name", None) or "Tollway")
+
+
+@router.get("/v1/customers/{customer_id}/upcoming-invoice", response_model=UpcomingInvoice)
+def upcoming_invoice(
+    customer_id: str,
+    session: SessionDep,
+    at: Annotated[str | None, Query(description="RFC 3339; default: now")] = None,
+) -> UpcomingInvoice:
+    moment: datetime = utcnow()
+    if at is not None:
+        try:
+            moment = parse_rfc3339(at)
+        except ValueError as exc:
+            raise ValidationFailed.field("at", str(exc)) from exc
+    return service.upcoming_invoice(session, customer_id, at=moment)
+
+
+@router.post("/v1/billing/run", response_model=BillingRunResult)
+async def billing_run(body: BillingRunRequest, request: Request) -> BillingRunResult:
+    """Finalize every subscription period that ended at or before ``until``; idempotent."""
+    until = body.until or utcnow()
+    result = await run_in_threadpool(run_billing, request.app.state.sessionmaker, until=until)
+    return BillingRunResult(
+        until=until,
+        subscriptions_checked=result.subscriptions,
+        invoices_created=len(result.created),
+        invoices=result.created,
+    )
+
+
+@router.get("/v1/invoices", response_model=Page[Invoice])
+def list_invoices(
+    session: SessionDep,
+    params: Annotated[ListParams, Depends(list_params)],
+    customer: Annotated[str | None, Query(description="only this customer's invoices")] = None,
+    subscription: Annotated[str | None, Query(description="only this subscription's invoices")] = None,
+) -> Page[Invoice]:
+    rows = service.list_invoices(
+        session, customer=customer, subscription=subscription, limit=params.limit, after=params.after
+    )
+    return Page[Invoice](
+        data=[service.to_schema(session, r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "id")
+    )
+
+
+@router.get("/v1/invoices/{invoice_id}", response_model=Invoice)
+def get_invoice(invoice_id: str, session: SessionDep) -> Invoice:
+    return service.to_schema(session, service.get_invoice(session, invoice_id))
+
+
+@router.get("/v1/invoices/{invoice_id}/html", response_class=HTMLResponse)
+def invoice_html(invoice_id: str, session: SessionDep, request: Request) -> HTMLResponse:
+    row = service.get_invoice(session, invoice_id)
+    invoice = service.to_schema(session, row)
+    return HTMLResponse(render_html(invoice, get_customer(session, row.customer_id), _seller(request)))
+
+
+@router.get("/v1/invoices/{invoice_id}/pdf", response_class=Response)
+def invoice_pdf(invoice_id: str, session: SessionDep, request: Request) -> Response:
+    row = service.get_invoice(session, invoice_id)
+    invoice = service.to_schema(session, row)
+    pdf = render_pdf(invoice, get_customer(session, row.customer_id), _seller(request))
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{row.number}.pdf"'},
+    )
+
+
+@router.post("/v1/invoices/{invoice_id}/mark-paid", response_model=Invoice)
+def mark_paid(invoice_id: str, session: SessionDep) -> Invoice:
+    return service.to_schema(session, service.mark_paid(session, invoice_id, now=utcnow()))
+
+
+@router.post("/v1/invoices/{invoice_id}/void", response_model=Invoice)
+def void_invoice(invoice_id: str, session: SessionDep) -> Invoice:
+    return service.to_schema(session, service.void_invoice(session, invoice_id, now=utcnow()))

@@ -1,0 +1,223 @@
+"""The billing run: every subscription period that ended at or before ``until`` becomes an invoice.
+
+One transaction per invoice. In it: the subscription row is locked (``FOR UPDATE`` on
+PostgreSQL; SQLite serializes writers with ``BEGIN IMMEDIATE``) and its bookmark
+``billed_until`` re-read, so two runs (two workers, or a retry) never bill the same period; the
+lines are computed with the invoice's ``as_of`` cutoff; the invoice number is taken from the
+counter row, locked ``FOR UPDATE`` and advanced in the same transaction, so numbers are gapless
+(a rolled-back invoice gives its number back); the invoice, its lines, the new bookmark and the
+``invoice.finalized`` outbox message are committed together. A crash leaves either all of it or
+none of it. The unique constraint on (subscription, period_start) is the last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tollway.invoice.adjust import adjustment_lines
+from tollway.invoice.compute import BillLine, PeriodContext, period_lines
+from tollway.kit.money import Currency, money_context, round_money, to_minor_units
+from tollway.kit.periods import Period
+from tollway.kit.time import utcnow
+from tollway.models import Customer, Invoice, InvoiceLine, InvoiceSequence, Plan, Subscription
+from tollway.notification.outbox import emit
+from tollway.subscription.terms import Terms
+
+log = logging.getLogger("tollway.billing")
+
+SEQUENCE = "invoice"
+NUMBER_PREFIX = "INV-"
+
+
+@dataclass
+class RunResult:
+    until: datetime
+    created: list[str] = field(default_factory=list)
+    subscriptions: int = 0
+
+
+@dataclass(frozen=True)
+class Totals:
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+def totals(lines: list[BillLine], tax_rate: Decimal, currency: Currency) -> Totals:
+    """Subtotal = sum of the rounded lines; tax = subtotal x rate, rounded half up; total = both."""
+    with money_context():
+        subtotal = sum((line.amount for line in lines), Decimal(0))
+        tax = round_money(subtotal * tax_rate / 100, currency)
+        return Totals(subtotal, tax, subtotal + tax)
+
+
+def next_number(session: Session) -> str:
+    """Advance the gapless counter inside the caller's transaction (row lock held until commit)."""
+    seq = session.scalars(select(InvoiceSequence).where(InvoiceSequence.name == SEQUENCE).with_for_update()).first()
+    if seq is None:  # pragma: no cover - the migration inserts the row
+        seq = InvoiceSequence(name=SEQUENCE, last_value=0)
+        session.add(seq)
+        session.flush()
+    seq.last_value += 1
+    session.flush()
+    return f"{NUMBER_PREFIX}{seq.last_value:06d}"
+
+
+def _candidates(factory: sessionmaker[Session], until: datetime) -> list[str]:
+    with factory() as session:
+        stmt = (
+            select(Subscription.id)
+            .where(
+                Subscription.start < until,
+                or_(Subscription.billed_until.is_(None), Subscription.billed_until < until),
+                or_(
+                    Subscription.ends_at.is_(None),
+                    Subscription.billed_until.is_(None),
+                    Subscription.billed_until < Subscription.ends_at,
+                ),
+            )
+            .order_by(Subscription.id)
+        )
+        return list(session.scalars(stmt))
+
+
+def finalize_next(
+    session: Session, subscription_id: str, *, until: datetime, as_of: datetime, now: datetime
+) -> Invoice | None:
+    """Finalize the subscription's next unbilled period if it ended by ``until``; the caller commits."""
+    sub = session.scalars(select(Subscription).where(Subscription.id == subscription_id).with_for_update()).first()
+    if sub is None:
+        return None
+    plan = session.get(Plan, sub.plan_code)
+    customer = session.get(Customer, sub.customer_id)
+    assert plan is not None and customer is not None
+    terms = Terms.of(sub, plan)
+    found = terms.next_unbilled()
+    if found is None:
+        return None
+    period, full = found
+    if period.end > until:
+        return None
+    ctx = PeriodContext.load(session, terms)
+    lines = period_lines(session, ctx, period, full, as_of=as_of)
+    lines += adjustment_lines(session, sub, as_of=as_of)
+    return write_invoice(session, ctx, customer, period, lines, as_of=as_of, now=now)
+
+
+def write_invoice(
+    session: Session,
+    ctx: PeriodContext,
+    customer: Customer,
+    period: Period,
+    lines: list[BillLine],
+    *,
+    as_of: datetime,
+    now: datetime,
+) -> Invoice:
+    sub = ctx.terms.subscription
+    cur = ctx.currency
+    tax_rate = Decimal(customer.tax_rate or 0)
+    t = totals(lines, tax_rate, cur)
+    invoice = Invoice(
+        id=f"inv_{uuid.uuid4().hex[:24]}",
+        number="",
+        customer_id=customer.id,
+        subscription_id=sub.id,
+        plan_code=sub.plan_code,
+        currency=cur.code,
+        status="finalized",
+        period_start=period.start,
+        period_end=period.end,
+        issued_at=now,
+        due_at=now + timedelta(days=int(ctx.terms.plan.payment_terms_days or 0)),
+        as_of=as_of,
+        tax_rate=tax_rate,
+        subtotal_minor=to_minor_units(t.subtotal, cur),
+        tax_minor=to_minor_units(t.tax, cur),
+        total_minor=to_minor_units(t.total, cur),
+    )
+    # The number is taken last, so the counter row stays locked only for the inserts and commit.
+    invoice.number = next_number(session)
+    session.add(invoice)
+    session.flush()
+    session.add_all(
+        InvoiceLine(
+            invoice_id=invoice.id,
+            position=i,
+            kind=line.kind,
+            charge=line.charge,
+            meter=line.meter,
+            description=line.description[:1000],
+            quantity=line.quantity,
+            amount_minor=to_minor_units(line.amount, cur),
+            details=line.details,
+            adjusts_invoice_id=line.adjusts_invoice_id,
+        )
+        for i, line in enumerate(lines)
+    )
+    session.execute(update(Subscription).where(Subscription.id == sub.id).values(billed_until=period.end))
+    emit(
+        session,
+        "invoice.finalized",
+        {
+            "id": invoice.id,
+            "number": invoice.number,
+            "customer": customer.id,
+            "subscription": sub.id,
+            "currency": cur.code,
+            "total": str(t.total),
+            "period_start": period.start.isoformat(),
+            "period_end": period.end.isoformat(),
+        },
+        key=invoice.id,
+    )
+    session.flush()
+    return invoice
+
+
+def run_billing(
+    factory: sessionmaker[Session],
+    *,
+    until: datetime,
+    now: datetime | None = None,
+    as_of_lag: timedelta = timedelta(0),
+) -> RunResult:
+    """Finalize every period that ended at or before ``until`` (capped at now: a period that has not
+    ended yet is never finalized). Safe to run twice, or in several processes at once.
+
+    ``as_of_lag`` sets each invoice's cutoff a little before the moment it is computed, so that an
+    event whose ingestion transaction is still in flight is billed as a late event rather than
+    missed."""
+    result = RunResult(until=until)
+    for subscription_id in _candidates(factory, until):
+        result.subscriptions += 1
+        while True:
+            moment = now or utcnow()
+            effective_until = min(until, moment)
+            session = factory()
+            try:
+                invoice = finalize_next(
+                    session, subscription_id, until=effective_until, as_of=moment - as_of_lag, now=moment
+                )
+                if invoice is None:
+                    session.rollback()
+                    break
+                number, invoice_id = invoice.number, invoice.id
+                session.commit()
+                result.created.append(invoice_id)
+                log.info("finalized invoice %s for %s", number, subscription_id)
+            except IntegrityError:
+                # Another run finalized this period between our read and our write.
+                session.rollback()
+                break
+            finally:
+                session.close()
+    return result

@@ -1,0 +1,196 @@
+"""Invoices: read, list, the two transitions (paid, void), and the live upcoming invoice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from tollway.customer.service import get_customer
+from tollway.invoice import schemas
+from tollway.invoice.adjust import adjustment_lines
+from tollway.invoice.compute import BillLine, PeriodContext, period_lines
+from tollway.invoice.errors import InvoiceNotFound, InvoiceTransitionNotAllowed
+from tollway.invoice.finalize import totals
+from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency
+from tollway.kit.pagination import decode_cursor
+from tollway.models import Invoice, InvoiceLine, Plan, Subscription
+from tollway.notification.outbox import emit
+from tollway.pricing.lines import decimal_str
+from tollway.subscription.terms import Terms
+
+
+def get_invoice(session: Session, invoice_id: str, *, for_update: bool = False) -> Invoice:
+    stmt = select(Invoice).where(Invoice.id == invoice_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    invoice = session.scalars(stmt).first()
+    if invoice is None:
+        raise InvoiceNotFound(invoice_id)
+    return invoice
+
+
+def list_invoices(
+    session: Session, *, customer: str | None, subscription: str | None, limit: int, after: str | None
+) -> list[Invoice]:
+    stmt = select(Invoice).order_by(Invoice.id).limit(limit + 1)
+    if customer is not None:
+        stmt = stmt.where(Invoice.customer_id == customer)
+    if subscription is not None:
+        stmt = stmt.where(Invoice.subscription_id == subscription)
+    if after:
+        stmt = stmt.where(Invoice.id > decode_cursor(after))
+    return list(session.scalars(stmt))
+
+
+def invoice_lines(session: Session, invoice: Invoice) -> list[InvoiceLine]:
+    return list(
+        session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.position))
+    )
+
+
+def _event(invoice: Invoice) -> dict[str, Any]:
+    return {"id": invoice.id, "number": invoice.number, "customer": invoice.customer_id, "status": invoice.status}
+
+
+def mark_paid(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    if invoice.status != "finalized":
+        raise InvoiceTransitionNotAllowed(invoice_id, invoice.status, "marked paid")
+    invoice.status = "paid"
+    invoice.paid_at = now
+    session.flush()
+    emit(session, "invoice.paid", _event(invoice), key=invoice.id)
+    return invoice
+
+
+def void_invoice(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    if invoice.status != "finalized":
+        raise InvoiceTransitionNotAllowed(invoice_id, invoice.status, "voided")
+    invoice.status = "void"
+    invoice.voided_at = now
+    session.flush()
+    emit(session, "invoice.voided", _event(invoice), key=invoice.id)
+    return invoice
+
+
+def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
+    cur = parse_currency(invoice.currency)
+    lines = [
+        schemas.InvoiceLine(
+            kind=line.kind,  # type: ignore[arg-type]
+            charge=line.charge,
+            meter=line.meter,
+            description=line.description,
+            quantity=decimal_str(Decimal(line.quantity)),
+            amount=money_str(from_minor_units(line.amount_minor, cur), cur),
+            details=dict(line.details or {}),
+        )
+        for line in invoice_lines(session, invoice)
+    ]
+    return schemas.Invoice(
+        id=invoice.id,
+        number=invoice.number,
+        customer=invoice.customer_id,
+        subscription=invoice.subscription_id,
+        currency=cur.code,
+        status=invoice.status,  # type: ignore[arg-type]
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        issued_at=invoice.issued_at,
+        due_at=invoice.due_at,
+        lines=lines,
+        subtotal=money_str(from_minor_units(invoice.subtotal_minor, cur), cur),
+        tax=money_str(from_minor_units(invoice.tax_minor, cur), cur),
+        total=money_str(from_minor_units(invoice.total_minor, cur), cur),
+        plan=invoice.plan_code,
+        tax_rate=decimal_str(Decimal(invoice.tax_rate)),
+        as_of=invoice.as_of,
+        paid_at=invoice.paid_at,
+        voided_at=invoice.voided_at,
+    )
+
+
+def _draft(
+    customer_id: str,
+    sub: Subscription | None,
+    cur: Currency | None,
+    lines: list[BillLine],
+    tax_rate: Decimal,
+    start: datetime | None,
+    end: datetime | None,
+) -> schemas.Invoice:
+    subtotal = tax = total = None
+    out_lines: list[schemas.InvoiceLine] = []
+    if cur is not None:
+        t = totals(lines, tax_rate, cur)
+        subtotal, tax, total = money_str(t.subtotal, cur), money_str(t.tax, cur), money_str(t.total, cur)
+        out_lines = [schemas.InvoiceLine.model_validate(line.to_dict(cur)) for line in lines]
+    return schemas.Invoice(
+        id=None,
+        number=None,
+        customer=customer_id,
+        subscription=sub.id if sub else None,
+        currency=cur.code if cur else None,
+        status="draft",
+        period_start=start,
+        period_end=end,
+        issued_at=None,
+        due_at=None,
+        lines=out_lines,
+        subtotal=subtotal,
+        tax=tax,
+        total=total,
+        plan=sub.plan_code if sub else None,
+        tax_rate=decimal_str(tax_rate),
+    )
+
+
+def upcoming_invoice(session: Session, customer_id: str, *, at: datetime) -> schemas.UpcomingInvoice:
+    """The invoice of the period containing ``at`` for every subscription active then, computed
+    live from the usage ingested so far (no cutoff), with pending corrections to finalized periods."""
+    customer = get_customer(session, customer_id)
+    tax_rate = Decimal(customer.tax_rate or 0)
+    subs = list(
+        session.scalars(
+            select(Subscription)
+            .where(
+                Subscription.customer_id == customer_id,
+                Subscription.start <= at,
+                or_(Subscription.ends_at.is_(None), Subscription.ends_at > at),
+            )
+            .order_by(Subscription.start, Subscription.id)
+        )
+    )
+    parts: list[tuple[Subscription, PeriodContext, list[BillLine], datetime, datetime]] = []
+    for sub in subs:
+        plan = session.get(Plan, sub.plan_code)
+        assert plan is not None
+        terms = Terms.of(sub, plan)
+        found = terms.period_at(at)
+        if found is None:
+            continue
+        period, full = found
+        ctx = PeriodContext.load(session, terms)
+        lines = period_lines(session, ctx, period, full, as_of=None) + adjustment_lines(session, sub, as_of=None)
+        parts.append((sub, ctx, lines, period.start, period.end))
+    invoices = [_draft(customer_id, s, c.currency, ls, tax_rate, a, b) for s, c, ls, a, b in parts]
+    if len(parts) == 1:
+        return schemas.UpcomingInvoice(**invoices[0].model_dump(), at=at, invoices=invoices)
+    currencies = {c.currency.code for _, c, _, _, _ in parts}
+    cur: Currency | None = parse_currency(customer.currency) if not parts else None
+    combined: list[BillLine] = []
+    if len(currencies) == 1:
+        cur = parts[0][1].currency
+        for sub, _, lines, a, b in parts:
+            for line in lines:
+                extra = {"subscription": sub.id, "period_start": a.isoformat(), "period_end": b.isoformat()}
+                combined.append(BillLine(**{**line.__dict__, "details": {**line.details, **extra}}))
+    start = min((a for _, _, _, a, _ in parts), default=None)
+    end = max((b for _, _, _, _, b in parts), default=None)
+    body = _draft(customer_id, None, cur, combined, tax_rate, start, end)
+    return schemas.UpcomingInvoice(**body.model_dump(), at=at, invoices=invoices)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
+
+from tollway.auth.dependencies import require_admin
+from tollway.deps import get_session
+from tollway.kit.listing import ListParams, list_params
+from tollway.kit.pagination import Page, next_cursor
+from tollway.kit.time import utcnow
+from tollway.models import Subscription as SubscriptionRow
+from tollway.subscription import service
+from tollway.subscription.schemas import (
+    Period,
+    Subscription,
+    SubscriptionCancel,
+    SubscriptionChangePlan,
+    SubscriptionCreate,
+)
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], dependencies=[Depends(require_admin)])
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def to_schema(session: Session, row: SubscriptionRow) -> Subscription:
+    now = utcnow()
+    terms = service.terms_of(session, row)
+    found = terms.period_at(max(now, row.start))
+    return Subscription(
+        id=row.id,
+        customer=row.customer_id,
+        plan=row.plan_code,
+        status=service.status_of(row, now),
+        start=row.start,
+        ends_at=row.ends_at,
+        canceled_at=row.canceled_at,
+        cancel_mode=row.cancel_mode,
+        timezone=row.timezone,
+        current_period=Period(start=found[0].start, end=found[0].end) if found else None,
+        contract_ends_at=terms.contract_end(),
+        previous=row.previous,
+        changed_to=row.changed_to,
+        overrides=service.overrides_of(row),
+        billed_until=row.billed_until,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@router.post("", status_code=201, response_model=Subscription)
+def create_subscription(body: SubscriptionCreate, session: SessionDep) -> Subscription:
+    return to_schema(session, service.create_subscription(session, body, now=utcnow()))
+
+
+@router.get("", response_model=Page[Subscription])
+def list_subscriptions(
+    session: SessionDep,
+    params: Annotated[ListParams, Depends(list_params)],
+    customer: Annotated[str | None, Query(description="only this customer's subscriptions")] = None,
+) -> Page[Subscription]:
+    rows = service.list_subscriptions(session, customer=customer, limit=params.limit, after=params.after)
+    return Page[Subscription](
+        data=[to_schema(session, r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "id")
+    )
+
+
+@router.get("/{subscription_id}", response_model=Subscription)
+def get_subscription(subscription_id: str, session: SessionDep) -> Subscription:
+    return to_schema(session, service.get_subscription(session, subscription_id))
+
+
+@router.post("/{subscription_id}/cancel", response_model=Subscription)
+def cancel_subscription(subscription_id: str, body: SubscriptionCancel, session: SessionDep) -> Subscription:
+    return to_schema(session, service.cancel_subscription(session, subscription_id, body, now=utcnow()))
+
+
+@router.post("/{subscription_id}/change-plan", response_model=Subscription)
+def change_plan(subscription_id: str, body: SubscriptionChangePlan, session: SessionDep) -> Subscription:
+    """Returns the new subscription (its ``previous`` names the one that ended at the switch)."""
+    _, new = service.change_plan(session, subscription_id, body, now=utcnow())
+    return to_schema(session, new)

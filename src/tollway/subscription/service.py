@@ -1,0 +1,198 @@
+"""Subscriptions: create, read, cancel (immediately or at period end), change plan."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tollway.catalog.service import get_subscribable_plan
+from tollway.customer.service import get_customer
+from tollway.kit.pagination import decode_cursor
+from tollway.models import Plan, Subscription
+from tollway.notification.outbox import emit
+from tollway.subscription.errors import (
+    InvalidSubscriptionTime,
+    SubscriptionAlreadyExists,
+    SubscriptionEnded,
+    SubscriptionNotFound,
+)
+from tollway.subscription.schemas import (
+    Overrides,
+    SubscriptionCancel,
+    SubscriptionChangePlan,
+    SubscriptionCreate,
+    SubscriptionStatus,
+)
+from tollway.subscription.terms import Terms
+
+
+def get_subscription(session: Session, subscription_id: str, *, for_update: bool = False) -> Subscription:
+    if for_update:
+        stmt = select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        row = session.scalars(stmt).first()
+    else:
+        row = session.get(Subscription, subscription_id)
+    if row is None:
+        raise SubscriptionNotFound(subscription_id)
+    return row
+
+
+def get_plan(session: Session, subscription: Subscription) -> Plan:
+    plan = session.get(Plan, subscription.plan_code)
+    assert plan is not None  # a foreign key guarantees it
+    return plan
+
+
+def terms_of(session: Session, subscription: Subscription) -> Terms:
+    return Terms.of(subscription, get_plan(session, subscription))
+
+
+def status_of(subscription: Subscription, now: datetime) -> SubscriptionStatus:
+    if subscription.ends_at is not None and subscription.ends_at <= now:
+        return "ended"
+    if subscription.canceled_at is not None:
+        return "canceled"
+    return "active"
+
+
+def _payload(sub: Subscription) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "customer": sub.customer_id,
+        "plan": sub.plan_code,
+        "start": sub.start.isoformat(),
+        "ends_at": sub.ends_at.isoformat() if sub.ends_at else None,
+    }
+
+
+def create_subscription(session: Session, data: SubscriptionCreate, *, now: datetime) -> Subscription:
+    if session.get(Subscription, data.id) is not None:
+        raise SubscriptionAlreadyExists(data.id)
+    start = data.start or now
+    # Names the field in a 422: an unknown plan or customer, a draft, a plan out of its dates,
+    # a customer outside the plan's audience.
+    plan = get_subscribable_plan(session, data.plan, data.customer, at=start, via_admin=True)
+    customer = get_customer(session, data.customer)
+    sub = Subscription(
+        id=data.id,
+        customer_id=customer.id,
+        plan_code=plan.code,
+        start=start,
+        timezone=customer.timezone,
+        charge_setup_fee=True,
+        overrides=data.overrides.model_dump(exclude_none=True),
+    )
+    session.add(sub)
+    session.flush()
+    emit(session, "subscription.created", _payload(sub), key=sub.id)
+    return sub
+
+
+def list_subscriptions(session: Session, *, customer: str | None, limit: int, after: str | None) -> list[Subscription]:
+    stmt = select(Subscription).order_by(Subscription.id).limit(limit + 1)
+    if customer is not None:
+        stmt = stmt.where(Subscription.customer_id == customer)
+    if after:
+        stmt = stmt.where(Subscription.id > decode_cursor(after))
+    return list(session.scalars(stmt))
+
+
+def _check_open(sub: Subscription, at: datetime, field: str) -> None:
+    if sub.changed_to is not None:
+        raise SubscriptionEnded(sub.id, f"was changed to subscription '{sub.changed_to}'")
+    if sub.canceled_at is not None:
+        raise SubscriptionEnded(sub.id, "is already cancelled")
+    if sub.ends_at is not None and sub.ends_at <= at:
+        raise SubscriptionEnded(sub.id, "has already ended")
+    if at < sub.start:
+        raise InvalidSubscriptionTime(field, "must not be before the subscription start")
+    if sub.billed_until is not None and at < sub.billed_until:
+        raise InvalidSubscriptionTime(
+            field, f"falls in a period already invoiced (invoiced until {sub.billed_until.isoformat()})"
+        )
+
+
+def cancel_subscription(
+    session: Session, subscription_id: str, data: SubscriptionCancel, *, now: datetime
+) -> Subscription:
+    """Cancel at ``at`` (immediate) or at the end of the period containing ``at`` (period_end).
+
+    The last period closes at the end, prorated; an early-termination fee is billed on the last
+    invoice when the end falls before the contract's term (``contract_months``)."""
+    sub = get_subscription(session, subscription_id, for_update=True)
+    at = data.at or now
+    _check_open(sub, at, "at")
+    terms = terms_of(session, sub)
+    end = at
+    if data.mode == "period_end":
+        found = terms.period_at(at)
+        assert found is not None
+        end = found[1].end
+    sub.ends_at = end
+    sub.canceled_at = at
+    sub.cancel_mode = data.mode
+    session.flush()
+    contract_end = terms.contract_end()
+    emit(
+        session,
+        "subscription.canceled",
+        {**_payload(sub), "mode": data.mode, "early": bool(contract_end and end < contract_end)},
+        key=sub.id,
+    )
+    return sub
+
+
+def _successor_id(session: Session, sub: Subscription) -> str:
+    root = sub.id.split("~", 1)[0]
+    count = session.scalar(select(func.count()).select_from(Subscription).where(Subscription.id.like(f"{root}~%")))
+    n = int(count or 0) + 1
+    while session.get(Subscription, f"{root}~{n}") is not None:
+        n += 1
+    return f"{root}~{n}"
+
+
+def change_plan(
+    session: Session, subscription_id: str, data: SubscriptionChangePlan, *, now: datetime
+) -> tuple[Subscription, Subscription]:
+    """Switch plans at ``at``: the old subscription's period closes there, prorated; a new
+    subscription on the new plan starts there (its first period prorated as its plan says).
+    Returns (old, new)."""
+    sub = get_subscription(session, subscription_id, for_update=True)
+    at = data.at or now
+    _check_open(sub, at, "at")
+    if at == sub.start:
+        raise InvalidSubscriptionTime("at", "must be after the subscription start (cancel and subscribe instead)")
+    customer = get_customer(session, sub.customer_id)
+    plan = get_subscribable_plan(session, data.plan, customer, at=at, via_admin=True)
+    new_id = data.id or _successor_id(session, sub)
+    if session.get(Subscription, new_id) is not None:
+        raise SubscriptionAlreadyExists(new_id)
+    new = Subscription(
+        id=new_id,
+        customer_id=sub.customer_id,
+        plan_code=plan.code,
+        start=at,
+        timezone=sub.timezone,
+        previous=sub.id,
+        charge_setup_fee=data.charge_setup_fee,
+        overrides=dict(sub.overrides or {}),
+    )
+    sub.ends_at = at
+    sub.cancel_mode = "plan_change"
+    sub.changed_to = new_id
+    session.add(new)
+    session.flush()
+    emit(
+        session,
+        "subscription.plan_changed",
+        {**_payload(sub), "from_plan": sub.plan_code, "to_plan": plan.code, "new_subscription": new_id},
+        key=sub.id,
+    )
+    return sub, new
+
+
+def overrides_of(sub: Subscription) -> Overrides:
+    return Overrides.model_validate(sub.overrides or {})
