@@ -55,7 +55,7 @@ def emit(session: Session, topic: str, payload: dict[str, Any], *, key: str | No
 
 def backoff(attempts: int) -> timedelta:
     """5 s, 10 s, 20 s ... capped at one hour."""
-    delay = BASE_BACKOFF * (2 ** min(max(attempts - 1, 0), 20))
+    delay: timedelta = BASE_BACKOFF * int(2 ** min(max(attempts - 1, 0), 20))
     return min(delay, MAX_BACKOFF)
 
 
