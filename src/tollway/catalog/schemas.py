@@ -57,6 +57,15 @@ def _positive(value: Decimal) -> Decimal:
 
 
 PositiveDecimalStr = Annotated[DecimalStr, AfterValidator(_positive)]
+
+
+def _fraction(value: Decimal) -> Decimal:
+    if not Decimal(0) <= value <= Decimal(1):
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+PeriodFraction = Annotated[DecimalStr, AfterValidator(_fraction)]
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 
 _CHARGE_EXAMPLE = {
@@ -274,7 +283,7 @@ class PlanPreviewRequest(BaseModel):
         default_factory=dict,
         description="charge code -> per-event values, for percentage charges with a fixed fee, minimum or maximum",
     )
-    period_fraction: DecimalStr = Field(
+    period_fraction: PeriodFraction = Field(
         default=Decimal(1), description="the share of the period used (0 to 1); prorates the recurring fee"
     )
     include_setup_fee: bool = False

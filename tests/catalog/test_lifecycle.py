@@ -1,0 +1,139 @@
+"""Draft -> published: publishing freezes a plan (end_date aside) and the meters it names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.catalog._helpers import AMBERFLO_CHARGE, create_meter, create_plan, plan_body, problem
+
+
+def test_publish_freezes_the_plan(api):
+    create_meter(api)
+    draft = create_plan(api, code="pro", start_date="2026-01-01T00:00:00Z")
+    r = api.post("/v1/plans/pro/publish")
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["status"] == "published" and plan["published_at"]
+    assert {k: v for k, v in plan.items() if k not in ("status", "published_at", "updated_at")} == {
+        k: v for k, v in draft.items() if k not in ("status", "published_at", "updated_at")
+    }
+
+    # Only end_date may change.
+    r = api.patch("/v1/plans/pro", json={"end_date": "2030-01-01T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    assert r.json()["end_date"] == "2030-01-01T00:00:00Z" and r.json()["status"] == "published"
+    r = api.patch("/v1/plans/pro", json={"end_date": None})
+    assert r.status_code == 200 and r.json()["end_date"] is None
+    assert "end_date" in problem(api.patch("/v1/plans/pro", json={"end_date": "2025-06-01T00:00:00Z"}), 422)
+
+    assert set(problem(api.patch("/v1/plans/pro", json={"name": "Pro 2"}), 409)) == {"name"}
+    new_charges = [dict(AMBERFLO_CHARGE, package_price="4.00")]
+    assert set(problem(api.patch("/v1/plans/pro", json={"charges": new_charges}), 409)) == {"charges"}
+    assert set(problem(api.patch("/v1/plans/pro", json={"visibility": "private", "limits": []}), 409)) == {"visibility"}
+    # A changed field next to end_date: nothing is applied.
+    r = api.patch("/v1/plans/pro", json={"end_date": "2031-01-01T00:00:00Z", "fees": {"setup": "1.00"}})
+    assert set(problem(r, 409)) == {"fees"}
+    assert api.get("/v1/plans/pro").json()["end_date"] is None
+
+    # Fields given with the stored value (numbers written differently) are not changes.
+    same = {
+        "name": plan["name"],
+        "currency": "usd",
+        "charges": [dict(AMBERFLO_CHARGE, package_size="1000", package_price="5.0", free_units=5000)],
+        "audience": {"type": "all"},
+        "end_date": "2030-06-01T00:00:00Z",
+    }
+    r = api.patch("/v1/plans/pro", json=same)
+    assert r.status_code == 200, r.text
+    assert r.json()["end_date"] == "2030-06-01T00:00:00Z" and r.json()["charges"] == plan["charges"]
+
+    assert problem(api.delete("/v1/plans/pro"), 409) == {}
+    problem(api.post("/v1/plans/pro/publish"), 409)
+    assert api.get("/v1/plans/pro").json()["status"] == "published"
+    problem(api.post("/v1/plans/none/publish"), 404)
+
+
+def test_publish_needs_something_to_bill(api):
+    create_meter(api)
+    create_plan(api, code="empty", charges=[], fees={"early_termination": "100.00"})
+    errors = problem(api.post("/v1/plans/empty/publish"), 422)
+    assert "charges" in errors
+    assert api.get("/v1/plans/empty").json()["status"] == "draft"
+
+    r = api.patch("/v1/plans/empty", json={"fees": {"recurring": {"amount": "49.00"}}})
+    assert r.status_code == 200, r.text
+    assert api.post("/v1/plans/empty/publish").status_code == 200
+
+
+def test_publish_refuses_a_plan_that_already_ended(api):
+    create_meter(api)
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    create_plan(api, code="old", end_date=past)
+    assert "end_date" in problem(api.post("/v1/plans/old/publish"), 422)
+    future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    assert api.patch("/v1/plans/old", json={"end_date": future}).status_code == 200
+    assert api.post("/v1/plans/old/publish").status_code == 200
+
+
+def test_meter_is_frozen_once_a_published_plan_uses_it(api):
+    create_meter(api, key="api_calls")
+    create_meter(api, key="bytes_out", aggregation="sum", value_property="bytes")
+    create_meter(api, key="orders", event_type="order", aggregation="sum", value_property="amount")
+    create_meter(api, key="errors", event_type="error")
+    create_meter(api, key="free")
+    create_plan(
+        api,
+        code="pro",
+        revenue_share={"meter": "orders", "model": "fixed", "percent": "10"},
+        notifications={"meter": "bytes_out", "target": "5000", "thresholds": ["80", "100"]},
+        limits=[{"meter": "errors", "max": "100", "action": "notify"}],
+    )
+    used = ["api_calls", "bytes_out", "orders", "errors"]
+
+    # Only a draft uses them: meters may change.
+    for key in used:
+        r = api.patch(f"/v1/meters/{key}", json={"name": f"{key} (draft)"})
+        assert r.status_code == 200, r.text
+
+    assert api.post("/v1/plans/pro/publish").status_code == 200
+    for key in used:  # charges, notifications, revenue share and limits all count
+        r = api.patch(f"/v1/meters/{key}", json={"name": "renamed"})
+        assert r.status_code == 409, (key, r.text)
+        assert "pro" in r.json()["detail"]
+    assert api.get("/v1/meters/api_calls").json()["name"] == "api_calls (draft)"
+    assert api.patch("/v1/meters/free", json={"name": "still free"}).status_code == 200
+
+
+def test_deleting_or_editing_a_draft_releases_its_meters(api):
+    create_meter(api, key="api_calls")
+    create_meter(api, key="other")
+    create_plan(api, code="live", charges=[dict(AMBERFLO_CHARGE, meter="other")], publish=True)
+    create_plan(api, code="draft")
+    assert api.patch("/v1/meters/api_calls", json={"name": "x"}).status_code == 200
+    assert api.delete("/v1/plans/draft").status_code == 204
+    create_plan(api, code="draft2")
+    r = api.patch("/v1/plans/draft2", json={"charges": [dict(AMBERFLO_CHARGE, meter="other")]})
+    assert r.status_code == 200, r.text
+    assert api.post("/v1/plans/draft2/publish").status_code == 200
+    # api_calls is no longer named by any plan, published or not.
+    assert api.patch("/v1/meters/api_calls", json={"name": "y"}).status_code == 200
+    assert api.patch("/v1/meters/other", json={"name": "z"}).status_code == 409
+
+
+def test_create_plan_honours_idempotency_key(api):
+    create_meter(api)
+    body = plan_body(code="pro")
+    first = api.post("/v1/plans", json=body, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 201, first.text
+    again = api.post("/v1/plans", json=body, headers={"Idempotency-Key": "k-1"})
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+
+    other = api.post("/v1/plans", json=plan_body(code="pro", name="Other"), headers={"Idempotency-Key": "k-1"})
+    assert other.status_code == 409
+    assert [p["code"] for p in api.get("/v1/plans").json()["data"]] == ["pro"]
+    # Without the header a second create of the same code is a plain conflict.
+    problem(api.post("/v1/plans", json=body), 409)
+    # A new key runs the request again.
+    r = api.post("/v1/plans", json=plan_body(code="pro-2"), headers={"Idempotency-Key": "k-2"})
+    assert r.status_code == 201
