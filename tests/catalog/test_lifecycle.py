@@ -47,6 +47,9 @@ def test_publish_freezes_the_plan(api):
     assert r.status_code == 200, r.text
     assert r.json()["end_date"] == "2030-06-01T00:00:00Z" and r.json()["charges"] == plan["charges"]
 
+    # Only documents compare numbers by value: a name "1.0" is not the name "1".
+    assert set(problem(api.patch("/v1/plans/pro", json={"name": "1.0"}), 409)) == {"name"}
+
     assert problem(api.delete("/v1/plans/pro"), 409) == {}
     problem(api.post("/v1/plans/pro/publish"), 409)
     assert api.get("/v1/plans/pro").json()["status"] == "published"

@@ -181,6 +181,11 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("limit on unknown meter", {"limits": [{"meter": "nope", "max": 5}]}, "limits[0].meter"),
     ("limit action", {"limits": [{"meter": "api_calls", "max": 5, "action": "throttle"}]}, "limits[0].action"),
+    (
+        "same limit twice",
+        {"limits": [{"meter": "api_calls", "max": 5}, {"meter": "api_calls", "max": 2, "action": "notify"}] * 2},
+        "limits[2]",
+    ),
     ("end before start", {"start_date": "2026-02-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"}, "end_date"),
     ("timestamp without offset", {"start_date": "2026-02-01T00:00:00"}, "start_date"),
     ("interval", {"interval": "fortnight"}, "interval"),

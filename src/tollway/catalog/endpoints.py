@@ -25,6 +25,7 @@ from tollway.catalog.schemas import (
 )
 from tollway.deps import get_session
 from tollway.kit.listing import ListParams, list_params
+from tollway.kit.money import money_str
 from tollway.kit.pagination import Page, next_cursor
 from tollway.models import Bundle as BundleRow
 from tollway.models import Plan as PlanRow
@@ -186,11 +187,11 @@ def publish_plan(code: str, session: SessionDep) -> Plan:
 @router.post("/plans/{code}/preview", response_model=PlanPreview, tags=["plans"])
 def preview_plan(code: str, body: PlanPreviewRequest, session: SessionDep) -> PlanPreview:
     """Price one period of the plan (drafts too) for the given quantities."""
-    result = service.preview_plan(session, code, body).to_dict()
+    result = service.preview_plan(session, code, body)
     return PlanPreview(
         plan=code,
-        currency=str(result["currency"]),
-        lines=[PreviewLine.model_validate(line) for line in result["lines"]],  # type: ignore[attr-defined]
-        subtotal=str(result["subtotal"]),
-        total=str(result["total"]),
+        currency=result.currency.code,
+        lines=[PreviewLine.model_validate(line.to_dict()) for line in result.lines],
+        subtotal=money_str(result.subtotal, result.currency),
+        total=money_str(result.total, result.currency),
     )

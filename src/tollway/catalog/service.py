@@ -192,6 +192,7 @@ _NULLABLE = frozenset(
         "end_date",
     }
 )
+_DOCUMENTS = frozenset({"audience", "fees", "charges", "revenue_share", "notifications", "limits"})
 _TERMS = (
     "name",
     "description",
@@ -252,6 +253,14 @@ def _semantic(value: Any) -> Any:
     if isinstance(value, str) and _DECIMAL_TEXT.match(value):
         return Decimal(value.strip())
     return value
+
+
+def _differs(plan: Plan, name: str, value: Any) -> bool:
+    """Whether ``value`` (from a PATCH body) would change the stored field."""
+    new, old = _jsonable(name, value), getattr(plan, name)
+    if name in _DOCUMENTS:
+        return bool(_semantic(new) != _semantic(old))
+    return bool(new != old)
 
 
 def _terms_of(plan: Plan) -> dict[str, Any]:
@@ -345,6 +354,13 @@ def _validate_definition(session: Session, definition: PlanCreate) -> PlanPricin
                 )
             )
 
+    seen: dict[tuple[str, str], int] = {}
+    for i, limit in enumerate(definition.limits):
+        first = seen.setdefault((limit.meter, limit.action), i)
+        if first != i:
+            message = f"a '{limit.action}' limit on meter '{limit.meter}' is already limits[{first}]"
+            errors.append(FieldError(f"limits[{i}]", message))
+
     if definition.start_date and definition.end_date and definition.end_date <= definition.start_date:
         errors.append(FieldError("end_date", "must be after start_date"))
     if errors:
@@ -411,11 +427,7 @@ def update_plan(session: Session, code: str, data: PlanUpdate) -> Plan:
             raise ValidationFailed.field(name, "cannot be null")
 
     if plan.status == "published":
-        changed = [
-            name
-            for name in given
-            if name != "end_date" and _semantic(_jsonable(name, getattr(data, name))) != _semantic(getattr(plan, name))
-        ]
+        changed = [name for name in given if name != "end_date" and _differs(plan, name, getattr(data, name))]
         if changed:
             raise PublishedPlanImmutable(code, changed)
         if "end_date" in given:
