@@ -54,6 +54,32 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="run one billing run and one outbox drain, then exit")] = False,
+) -> None:
+    """Run the background worker alone: scheduled billing runs and the outbox. Stops on SIGTERM."""
+    import signal
+
+    from tollway.db import make_engine, make_sessionmaker
+    from tollway.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _migrate()
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    runner = Worker(make_sessionmaker(engine), settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: runner.stop())
+    try:
+        if once:
+            runner.run_once()
+        else:
+            runner.run()
+    finally:
+        engine.dispose()
+
+
 @keys_app.command("create")
 def keys_create(
     scope: Annotated[str, typer.Option(help="admin | ingest")],
