@@ -75,7 +75,9 @@ def send_events(api: TestClient, events: Iterable[dict[str, Any]]) -> int:
     return accepted
 
 
-def calls(customer: str, n: int, *, day: str, prefix: str = "e", type: str = "api_call", **props: Any) -> list[dict[str, Any]]:
+def calls(
+    customer: str, n: int, *, day: str, prefix: str = "e", type: str = "api_call", **props: Any
+) -> list[dict[str, Any]]:
     """``n`` events on ``day`` (YYYY-MM-DD), spread over the day's first hours."""
     return [
         {

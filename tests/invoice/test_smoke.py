@@ -19,8 +19,14 @@ def test_amberflo_month(api):
         api,
         code="starter",
         charges=[
-            {"code": "calls", "meter": "api_calls", "model": "package", "package_size": 1000,
-             "package_price": "5.00", "free_units": 5000}
+            {
+                "code": "calls",
+                "meter": "api_calls",
+                "model": "package",
+                "package_size": 1000,
+                "package_price": "5.00",
+                "free_units": 5000,
+            }
         ],
     )
     subscribe(api, id="sub_1", customer="acme", plan="starter", start="2026-01-01T00:00:00Z")
