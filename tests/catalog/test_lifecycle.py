@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
-from tests.catalog._helpers import AMBERFLO_CHARGE, create_meter, create_plan, plan_body, problem
+from tests.catalog._helpers import (
+    AMBERFLO_CHARGE,
+    create_bundle,
+    create_meter,
+    create_plan,
+    create_product,
+    plan_body,
+    problem,
+)
+from tollway.catalog import service
+from tollway.catalog.errors import BundleInUse
+from tollway.catalog.schemas import BundleUpdate
 
 
 def test_publish_freezes_the_plan(api):
@@ -140,3 +152,36 @@ def test_create_plan_honours_idempotency_key(api):
     # A new key runs the request again.
     r = api.post("/v1/plans", json=plan_body(code="pro-2"), headers={"Idempotency-Key": "k-2"})
     assert r.status_code == 201
+
+
+def test_publish_and_a_bundle_change_do_not_interleave(api, session_factory):
+    """A product cannot leave a bundle between a publish's validation and its commit."""
+    create_meter(api)
+    create_product(api, code="weather")
+    create_product(api, code="maps")
+    create_bundle(api, code="suite", products=["weather", "maps"])
+    create_plan(api, code="pro", bundle="suite", charges=[dict(AMBERFLO_CHARGE, product="weather")])
+
+    publishing = session_factory()
+    service.publish_plan(publishing, "pro")  # validated, not yet committed
+    outcome: dict[str, str] = {}
+
+    def drop_weather() -> None:
+        with session_factory() as s:
+            try:
+                service.update_bundle(s, "suite", BundleUpdate(products=["maps"]))
+                s.commit()
+                outcome["bundle"] = "changed"
+            except BundleInUse:
+                s.rollback()
+                outcome["bundle"] = "refused"
+
+    worker = threading.Thread(target=drop_weather)
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive(), "the bundle change should wait for the publish"
+    publishing.commit()
+    publishing.close()
+    worker.join(30)
+    assert outcome == {"bundle": "refused"}
+    assert api.get("/v1/bundles/suite").json()["products"] == ["weather", "maps"]

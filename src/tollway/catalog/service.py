@@ -466,7 +466,16 @@ def publish_plan(session: Session, code: str, *, at: datetime | None = None) -> 
     plan = get_plan(session, code, for_update=True)
     if plan.status == "published":
         raise PlanAlreadyPublished(code, "published again")
-    pricing = _validate_definition(session, _definition_of(plan))
+    definition = _definition_of(plan)
+    # Hold the plan's bundle and meters (FOR SHARE on PostgreSQL) until the publish commits, so
+    # that neither changes between this validation and the plan becoming published
+    # (``update_bundle`` takes the bundle FOR UPDATE before it looks for published plans).
+    if plan.bundle is not None:
+        session.get(Bundle, plan.bundle, with_for_update={"read": True})
+    keys = sorted({key for _, key in _meter_keys(definition)})
+    if keys:
+        session.execute(select(Meter.key).where(Meter.key.in_(keys)).with_for_update(read=True)).all()
+    pricing = _validate_definition(session, definition)
     assert pricing is not None
     problems: list[FieldError] = []
     if not pricing.charges and pricing.fees.setup is None and pricing.fees.recurring is None:
