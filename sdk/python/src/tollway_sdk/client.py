@@ -3,7 +3,7 @@
 Life of an event
 ----------------
 1. ``track()`` validates the event, gives it its idempotency ``id`` (the caller's
-   or ``evt_<uuid4 hex>``) and its ``timestamp`` (the caller's or *now*), encrypts
+   or ``evt_`` + 32 random hex digits) and its ``timestamp`` (the caller's or *now*), encrypts
    the configured fields, serialises it to JSON and appends the bytes to an
    in-memory queue. It never does I/O and never waits for the network.
 2. One daemon thread per client takes events off the queue in batches — as soon as
@@ -25,18 +25,17 @@ import os
 import random
 import threading
 import time
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 
 from tollway_sdk import __version__
-from tollway_sdk._json import dumps, rfc3339
+from tollway_sdk._json import dumps, rfc3339, utc_now_rfc3339
 from tollway_sdk._log import Throttle, logger
 
 __all__ = ["MAX_BATCH_EVENTS", "MAX_BODY_BYTES", "Client", "Stats"]
@@ -108,10 +107,11 @@ class Stats:
         return f"Stats({inner})"
 
 
-class _Item(NamedTuple):
-    id: str
-    data: bytes
-    queued_at: float
+# A queued event: (id, JSON bytes, time.monotonic() when queued). A plain tuple
+# of atomic values, so that the garbage collector stops tracking it: a queue of
+# thousands of events adds nothing to the cost of each collection.
+_Item = tuple[str, bytes, float]
+_ID, _DATA, _QUEUED_AT = 0, 1, 2
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -166,7 +166,7 @@ class Client:
         base_url: str,
         api_key: str,
         *,
-        batch_size: int = 100,
+        batch_size: int = 500,
         flush_interval: float = 1.0,
         max_queue_size: int = 10_000,
         timeout: float = 10.0,
@@ -238,7 +238,6 @@ class Client:
         self._closed = False
         self._abort = threading.Event()  # close() ran out of time: stop retrying
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
 
     def _after_fork(self) -> None:
         # Threads do not survive fork(): the child gets fresh locks, an empty queue
@@ -278,11 +277,11 @@ class Client:
         if not isinstance(type, str) or not type:
             raise ValueError("type must be a non-empty string")
         if id is None:
-            id = f"evt_{uuid.uuid4().hex}"
+            id = f"evt_{os.urandom(16).hex()}"  # 128 random bits, like a uuid4
         elif not isinstance(id, str) or not id or len(id) > MAX_ID_LENGTH:
             raise ValueError(f"id must be a non-empty string of at most {MAX_ID_LENGTH} characters")
         if timestamp is None:
-            ts = rfc3339(datetime.now(timezone.utc))
+            ts = utc_now_rfc3339()
         elif isinstance(timestamp, datetime):
             ts = rfc3339(timestamp)
         elif isinstance(timestamp, str) and timestamp:
@@ -291,7 +290,7 @@ class Client:
             raise TypeError("timestamp must be an aware datetime or an RFC 3339 string")
         if properties is None:
             props: Mapping[str, Any] = {}
-        elif isinstance(properties, Mapping):
+        elif properties.__class__ is dict or isinstance(properties, Mapping):
             props = properties
         else:
             raise TypeError("properties must be a mapping")
@@ -302,23 +301,24 @@ class Client:
             raise ValueError(f"event {id} is {len(data)} bytes once encoded; the limit is {_MAX_EVENT_BYTES}")
 
         with self._cond:
-            if self._pid != os.getpid():  # pragma: no cover - fork without register_at_fork
-                self._after_fork()
             if self._closing:
                 dropped_reason = "closed"
             elif len(self._queue) >= self.max_queue_size:
                 dropped_reason = "full"
             else:
-                self._queue.append(_Item(id, data, time.monotonic()))
+                self._queue.append((id, data, time.monotonic()))
                 self._enqueued += 1
+                # tracked/dropped are only ever changed here, under this lock.
+                self.stats.tracked += 1
                 n = len(self._queue)
                 if self._thread is None:
                     self._start_worker()
                 elif n == 1 or n == self.batch_size:
                     self._cond.notify()
                 dropped_reason = ""
+            if dropped_reason:
+                self.stats.dropped += 1
         if dropped_reason:
-            self.stats.add(dropped=1)
             if dropped_reason == "full":
                 self._throttle.log(
                     "overflow",
@@ -330,7 +330,6 @@ class Client:
             else:
                 self._throttle.log("closed", logging.WARNING, "Tollway client is closed: event dropped")
             return None
-        self.stats.add(tracked=1)
         return id
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -438,14 +437,9 @@ class Client:
         with self._cond:
             while True:
                 if self._queue:
-                    if (
-                        len(self._queue) >= self.batch_size
-                        or self._flush_waiters
-                        or self._closing
-                        or self._abort.is_set()
-                    ):
+                    if len(self._queue) >= self.batch_size or self._flush_waiters or self._closing:
                         break
-                    wait = self._queue[0].queued_at + self.flush_interval - time.monotonic()
+                    wait = self._queue[0][_QUEUED_AT] + self.flush_interval - time.monotonic()
                     if wait <= 0:
                         break
                     self._cond.wait(wait)
@@ -453,10 +447,15 @@ class Client:
                     return None
                 else:
                     self._cond.wait()
+            if self._abort.is_set():
+                # close() ran out of time: everything left is given up on at once.
+                batch = list(self._queue)
+                self._queue.clear()
+                return batch
             batch: list[_Item] = []
             size = len(_BODY_PREFIX) + len(_BODY_SUFFIX)
             while self._queue and len(batch) < self.batch_size:
-                extra = len(self._queue[0].data) + (1 if batch else 0)
+                extra = len(self._queue[0][_DATA]) + (1 if batch else 0)
                 if size + extra > MAX_BODY_BYTES:
                     break
                 size += extra
@@ -468,7 +467,7 @@ class Client:
         return random.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**attempt)))
 
     def _deliver(self, http: httpx.Client, batch: list[_Item]) -> None:
-        body = _BODY_PREFIX + b",".join(item.data for item in batch) + _BODY_SUFFIX
+        body = _BODY_PREFIX + b",".join(item[_DATA] for item in batch) + _BODY_SUFFIX
         headers = {}
         if self.gzip_level:
             body = gzip.compress(body, compresslevel=self.gzip_level)
@@ -527,7 +526,7 @@ class Client:
                 index = error.get("index")
                 event_id = error.get("id")
                 if event_id is None and isinstance(index, int) and 0 <= index < len(batch):
-                    event_id = batch[index].id
+                    event_id = batch[index][_ID]
                 message = error.get("message")
             else:
                 index, event_id, message = None, None, error
@@ -556,7 +555,7 @@ class Client:
     def _give_up(self, batch: list[_Item], reason: str) -> None:
         self.stats.add(failed=len(batch))
         logger.error(
-            "Tollway: giving up on %d events (%s); first id %s", len(batch), reason, batch[0].id if batch else "-"
+            "Tollway: giving up on %d events (%s); first id %s", len(batch), reason, batch[0][_ID] if batch else "-"
         )
 
 
