@@ -106,7 +106,13 @@ class PeriodContext:
     meters: dict[str, MeterDefinition]
 
     @classmethod
-    def load(cls, session: Session, terms: Terms) -> PeriodContext:
+    def load(cls, session: Session, terms: Terms, cache: dict[str, PeriodContext] | None = None) -> PeriodContext:
+        """The context for ``terms``; ``cache`` (keyed by plan code) shares the parsed pricing and
+        meter definitions between subscriptions of one billing run (published plans and the
+        meters they use cannot change)."""
+        if cache is not None and terms.plan.code in cache:
+            cached = cache[terms.plan.code]
+            return cls(terms, cached.pricing, cached.currency, cached.meters)
         pricing = plan_pricing(terms.plan)
         keys = {c.meter for c in pricing.charges if c.meter}
         if pricing.revenue_share is not None:
@@ -116,7 +122,10 @@ class PeriodContext:
             row = session.get(Meter, key)
             if row is not None:
                 meters[key] = MeterDefinition.from_row(row)
-        return cls(terms, pricing, parse_currency(terms.plan.currency), meters)
+        ctx = cls(terms, pricing, parse_currency(terms.plan.currency), meters)
+        if cache is not None and terms.plan.status == "published":
+            cache[terms.plan.code] = ctx
+        return ctx
 
 
 class _Usage:

@@ -90,10 +90,20 @@ def _candidates(factory: sessionmaker[Session], until: datetime) -> list[str]:
 
 
 def finalize_next(
-    session: Session, subscription_id: str, *, until: datetime, as_of: datetime, now: datetime
+    session: Session,
+    subscription_id: str,
+    *,
+    until: datetime,
+    as_of: datetime,
+    now: datetime,
+    contexts: dict[str, PeriodContext] | None = None,
 ) -> Invoice | None:
-    """Finalize the subscription's next unbilled period if it ended by ``until``; the caller commits."""
-    sub = session.scalars(select(Subscription).where(Subscription.id == subscription_id).with_for_update()).first()
+    """Finalize the subscription's next unbilled period if it ended by ``until``; the caller commits.
+
+    The subscription row is locked; when another worker holds it (PostgreSQL ``SKIP LOCKED``) it
+    is billing this subscription right now, and this call returns ``None`` to move on."""
+    stmt = select(Subscription).where(Subscription.id == subscription_id).with_for_update(skip_locked=True)
+    sub = session.scalars(stmt).first()
     if sub is None:
         return None
     plan = session.get(Plan, sub.plan_code)
@@ -106,7 +116,7 @@ def finalize_next(
     period, full = found
     if period.end > until:
         return None
-    ctx = PeriodContext.load(session, terms)
+    ctx = PeriodContext.load(session, terms, contexts)
     lines = period_lines(session, ctx, period, full, as_of=as_of)
     lines += adjustment_lines(session, sub, as_of=as_of)
     return write_invoice(session, ctx, customer, period, lines, as_of=as_of, now=now)
@@ -197,6 +207,7 @@ def run_billing(
     event whose ingestion transaction is still in flight is billed as a late event rather than
     missed."""
     result = RunResult(until=until)
+    contexts: dict[str, PeriodContext] = {}
     for subscription_id in _candidates(factory, until):
         result.subscriptions += 1
         while True:
@@ -205,7 +216,12 @@ def run_billing(
             session = factory()
             try:
                 invoice = finalize_next(
-                    session, subscription_id, until=effective_until, as_of=moment - as_of_lag, now=moment
+                    session,
+                    subscription_id,
+                    until=effective_until,
+                    as_of=moment - as_of_lag,
+                    now=moment,
+                    contexts=contexts,
                 )
                 if invoice is None:
                     session.rollback()
