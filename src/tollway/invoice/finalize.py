@@ -97,29 +97,38 @@ def finalize_next(
     as_of: datetime,
     now: datetime,
     contexts: dict[str, PeriodContext] | None = None,
-) -> Invoice | None:
+) -> tuple[Invoice | None, bool]:
     """Finalize the subscription's next unbilled period if it ended by ``until``; the caller commits.
 
-    The subscription row is locked; when another worker holds it (PostgreSQL ``SKIP LOCKED``) it
-    is billing this subscription right now, and this call returns ``None`` to move on."""
-    stmt = select(Subscription).where(Subscription.id == subscription_id).with_for_update(skip_locked=True)
-    sub = session.scalars(stmt).first()
-    if sub is None:
-        return None
-    plan = session.get(Plan, sub.plan_code)
-    customer = session.get(Customer, sub.customer_id)
-    assert plan is not None and customer is not None
+    Returns the invoice (or ``None``) and whether a further period is due as well. The subscription
+    row is locked; when another worker holds it (PostgreSQL ``SKIP LOCKED``) that worker is billing
+    this subscription right now, and this call returns ``(None, False)`` to move on."""
+    stmt = (
+        select(Subscription, Customer)
+        .join(Customer, Customer.id == Subscription.customer_id)
+        .where(Subscription.id == subscription_id)
+        .with_for_update(of=Subscription, skip_locked=True)
+    )
+    row = session.execute(stmt).first()
+    if row is None:
+        return None, False
+    sub, customer = row
+    cached = contexts.get(sub.plan_code) if contexts is not None else None
+    plan = cached.terms.plan if cached is not None else session.get(Plan, sub.plan_code)
+    assert plan is not None
     terms = Terms.of(sub, plan)
     found = terms.next_unbilled()
     if found is None:
-        return None
+        return None, False
     period, full = found
     if period.end > until:
-        return None
+        return None, False
     ctx = PeriodContext.load(session, terms, contexts)
     lines = period_lines(session, ctx, period, full, as_of=as_of)
     lines += adjustment_lines(session, sub, as_of=as_of)
-    return write_invoice(session, ctx, customer, period, lines, as_of=as_of, now=now)
+    invoice = write_invoice(session, ctx, customer, period, lines, as_of=as_of, now=now)
+    following = terms.period(period.index + 1)
+    return invoice, following is not None and following[0].end <= until
 
 
 def write_invoice(
@@ -215,7 +224,7 @@ def run_billing(
             effective_until = min(until, moment)
             session = factory()
             try:
-                invoice = finalize_next(
+                invoice, more = finalize_next(
                     session,
                     subscription_id,
                     until=effective_until,
@@ -230,6 +239,8 @@ def run_billing(
                 session.commit()
                 result.created.append(invoice_id)
                 log.info("finalized invoice %s for %s", number, subscription_id)
+                if not more:
+                    break
             except IntegrityError:
                 # Another run finalized this period between our read and our write.
                 session.rollback()
