@@ -12,6 +12,8 @@ from tollway.config import get_settings
 app = typer.Typer(help="Tollway: usage-based billing for APIs.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+rollups_app = typer.Typer(help="Maintain the meters' hourly rollups.", no_args_is_help=True)
+app.add_typer(rollups_app, name="rollups")
 
 
 def _migrate() -> None:
@@ -102,6 +104,30 @@ def keys_create(
         engine.dispose()
     typer.echo(f"created {scope} key {key_id}; store it now, it cannot be shown again:")
     typer.echo(secret)
+
+
+@rollups_app.command("rebuild")
+def rollups_rebuild(
+    meter: Annotated[str | None, typer.Option(help="one meter key; default: every meter")] = None,
+) -> None:
+    """Recompute rollups from the raw events (after a bulk import straight into the database)."""
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.meter import rollup
+    from tollway.meter.query import MeterDefinition
+    from tollway.meter.service import get_meter
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            if meter:
+                rollup.rebuild(session, MeterDefinition.from_row(get_meter(session, meter)))
+                count = 1
+            else:
+                count = rollup.rebuild_all(session)
+    finally:
+        engine.dispose()
+    typer.echo(f"rebuilt the rollups of {count} meter(s)")
 
 
 def main() -> None:

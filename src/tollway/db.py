@@ -89,8 +89,18 @@ class _DecimalSum:
         return str(self.total) if self.seen else None
 
 
+def _decimal_add(a: Any, b: Any) -> str | None:
+    """SQLite scalar: exact decimal a + b (NULL + x = x)."""
+    if a is None:
+        return None if b is None else str(b)
+    if b is None:
+        return str(a)
+    return str(Decimal(str(a)) + Decimal(str(b)))
+
+
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _: Any) -> None:
     dbapi_conn.create_aggregate("tw_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+    dbapi_conn.create_function("tw_decimal_add", 2, _decimal_add, deterministic=True)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")

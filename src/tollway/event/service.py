@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from tollway.errors import NotFound
 from tollway.event.schemas import EventOut
+from tollway.meter import rollup
 from tollway.models import Event
 
 
@@ -29,6 +30,11 @@ def void_event(session: Session, event_id: str, *, now: datetime) -> Event:
     if event.voided_at is None:
         event.voided_at = now
         session.flush()
+        # The hour's rollups of every meter on this event type lose the event.
+        for meter in rollup.load_meters(session, {event.type}):
+            rollup.rebuild(
+                session, meter, customer=event.customer, start=event.timestamp, end=event.timestamp + timedelta(hours=1)
+            )
     return event
 
 

@@ -1,4 +1,8 @@
-"""The SQL event store: the source of truth for usage. Append-only, unique on event id."""
+"""The SQL event store: the source of truth for usage. Append-only, unique on event id.
+
+Storing a batch also adds its events to the hourly rollups of every meter that counts them
+(``meter.rollup``), in the same transaction, so a usage query never sees one without the other.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from tollway.event.ingest import IncomingEvent
+from tollway.meter import rollup
+from tollway.meter.query import MeterDefinition, dialect_for
 from tollway.models import Event
 
 
@@ -20,10 +27,11 @@ def _naive_utc(value: datetime) -> datetime:
 class SqlEventStore:
     """Stores events in the ``events`` table in one transaction per batch.
 
-    PostgreSQL: one ``INSERT … SELECT FROM json_to_recordset(batch) ON CONFLICT (id) DO NOTHING``
-    — one round trip and one statement per batch, and the unique index decides duplicates even
-    under concurrent retries of the same batch (measured against COPY in BENCHMARKS.md).
-    SQLite: ``INSERT … ON CONFLICT DO NOTHING`` with executemany (rowcount sums the rows inserted).
+    PostgreSQL: one statement per batch — ``INSERT … SELECT FROM json_to_recordset(batch) ON
+    CONFLICT (id) DO NOTHING RETURNING …`` in a CTE, and one rollup upsert per meter reading only
+    the rows that CTE inserted. The unique index decides duplicates, also under concurrent retries
+    of the same batch. SQLite: ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, then the rollup
+    upserts over those ids.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -33,12 +41,37 @@ class SqlEventStore:
     def store(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
         if not events:
             return 0
-        if self.postgres:
-            return self._store_postgres(events, ingested_at)
-        return self._store_sqlite(events, ingested_at)
+        with self.engine.begin() as conn:
+            rollup.lock_shared(conn)
+            meters = rollup.load_meters(conn, {e.type for e in events})
+            if self.postgres:
+                return self._store_postgres(conn, events, ingested_at, meters)
+            return self._store_sqlite(conn, events, ingested_at, meters)
 
-    def _store_sqlite(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
-        stmt = sqlite_insert(Event).on_conflict_do_nothing(index_elements=["id"])
+    def _store_postgres(
+        self, conn: Connection, events: Sequence[IncomingEvent], ingested_at: datetime, meters: list[MeterDefinition]
+    ) -> int:
+        # The batch travels as one JSON document that PostgreSQL unpacks itself: orjson encodes it
+        # in C, and no per-row work is left in Python.
+        d = dialect_for("postgresql")
+        payload = orjson.dumps(
+            [{"id": e.id, "c": e.customer, "t": e.type, "ts": e.timestamp, "p": e.properties} for e in events]
+        ).decode()
+        ctes = [
+            "ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
+            f"SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', {d.bind(_naive_utc(ingested_at))}, b.p "
+            f"FROM json_to_recordset(CAST({d.bind(payload)} AS json)) "
+            "AS b(id text, c text, t text, ts timestamptz, p jsonb) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id, customer, type, timestamp, properties, voided_at)"
+        ]
+        ctes += [f"r{i} AS ({rollup.upsert_sql(d, m, 'ins')})" for i, m in enumerate(meters)]
+        sql = f"WITH {', '.join(ctes)} SELECT count(*) FROM ins"
+        return int(conn.execute(text(sql), d.params).scalar_one())
+
+    def _store_sqlite(
+        self, conn: Connection, events: Sequence[IncomingEvent], ingested_at: datetime, meters: list[MeterDefinition]
+    ) -> int:
+        stmt = sqlite_insert(Event).on_conflict_do_nothing(index_elements=["id"]).returning(Event.id)
         rows = [
             {
                 "id": e.id,
@@ -51,33 +84,11 @@ class SqlEventStore:
             }
             for e in events
         ]
-        with self.engine.begin() as conn:
-            result = conn.execute(stmt, rows)
-            return int(result.rowcount)
-
-    def _store_postgres(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
-        # The batch travels as one JSON document that PostgreSQL unpacks itself: orjson encodes it
-        # in C, and no per-row work is left in Python.
-        payload = orjson.dumps(
-            [{"id": e.id, "c": e.customer, "t": e.type, "ts": e.timestamp, "p": e.properties} for e in events]
-        ).decode()
-        raw = self.engine.raw_connection()
-        try:
-            conn = raw.driver_connection
-            assert conn is not None
-            with conn.cursor() as cur:
-                cur.execute(
-                    "INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
-                    "SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', %s, b.p "
-                    "FROM json_to_recordset(%s::json) AS b(id text, c text, t text, ts timestamptz, p jsonb) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    (_naive_utc(ingested_at), payload),
-                )
-                inserted = cur.rowcount
-            conn.commit()
-            return int(inserted)
-        except BaseException:
-            raw.rollback()
-            raise
-        finally:
-            raw.close()
+        inserted = [r[0] for r in conn.execute(stmt, rows)]
+        if inserted and meters:
+            for meter in meters:
+                d = dialect_for("sqlite")
+                ids = d.bind(orjson.dumps(inserted).decode())
+                source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({ids})))"
+                conn.execute(text(rollup.upsert_sql(d, meter, source)), d.params)
+        return len(inserted)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -91,7 +91,20 @@ class _Dialect:
     def number_param(self, value: int | float | str) -> Any:
         raise NotImplementedError
 
-    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]]) -> str:
+    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
+        raise NotImplementedError
+
+    def hour_of(self, column: str) -> str:
+        """The UTC hour an instant falls in, in the column's own representation."""
+        raise NotImplementedError
+
+    def json_array(self, items: Sequence[str]) -> str:
+        raise NotImplementedError
+
+    def json_item(self, column: str, index: int) -> str:
+        raise NotImplementedError
+
+    def decimal_sum(self, expr: str) -> str:
         raise NotImplementedError
 
     def exists(self, path: str) -> str:
@@ -127,13 +140,25 @@ class _Postgres(_Dialect):
     def number_param(self, value: int | float | str) -> Any:
         return Decimal(str(value))
 
-    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]]) -> str:
+    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
         lo = self.bind([self.ts(a) for a, _ in bounds])
         hi = self.bind([self.ts(b) for _, b in bounds])
         return (
             f"JOIN unnest(CAST({lo} AS timestamp[]), CAST({hi} AS timestamp[])) WITH ORDINALITY AS bk(lo, hi, idx) "
-            "ON e.timestamp >= bk.lo AND e.timestamp < bk.hi"
+            f"ON {column} >= bk.lo AND {column} < bk.hi"
         )
+
+    def hour_of(self, column: str) -> str:
+        return f"date_trunc('hour', {column})"
+
+    def json_array(self, items: Sequence[str]) -> str:
+        return f"jsonb_build_array({', '.join(items)})::text" if items else "'[]'"
+
+    def json_item(self, column: str, index: int) -> str:
+        return f"(({column})::jsonb ->> {int(index)})"
+
+    def decimal_sum(self, expr: str) -> str:
+        return f"SUM({expr})"
 
 
 class _Sqlite(_Dialect):
@@ -148,7 +173,10 @@ class _Sqlite(_Dialect):
 
     def text_value(self, path: str) -> str:
         t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
-        return f"(CASE {t} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL ELSE CAST({v} AS TEXT) END)"
+        return (
+            f"(CASE {t} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL "
+            f"ELSE CAST({v} AS TEXT) END)"
+        )
 
     def number(self, path: str) -> str:
         t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
@@ -168,17 +196,32 @@ class _Sqlite(_Dialect):
         d = Decimal(str(value))
         return int(d) if d == d.to_integral_value() and abs(d) < 2**63 else float(d)
 
-    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]]) -> str:
+    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
         doc = self.bind(orjson.dumps([[self.ts(a), self.ts(b)] for a, b in bounds]).decode())
         return (
             "JOIN (SELECT CAST(key AS INTEGER) + 1 AS idx, json_extract(value, '$[0]') AS lo, "
             f"json_extract(value, '$[1]') AS hi FROM json_each({doc})) AS bk "
-            "ON e.timestamp >= bk.lo AND e.timestamp < bk.hi"
+            f"ON {column} >= bk.lo AND {column} < bk.hi"
         )
+
+    def hour_of(self, column: str) -> str:
+        return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"
+
+    def json_array(self, items: Sequence[str]) -> str:
+        return f"json_array({', '.join(items)})" if items else "'[]'"
+
+    def json_item(self, column: str, index: int) -> str:
+        return f"json_extract({column}, '$[{int(index)}]')"
+
+    def decimal_sum(self, expr: str) -> str:
+        return f"tw_decimal_sum({expr})"
 
 
 def _dialect(session: Session) -> _Dialect:
-    name = session.get_bind().dialect.name
+    return dialect_for(session.get_bind().dialect.name)
+
+
+def dialect_for(name: str) -> _Dialect:
     if name == "postgresql":
         return _Postgres()
     if name == "sqlite":
@@ -225,6 +268,180 @@ def _to_decimal(value: Any) -> Decimal | None:
     return Decimal(str(value))
 
 
+def base_conditions(
+    d: _Dialect,
+    meter: MeterDefinition,
+    *,
+    start: datetime,
+    end: datetime,
+    customer: str | None,
+    as_of: datetime | None,
+) -> list[str]:
+    """The conditions every read of a meter's events shares: type, time range, not voided,
+    ingested by ``as_of``, the meter's filters, and a usable value for value aggregations."""
+    where = [
+        f"e.type = {d.bind(meter.event_type)}",
+        f"e.timestamp >= {d.bind(d.ts(start))}",
+        f"e.timestamp < {d.bind(d.ts(end))}",
+    ]
+    if customer is not None:
+        where.insert(0, f"e.customer = {d.bind(customer)}")
+    if as_of is None:
+        where.append("e.voided_at IS NULL")
+    else:  # as it was then: ingested by then, and not yet voided then
+        cutoff = d.bind(d.ts(as_of))
+        where.append(f"e.ingested_at <= {cutoff} AND (e.voided_at IS NULL OR e.voided_at > {cutoff})")
+    where += [filter_sql(d, f) for f in meter.filters]
+    agg = REGISTRY[meter.aggregation]
+    if agg.value_kind == "number":
+        assert meter.value_property
+        where.append(f"{d.number(meter.value_property)} IS NOT NULL")
+    return where
+
+
+def value_expr(d: _Dialect, meter: MeterDefinition) -> str:
+    agg = REGISTRY[meter.aggregation]
+    if agg.value_kind == "number":
+        assert meter.value_property
+        return d.number(meter.value_property)
+    if agg.value_kind == "text":
+        assert meter.value_property
+        return d.text_value(meter.value_property)
+    return "NULL"
+
+
+@dataclass
+class _Partial:
+    """A mergeable partial aggregate of one window and group."""
+
+    value: Decimal | None
+    latest_key: tuple[str, str] | None = None  # (timestamp as text, event id) of the latest value
+
+
+def _merge(aggregation: str, a: _Partial, b: _Partial) -> _Partial:
+    if a.value is None:
+        return b
+    if b.value is None:
+        return a
+    if aggregation in ("count", "sum"):
+        return _Partial(a.value + b.value)
+    if aggregation == "max":
+        return _Partial(max(a.value, b.value))
+    if aggregation == "min":
+        return _Partial(min(a.value, b.value))
+    if aggregation == "latest":
+        return a if (a.latest_key or ("", "")) >= (b.latest_key or ("", "")) else b
+    raise ValueError(f"{aggregation} partials cannot be merged")
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return str(value)
+
+
+def _raw_partials(
+    session: Session,
+    meter: MeterDefinition,
+    bounds: Sequence[tuple[datetime, datetime]],
+    *,
+    customer: str | None,
+    group_by: Sequence[str],
+    as_of: datetime | None,
+) -> list[tuple[int, tuple[str | None, ...], _Partial]]:
+    """Aggregate raw events per bound (1-based index into ``bounds``) and group."""
+    agg = REGISTRY[meter.aggregation]
+    d = _dialect(session)
+    where = base_conditions(d, meter, start=bounds[0][0], end=bounds[-1][1], customer=customer, as_of=as_of)
+    value = value_expr(d, meter)
+    group_exprs = [d.text_value(p) for p in group_by]
+    group_cols = "".join(f", {g} AS g{i}" for i, g in enumerate(group_exprs))
+    join = d.buckets_join(bounds)
+    cond = " AND ".join(where)
+    if agg.name == "latest":
+        partition = ", ".join(["bk.idx", *group_exprs])
+        gcols = "".join(f", g{i}" for i in range(len(group_exprs)))
+        sql = (
+            f"SELECT idx{gcols}, ts, id, value FROM "
+            f"(SELECT bk.idx AS idx{group_cols}, e.timestamp AS ts, e.id AS id, "
+            f"{value} AS value, "
+            f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY e.timestamp DESC, e.id DESC) AS rn "
+            f"FROM events e {join} WHERE {cond}) t WHERE rn = 1"
+        )
+    else:
+        template = agg.sql_postgres if d.name == "postgresql" else agg.sql_sqlite
+        assert template is not None
+        positions = ", ".join(str(i + 1) for i in range(1 + len(group_exprs)))
+        sql = (
+            f"SELECT bk.idx AS idx{group_cols}, {template.format(v=value)} AS value "
+            f"FROM events e {join} WHERE {cond} GROUP BY {positions}"
+        )
+    out = []
+    n = len(group_by)
+    for r in session.execute(text(sql), d.params).all():
+        groups = tuple(None if g is None else str(g) for g in r[1 : 1 + n])
+        key = (_key_text(r[1 + n]), str(r[2 + n])) if agg.name == "latest" else None
+        out.append((int(r[0]), groups, _Partial(_to_decimal(r[-1]), key)))
+    return out
+
+
+def _rollup_partials(
+    session: Session,
+    meter: MeterDefinition,
+    bounds: Sequence[tuple[datetime, datetime]],
+    *,
+    customer: str | None,
+    group_by: Sequence[str],
+) -> list[tuple[int, tuple[str | None, ...], _Partial]]:
+    """Aggregate the meter's hourly rollups per bound (each bound is whole UTC hours) and group."""
+    d = _dialect(session)
+    where = [
+        f"r.meter_key = {d.bind(meter.key)}",
+        f"r.bucket_start >= {d.bind(d.ts(bounds[0][0]))}",
+        f"r.bucket_start < {d.bind(d.ts(bounds[-1][1]))}",
+    ]
+    if customer is not None:
+        where.append(f"r.customer = {d.bind(customer)}")
+    group_exprs = [d.json_item("r.group_key", meter.group_by.index(p)) for p in group_by]
+    group_cols = "".join(f", {g} AS g{i}" for i, g in enumerate(group_exprs))
+    positions = ", ".join(str(i + 1) for i in range(1 + len(group_exprs)))
+    join = d.buckets_join(bounds, column="r.bucket_start")
+    aggregation = meter.aggregation
+    if aggregation == "count":
+        value = "SUM(r.event_count)"
+    elif aggregation == "sum":
+        value = d.decimal_sum("r.value_sum")
+    elif aggregation in ("max", "min"):
+        value = f"{aggregation.upper()}(r.value_{aggregation})"
+    elif d.name == "postgresql":  # latest
+        value = (
+            "MAX(r.latest_at), (array_agg(r.latest_id ORDER BY r.latest_at DESC, r.latest_id DESC))[1], "
+            "(array_agg(r.latest_value ORDER BY r.latest_at DESC, r.latest_id DESC))[1]"
+        )
+    else:  # SQLite returns the other columns of the row where the single MAX() was found
+        value = "MAX(r.latest_at || ' ' || r.latest_id), r.latest_at, r.latest_id, r.latest_value"
+    sql = (
+        f"SELECT bk.idx AS idx{group_cols}, {value} FROM meter_rollups r {join} "
+        f"WHERE {' AND '.join(where)} GROUP BY {positions}"
+    )
+    out = []
+    n = len(group_by)
+    for r in session.execute(text(sql), d.params).all():
+        groups = tuple(None if g is None else str(g) for g in r[1 : 1 + n])
+        key = (_key_text(r[-3]), str(r[-2])) if aggregation == "latest" else None
+        out.append((int(r[0]), groups, _Partial(_to_decimal(r[-1]), key)))
+    return out
+
+
+def _ceil_hour(t: datetime) -> datetime:
+    floor = t.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == t else floor + timedelta(hours=1)
+
+
+def _floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
 def query_usage(
     session: Session,
     meter: MeterDefinition,
@@ -236,68 +453,68 @@ def query_usage(
     tz: ZoneInfo | None = None,
     group_by: Sequence[str] = (),
     as_of: datetime | None = None,
+    use_rollups: bool = True,
 ) -> list[UsageValue]:
     """The meter's value per window ``[start, end)`` (and per group), for one customer or all.
 
-    ``as_of`` counts only events ingested at or before that moment, so a past computation (an
-    invoice) can be reproduced exactly.
+    Whole UTC hours are read from the meter's rollups; the parts of windows that do not cover a
+    whole hour, and every query the rollups cannot answer (``as_of``, ``unique_count``, a group
+    the meter does not declare), are read from the raw events. ``as_of`` counts only events
+    ingested at or before that moment, so a past computation (an invoice) can be reproduced.
     """
-    bounds = make_windows(start, end, window, tz or ZoneInfo("UTC"))
+    bounds = make_windows(start.astimezone(UTC), end.astimezone(UTC), window, tz or ZoneInfo("UTC"))
     if not bounds:
         return []
     agg = REGISTRY[meter.aggregation]
-    d = _dialect(session)
-    where = [
-        f"e.type = {d.bind(meter.event_type)}",
-        f"e.timestamp >= {d.bind(d.ts(start))}",
-        f"e.timestamp < {d.bind(d.ts(end))}",
-        "e.voided_at IS NULL",
-    ]
-    if customer is not None:
-        where.insert(0, f"e.customer = {d.bind(customer)}")
-    if as_of is not None:
-        where.append(f"e.ingested_at <= {d.bind(d.ts(as_of))}")
-    where += [filter_sql(d, f) for f in meter.filters]
-    value_expr = "NULL"
-    if agg.value_kind == "number":
-        assert meter.value_property
-        value_expr = d.number(meter.value_property)
-        where.append(f"{value_expr} IS NOT NULL")
-    elif agg.value_kind == "text":
-        assert meter.value_property
-        value_expr = d.text_value(meter.value_property)
-    group_exprs = [d.text_value(p) for p in group_by]
-    group_cols = "".join(f", {g} AS g{i}" for i, g in enumerate(group_exprs))
-    join = d.buckets_join(bounds)
-    cond = " AND ".join(where)
-    if agg.name == "latest":
-        partition = ", ".join(["bk.idx", *group_exprs])
-        gcols = "".join(f", g{i}" for i in range(len(group_exprs)))
-        sql = (
-            f"SELECT idx{gcols}, value FROM (SELECT bk.idx AS idx{group_cols}, {value_expr} AS value, "
-            f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY e.timestamp DESC, e.id DESC) AS rn "
-            f"FROM events e {join} WHERE {cond}) t WHERE rn = 1"
+    group_by = tuple(group_by)
+    rollups = use_rollups and as_of is None and agg.name != "unique_count" and set(group_by) <= set(meter.group_by)
+    partials: dict[tuple[int, tuple[str | None, ...]], _Partial] = {}
+
+    def add(rows: list[tuple[int, tuple[str | None, ...], _Partial]], owners: list[int]) -> None:
+        for idx, groups, part in rows:
+            key = (owners[idx - 1], groups)
+            partials[key] = _merge(agg.name, partials[key], part) if key in partials else part
+
+    if not rollups:
+        add(
+            _raw_partials(session, meter, bounds, customer=customer, group_by=group_by, as_of=as_of),
+            list(range(len(bounds))),
         )
     else:
-        template = agg.sql_postgres if d.name == "postgresql" else agg.sql_sqlite
-        assert template is not None
-        positions = ", ".join(str(i + 1) for i in range(1 + len(group_exprs)))
-        sql = (
-            f"SELECT bk.idx AS idx{group_cols}, {template.format(v=value_expr)} AS value "
-            f"FROM events e {join} WHERE {cond} GROUP BY {positions}"
-        )
-    rows = session.execute(text(sql), d.params).all()
+        hour_bounds: list[tuple[datetime, datetime]] = []
+        hour_owner: list[int] = []
+        raw_bounds: list[tuple[datetime, datetime]] = []
+        raw_owner: list[int] = []
+        for i, (a, b) in enumerate(bounds):
+            ha, hb = _ceil_hour(a), _floor_hour(b)
+            if ha >= hb:
+                raw_bounds.append((a, b))
+                raw_owner.append(i)
+                continue
+            hour_bounds.append((ha, hb))
+            hour_owner.append(i)
+            for lo, hi in ((a, ha), (hb, b)):
+                if lo < hi:
+                    raw_bounds.append((lo, hi))
+                    raw_owner.append(i)
+        if hour_bounds:
+            add(_rollup_partials(session, meter, hour_bounds, customer=customer, group_by=group_by), hour_owner)
+        if raw_bounds:
+            order = sorted(range(len(raw_bounds)), key=lambda k: raw_bounds[k][0])
+            raw_sorted = [raw_bounds[k] for k in order]
+            add(
+                _raw_partials(session, meter, raw_sorted, customer=customer, group_by=group_by, as_of=None),
+                [raw_owner[k] for k in order],
+            )
 
     if not group_by:
-        found = {int(r[0]): _to_decimal(r[-1]) for r in rows}
+        values = {idx: p.value for (idx, _), p in partials.items()}
         return [
-            UsageValue(a, b, found.get(i + 1, agg.empty) if (i + 1) in found else agg.empty)
-            for i, (a, b) in enumerate(bounds)
+            UsageValue(a, b, values[i] if values.get(i) is not None else agg.empty) for i, (a, b) in enumerate(bounds)
         ]
     out = []
-    for r in rows:
-        a, b = bounds[int(r[0]) - 1]
-        groups = {p: (None if r[1 + i] is None else str(r[1 + i])) for i, p in enumerate(group_by)}
-        out.append(UsageValue(a, b, _to_decimal(r[-1]), groups))
+    for (idx, groups), part in partials.items():
+        a, b = bounds[idx]
+        out.append(UsageValue(a, b, part.value, dict(zip(group_by, groups, strict=True))))
     out.sort(key=lambda u: (u.start, [(v is None, v or "") for v in u.groups.values()]))
     return out

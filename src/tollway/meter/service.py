@@ -8,7 +8,9 @@ from sqlalchemy.orm import Session
 
 from tollway.errors import FieldError, ValidationFailed
 from tollway.kit.pagination import decode_cursor
+from tollway.meter import rollup
 from tollway.meter.errors import MeterAlreadyExists, MeterInUse, MeterNotFound
+from tollway.meter.query import MeterDefinition
 from tollway.meter.schemas import MeterCreate, MeterUpdate
 from tollway.models import Meter
 
@@ -39,18 +41,20 @@ def create_meter(session: Session, data: MeterCreate) -> Meter:
     )
     session.add(meter)
     session.flush()
+    rollup.rebuild(session, MeterDefinition.from_row(meter))
     return meter
 
 
-def get_meter(session: Session, key: str) -> Meter:
-    meter = session.get(Meter, key)
+def get_meter(session: Session, key: str, *, for_update: bool = False) -> Meter:
+    meter = session.get(Meter, key, with_for_update=for_update)
     if meter is None:
         raise MeterNotFound(key)
     return meter
 
 
 def update_meter(session: Session, key: str, data: MeterUpdate) -> Meter:
-    meter = get_meter(session, key)
+    # Lock the row first so a plan published concurrently sees the change or blocks it (guards).
+    meter = get_meter(session, key, for_update=True)
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
     for guard in MUTATION_GUARDS:
         reason = guard(session, key)
@@ -69,6 +73,8 @@ def update_meter(session: Session, key: str, data: MeterUpdate) -> Meter:
     for name, value in changes.items():
         setattr(meter, name, value)
     session.flush()
+    if changes.keys() & {"event_type", "aggregation", "value_property", "filters", "group_by"}:
+        rollup.rebuild(session, MeterDefinition.from_row(meter))
     return meter
 
 

@@ -10,6 +10,7 @@ from tollway.models.invoice import Invoice
 from tollway.models.invoice_line import InvoiceLine
 from tollway.models.invoice_sequence import InvoiceSequence
 from tollway.models.meter import Meter
+from tollway.models.meter_rollup import MeterRollup
 from tollway.models.outbox import OutboxMessage
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
@@ -27,6 +28,7 @@ __all__ = [
     "InvoiceLine",
     "InvoiceSequence",
     "Meter",
+    "MeterRollup",
     "OutboxMessage",
     "Plan",
     "PlanMeter",

@@ -1,0 +1,191 @@
+"""Hourly rollups of every meter, maintained as events are stored.
+
+For each meter, per customer, UTC hour and group (the meter's ``group_by`` values), a row holds
+the partial aggregate of the events in it: the count, and the exact sum, min, max or latest value
+as the meter's aggregation needs. Usage queries read whole hours from here and only the ragged
+edges of their windows from the raw events (see ``query.query_usage``). Raw events stay the source
+of truth: rollups are rebuilt from them when a meter is created or changed, when an event is
+voided, or on demand (``tollway rollups rebuild``).
+
+Concurrency on PostgreSQL: storing a batch takes a shared advisory lock and reads the meters
+inside its transaction; a rebuild takes the same lock exclusively. So a rebuild never misses a
+batch that committed while it ran, and a batch never skips a meter created meanwhile.
+``unique_count`` meters have no rollup (distinct values do not add up); they are always read raw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from tollway.meter.aggregations import REGISTRY
+from tollway.meter.query import MeterDefinition, _Dialect, dialect_for, filter_sql, value_expr
+
+ROLLUP_LOCK = 7_404_179  # advisory lock id shared by ingestion (shared) and rebuilds (exclusive)
+
+_COLUMNS = (
+    "meter_key, customer, bucket_start, group_key, event_count, value_sum, value_min, value_max, "
+    "latest_at, latest_id, latest_value"
+)
+
+
+def has_rollup(meter: MeterDefinition) -> bool:
+    return meter.aggregation != "unique_count"
+
+
+def _newer(old: str, new: str) -> str:
+    return (
+        f"({new}.latest_at IS NOT NULL AND ({old}.latest_at IS NULL OR {new}.latest_at > {old}.latest_at "
+        f"OR ({new}.latest_at = {old}.latest_at AND {new}.latest_id > {old}.latest_id)))"
+    )
+
+
+def upsert_sql(d: _Dialect, meter: MeterDefinition, source: str, extra_where: Sequence[str] = ()) -> str:
+    """``INSERT … SELECT … ON CONFLICT DO UPDATE`` adding the events of ``source`` (a table, or a
+    CTE holding just-inserted rows, aliased ``e``) to the meter's rollups."""
+    agg = REGISTRY[meter.aggregation]
+    value = value_expr(d, meter)
+    where = [f"e.type = {d.bind(meter.event_type)}", "e.voided_at IS NULL", *extra_where]
+    where += [filter_sql(d, f) for f in meter.filters]
+    if agg.value_kind == "number":
+        where.append(f"{value} IS NOT NULL")
+    group_key = d.json_array([d.text_value(p) for p in meter.group_by])
+    vsum = d.decimal_sum(value) if agg.name == "sum" else "NULL"
+    vmin = f"MIN({value})" if agg.name == "min" else "NULL"
+    vmax = f"MAX({value})" if agg.name == "max" else "NULL"
+    key = d.bind(meter.key)
+    hour = d.hour_of("e.timestamp")
+    cond = " AND ".join(where)
+    groups = ", ".join(["e.customer", hour, *([group_key] if meter.group_by else [])])
+    if agg.name != "latest":
+        select = (
+            f"SELECT {key}, e.customer, {hour}, {group_key}, COUNT(*), {vsum}, {vmin}, {vmax}, NULL, NULL, NULL "
+            f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
+        )
+    elif d.name == "postgresql":
+        order = "ORDER BY e.timestamp DESC, e.id DESC"
+        select = (
+            f"SELECT {key}, e.customer, {hour}, {group_key}, COUNT(*), NULL, NULL, NULL, MAX(e.timestamp), "
+            f"(array_agg(e.id {order}))[1], (array_agg({value} {order}))[1] "
+            f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
+        )
+    else:  # SQLite: with a single MAX(), the bare columns come from the row holding the maximum
+        select = (
+            f"SELECT mk, customer, hr, gk, n, NULL, NULL, NULL, la, li, lv FROM ("
+            f"SELECT {key} AS mk, e.customer AS customer, {hour} AS hr, {group_key} AS gk, COUNT(*) AS n, "
+            f"MAX(e.timestamp || ' ' || e.id) AS _k, e.timestamp AS la, e.id AS li, {value} AS lv "
+            f"FROM {source} e WHERE {cond} GROUP BY {groups}) WHERE true"
+        )
+    if d.name == "postgresql":
+        add = "CASE WHEN r.value_sum IS NULL THEN x.value_sum WHEN x.value_sum IS NULL THEN r.value_sum ELSE r.value_sum + x.value_sum END"  # noqa: E501
+    else:
+        add = "tw_decimal_add(r.value_sum, x.value_sum)"
+    newer = _newer("r", "x")
+    updates = (
+        "event_count = r.event_count + x.event_count, "
+        f"value_sum = {add}, "
+        "value_min = CASE WHEN r.value_min IS NULL OR x.value_min < r.value_min THEN x.value_min ELSE r.value_min END, "
+        "value_max = CASE WHEN r.value_max IS NULL OR x.value_max > r.value_max THEN x.value_max ELSE r.value_max END, "
+        f"latest_at = CASE WHEN {newer} THEN x.latest_at ELSE r.latest_at END, "
+        f"latest_id = CASE WHEN {newer} THEN x.latest_id ELSE r.latest_id END, "
+        f"latest_value = CASE WHEN {newer} THEN x.latest_value ELSE r.latest_value END"
+    )
+    # "r" is the stored row and "x" the new partial: rename the table and EXCLUDED for readability.
+    updates = updates.replace("r.", "meter_rollups.").replace("x.", "excluded.")
+    return (
+        f"INSERT INTO meter_rollups ({_COLUMNS}) {select} "
+        f"ON CONFLICT (meter_key, customer, bucket_start, group_key) DO UPDATE SET {updates}"
+    )
+
+
+def load_meters(conn: Connection | Session, event_types: Iterable[str] | None = None) -> list[MeterDefinition]:
+    rows = conn.execute(
+        text("SELECT key, event_type, aggregation, value_property, filters, group_by FROM meters ORDER BY key")
+    ).all()
+    wanted = set(event_types) if event_types is not None else None
+    out = []
+    for r in rows:
+        if wanted is not None and r.event_type not in wanted:
+            continue
+        filters = r.filters if isinstance(r.filters, list) else _json(r.filters)
+        group_by = r.group_by if isinstance(r.group_by, list) else _json(r.group_by)
+        meter = MeterDefinition(r.key, r.event_type, r.aggregation, r.value_property, tuple(filters), tuple(group_by))
+        if has_rollup(meter):
+            out.append(meter)
+    return out
+
+
+def _json(value: Any) -> Any:
+    import orjson
+
+    return orjson.loads(value) if value else []
+
+
+def _is_postgres(conn: Connection | Session) -> bool:
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    return bind.dialect.name == "postgresql"
+
+
+def lock_shared(conn: Connection | Session) -> None:
+    if _is_postgres(conn):
+        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": ROLLUP_LOCK})
+
+
+def lock_exclusive(conn: Connection | Session) -> None:
+    if _is_postgres(conn):
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROLLUP_LOCK})
+
+
+def _hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    lo = start.replace(minute=0, second=0, microsecond=0)
+    last = end - timedelta(microseconds=1)
+    return lo, last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def rebuild(
+    session: Session,
+    meter: MeterDefinition,
+    *,
+    customer: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> None:
+    """Recompute the meter's rollups from the raw events: all of them, or one customer's hours
+    in ``[start, end)`` (widened to whole hours). Runs in the caller's transaction."""
+    lock_exclusive(session)
+    name = session.get_bind().dialect.name
+    span = _hours(start, end) if start is not None and end is not None else None
+
+    d = dialect_for(name)
+    where = [f"meter_key = {d.bind(meter.key)}"]
+    if customer is not None:
+        where.append(f"customer = {d.bind(customer)}")
+    if span is not None:
+        where.append(f"bucket_start >= {d.bind(d.ts(span[0]))} AND bucket_start < {d.bind(d.ts(span[1]))}")
+    session.execute(text(f"DELETE FROM meter_rollups WHERE {' AND '.join(where)}"), d.params)
+    if not has_rollup(meter):
+        return
+    d = dialect_for(name)
+    extra = []
+    if customer is not None:
+        extra.append(f"e.customer = {d.bind(customer)}")
+    if span is not None:
+        extra.append(f"e.timestamp >= {d.bind(d.ts(span[0]))} AND e.timestamp < {d.bind(d.ts(span[1]))}")
+    session.execute(text(upsert_sql(d, meter, "events", extra)), d.params)
+
+
+def forget(session: Session, meter_key: str) -> None:
+    """Drop every rollup row of a meter."""
+    lock_exclusive(session)
+    session.execute(text("DELETE FROM meter_rollups WHERE meter_key = :k"), {"k": meter_key})
+
+
+def rebuild_all(session: Session) -> int:
+    meters = load_meters(session)
+    for meter in meters:
+        rebuild(session, meter)
+    return len(meters)

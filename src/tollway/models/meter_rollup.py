@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tollway.db import Base, UTCDateTime
+
+
+class MeterRollup(Base):
+    """Partial aggregates of one meter per customer, UTC hour and group, kept up to date as events
+    are stored (and rebuilt from the events when a meter changes or an event is voided).
+
+    The raw events stay the source of truth; rollups only make long ranges cheap to query.
+    ``group_key`` is the JSON array of the meter's ``group_by`` values for these events.
+    ``value_sum`` is exact: NUMERIC on PostgreSQL, decimal text on SQLite.
+    """
+
+    __tablename__ = "meter_rollups"
+
+    meter_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    group_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    value_sum: Mapped[Decimal | None] = mapped_column(Numeric().with_variant(Text(), "sqlite"))
+    value_min: Mapped[Decimal | None] = mapped_column(Numeric())
+    value_max: Mapped[Decimal | None] = mapped_column(Numeric())
+    latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    latest_id: Mapped[str | None] = mapped_column(String(200))
+    latest_value: Mapped[Decimal | None] = mapped_column(Numeric())
