@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from tollway.app import create_app
 from tollway.auth.keys import create_key
 from tollway.config import Settings
-from tollway.db import make_engine, make_sessionmaker, session_scope
+from tollway.db import make_engine, session_scope
 from tollway.migrations.runner import upgrade
 
 PG_ADMIN_URL = os.environ.get("TOLLWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -54,7 +54,7 @@ def _pg_available() -> str | None:
         with psycopg.connect(PG_ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
             conn.execute("SELECT 1")
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return str(exc)
 
 
