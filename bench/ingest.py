@@ -31,13 +31,20 @@ from _common import drop_database, fresh_database, start_server, summary  # noqa
 
 ENDPOINTS = ["/v1/forecast", "/v1/maps", "/v1/geocode", "/v1/alerts"]
 MONTH_START = datetime(2026, 1, 1, tzinfo=UTC)
+METERS = [
+    {"key": "calls", "event_type": "api_call", "aggregation": "count", "group_by": ["endpoint"]},
+    {"key": "ok_bytes", "event_type": "api_call", "aggregation": "sum", "value_property": "bytes",
+     "filters": [{"property": "status", "op": "lt", "value": 500}]},
+    {"key": "users", "event_type": "api_call", "aggregation": "unique_count", "value_property": "user"},
+]
 
 
 def make_events(n: int, prefix: str, customers: int = 1000) -> list[dict]:
     rnd = random.Random(42)
     out = []
     for i in range(n):
-        ts = MONTH_START + timedelta(seconds=rnd.randrange(31 * 86400))
+        # A live stream: events arrive in time order, 100 per second, from 1,000 customers.
+        ts = MONTH_START + timedelta(milliseconds=10 * i)
         out.append(
             {
                 "id": f"{prefix}-{i}",
@@ -158,13 +165,14 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4, help="client threads sending batches")
     ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--query-repeats", type=int, default=30)
+    ap.add_argument("--meters", type=int, default=2, help="meters on the event type during ingestion (0-3)")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
 
     if not args.skip_ingest:
         print(f"== ingestion: {args.ingest_events:,} events per run, {args.runs} runs, "
-              f"{args.concurrency} client threads, {args.workers} server workers")
+              f"{args.concurrency} client threads, {args.workers} server workers, {args.meters} meters")
         results: dict[str, list[float]] = {"http-100": [], "http-1000": [], "raw-copy-1000": []}
         for run in range(args.runs):
             for mode in results:
@@ -173,6 +181,9 @@ def main() -> None:
                 server = start_server(url, workers=args.workers)
                 try:
                     key = server.key("ingest")
+                    admin = {"Authorization": f"Bearer {server.key('admin')}"}
+                    for body in METERS[: args.meters]:  # every stored batch also updates these rollups
+                        httpx.post(server.url + "/v1/meters", headers=admin, json=body).raise_for_status()
                     events = make_events(args.ingest_events, f"r{run}")
                     if mode == "raw-copy-1000":
                         secs = bench_raw_copy(url, events, 1000)
@@ -204,14 +215,20 @@ def main() -> None:
         try:
             admin = server.key("admin")
             h = {"Authorization": f"Bearer {admin}"}
-            httpx.post(server.url + "/v1/meters", headers=h, json={
-                "key": "calls", "event_type": "api_call", "aggregation": "count"}).raise_for_status()
-            httpx.post(server.url + "/v1/meters", headers=h, json={
-                "key": "ok_bytes", "event_type": "api_call", "aggregation": "sum", "value_property": "bytes",
-                "filters": [{"property": "status", "op": "lt", "value": 500}]}).raise_for_status()
             load_stored_events(url, args.stored_events)
+            # Meters created after the bulk load build their rollups from the stored events.
+            for body in (
+                {"key": "calls", "event_type": "api_call", "aggregation": "count"},
+                {"key": "ok_bytes", "event_type": "api_call", "aggregation": "sum", "value_property": "bytes",
+                 "filters": [{"property": "status", "op": "lt", "value": 500}]},
+                {"key": "users", "event_type": "api_call", "aggregation": "unique_count", "value_property": "user"},
+            ):
+                t0 = time.perf_counter()
+                httpx.post(server.url + "/v1/meters", headers=h, json=body, timeout=3600).raise_for_status()
+                print(f"created meter {body['key']} (rollups built from {args.stored_events:,} events) "
+                      f"in {time.perf_counter() - t0:.1f} s")
             for customer in ("typical", "heavy"):
-                for meter in ("calls", "ok_bytes"):
+                for meter in ("calls", "ok_bytes", "users"):
                     bench_queries(server.url, admin, customer, meter, 3)  # warm up
                     lat = bench_queries(server.url, admin, customer, meter, args.query_repeats)
                     print(f"{customer:>8} {meter:>9} one-month usage (ms): {summary(lat)}")
