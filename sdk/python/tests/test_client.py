@@ -109,6 +109,10 @@ def test_event_fields_are_normalised_and_validated(server, make_client):
         client.track("acme", "x", {"v": float("nan")})
     with pytest.raises(TypeError):
         client.track("acme", "x", {"v": object()})
+    cyclic: dict[str, object] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValueError, match="cycle"):
+        client.track("acme", "x", cyclic)
     with pytest.raises(ValueError, match="bytes"):
         client.track("acme", "x", {"blob": "a" * MAX_BODY_BYTES})
     assert client.stats.tracked == 2

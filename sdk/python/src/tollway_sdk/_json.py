@@ -63,10 +63,27 @@ def _default(value: Any) -> Any:
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default)
 
+# CPython's C encoder, built once instead of on every call as JSONEncoder.encode
+# does (this runs once per tracked event). Without circular-reference markers, so
+# that concurrent calls share nothing; a cycle ends in RecursionError, reported
+# as ValueError below. Other Pythons fall back to the encoder above.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = (
+    _c_make_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    if _c_make_encoder is not None
+    else None
+)
+
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; NaN/Infinity are refused because they are not JSON."""
-    text = _ENCODER.encode(value)
+    if _C_ENCODE is not None:
+        try:
+            text = "".join(_C_ENCODE(value, 0))
+        except RecursionError as exc:
+            raise ValueError("value is nested too deeply or contains a cycle") from exc
+    else:  # pragma: no cover - non-CPython
+        text = _ENCODER.encode(value)
     if _TOKEN in text:
         text = _MARKER.sub(r"\1", text)
     return text.encode("utf-8")
