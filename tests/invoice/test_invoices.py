@@ -188,6 +188,10 @@ def test_voided_event_gives_a_negative_adjustment(api):
     inv = _one_invoice(api)  # 10 calls, 5 free, 5 x 0.50 = 2.50
     for i in range(2):
         assert api.post(f"/v1/events/e-acme-2026-01-05-{i}/void").status_code == 200
+    # Shown for the finalized January itself, the live invoice prices January as it now is
+    # (8 calls: 3 x 0.50), without also correcting it.
+    live_jan = api.get("/v1/customers/acme/upcoming-invoice", params={"at": "2026-01-20T00:00:00Z"}).json()
+    assert live_jan["total"] == "1.50" and lines_of(live_jan, "adjustment") == []
     run_billing(api, "2026-03-01T00:00:00Z")
     feb = invoices_of(api, "acme")[1]
     [adj] = lines_of(feb, "adjustment")

@@ -93,12 +93,19 @@ def _label(ctx: PeriodContext, key: str) -> tuple[str | None, str | None, str]:
     return key, None, key
 
 
-def adjustment_lines(session: Session, sub: Subscription, *, as_of: datetime | None) -> list[BillLine]:
-    """The corrections ``sub``'s next invoice carries (empty when nothing changed)."""
+def adjustment_lines(
+    session: Session, sub: Subscription, *, as_of: datetime | None, skip_period_start: datetime | None = None
+) -> list[BillLine]:
+    """The corrections ``sub``'s next invoice carries (empty when nothing changed).
+
+    ``skip_period_start`` leaves out the invoice of ``sub`` for that period (an upcoming invoice
+    shown for a period already finalized prices that period live, corrections included)."""
     chain = _chain(session, sub)
     lines: list[BillLine] = []
     by_id = {s.id: s for s in chain}
     for invoice in stale_invoices(session, chain):
+        if invoice.subscription_id == sub.id and invoice.period_start == skip_period_start:
+            continue
         owner = by_id[invoice.subscription_id]
         plan = session.get(Plan, owner.plan_code)
         assert plan is not None

@@ -176,7 +176,8 @@ def upcoming_invoice(session: Session, customer_id: str, *, at: datetime) -> sch
             continue
         period, full = found
         ctx = PeriodContext.load(session, terms)
-        lines = period_lines(session, ctx, period, full, as_of=None) + adjustment_lines(session, sub, as_of=None)
+        lines = period_lines(session, ctx, period, full, as_of=None)
+        lines += adjustment_lines(session, sub, as_of=None, skip_period_start=period.start)
         parts.append((sub, ctx, lines, period.start, period.end))
     invoices = [_draft(customer_id, s, c.currency, ls, tax_rate, a, b) for s, c, ls, a, b in parts]
     if len(parts) == 1:
