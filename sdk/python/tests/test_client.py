@@ -4,6 +4,7 @@ import asyncio
 import gzip
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -316,6 +317,26 @@ def test_invalid_configuration_is_refused():
         Client("http://x", "")
     with pytest.raises(ValueError, match="encryption_key"):
         Client("http://x", "k", encrypt_fields=("email",))
+    with pytest.raises(ValueError, match="http"):
+        Client("localhost:8080", "k")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_queue_and_worker(server, make_client):
+    client = make_client(batch_size=100)
+    client.track("acme", "api_call", id="parent-1")  # worker thread now running in the parent
+    pid = os.fork()
+    if pid == 0:  # child: threads did not survive the fork
+        code = 1
+        try:
+            client.track("acme", "api_call", id="child-1")
+            code = 0 if client.flush(timeout=5) and client.stats.sent == 1 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.flush(timeout=5)
+    assert sorted(e["id"] for e in server.events()) == ["child-1", "parent-1"]
 
 
 def test_async_client_never_blocks_the_event_loop(server):

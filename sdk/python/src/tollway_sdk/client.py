@@ -180,8 +180,8 @@ class Client:
         encryption_key: bytes | str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if not base_url:
-            raise ValueError("base_url is required")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url must be an http:// or https:// URL, e.g. http://127.0.0.1:8080")
         if not api_key:
             raise ValueError("api_key is required")
         if not 1 <= batch_size <= MAX_BATCH_EVENTS:
@@ -414,13 +414,20 @@ class Client:
         )
 
     def _run(self) -> None:
-        with self._http() as http:
+        try:
+            http: httpx.Client | None = self._http()
+        except Exception:
+            logger.exception("Tollway SDK: cannot create the HTTP client; events will be given up")
+            http = None
+        try:
             while True:
                 batch = self._next_batch()
                 if batch is None:
                     return
                 try:
-                    if self._abort.is_set():
+                    if http is None:
+                        self._give_up(batch, "no HTTP client")
+                    elif self._abort.is_set():
                         self._give_up(batch, "client closed before delivery")
                     else:
                         self._deliver(http, batch)
@@ -431,6 +438,9 @@ class Client:
                     with self._cond:
                         self._settled += len(batch)
                         self._cond.notify_all()
+        finally:
+            if http is not None:
+                http.close()
 
     def _next_batch(self) -> list[_Item] | None:
         """Block until a batch is due; None when closing and the queue is empty."""
