@@ -100,6 +100,8 @@ def adjustment_lines(
 
     ``skip_period_start`` leaves out the invoice of ``sub`` for that period (an upcoming invoice
     shown for a period already finalized prices that period live, corrections included)."""
+    if sub.billed_until is None and sub.previous is None:
+        return []  # nothing finalized yet, nothing inherited: nothing to correct
     chain = _chain(session, sub)
     lines: list[BillLine] = []
     by_id = {s.id: s for s in chain}
