@@ -47,7 +47,10 @@ class Server:
     def key(self, scope: str) -> str:
         out = subprocess.run(
             [sys.executable, "-m", "tollway", "keys", "create", "--scope", scope],
-            env=self.env, check=True, capture_output=True, text=True,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return out.stdout.strip().splitlines()[-1]
 
@@ -64,7 +67,9 @@ def start_server(db_url: str, workers: int = 1) -> Server:
     env = {**os.environ, "TOLLWAY_DATABASE_URL": db_url, "TOLLWAY_RUN_WORKER_IN_SERVE": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -81,5 +86,5 @@ def start_server(db_url: str, workers: int = 1) -> Server:
 def summary(values: list[float]) -> str:
     values = sorted(values)
     p50 = statistics.median(values)
-    p95 = values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
     return f"p50 {p50:.1f}  p95 {p95:.1f}  min {values[0]:.1f}  max {values[-1]:.1f}  (n={len(values)})"

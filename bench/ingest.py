@@ -27,14 +27,19 @@ import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import drop_database, fresh_database, start_server, summary  # noqa: E402
+from _common import drop_database, fresh_database, start_server, summary
 
 ENDPOINTS = ["/v1/forecast", "/v1/maps", "/v1/geocode", "/v1/alerts"]
 MONTH_START = datetime(2026, 1, 1, tzinfo=UTC)
 METERS = [
     {"key": "calls", "event_type": "api_call", "aggregation": "count", "group_by": ["endpoint"]},
-    {"key": "ok_bytes", "event_type": "api_call", "aggregation": "sum", "value_property": "bytes",
-     "filters": [{"property": "status", "op": "lt", "value": 500}]},
+    {
+        "key": "ok_bytes",
+        "event_type": "api_call",
+        "aggregation": "sum",
+        "value_property": "bytes",
+        "filters": [{"property": "status", "op": "lt", "value": 500}],
+    },
     {"key": "users", "event_type": "api_call", "aggregation": "unique_count", "value_property": "user"},
 ]
 
@@ -94,14 +99,20 @@ def bench_raw_copy(db_url: str, events: list[dict], batch: int) -> float:
             now = datetime.now(UTC).replace(tzinfo=None)
             with conn.cursor() as cur:
                 cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS raw_stage (id text, customer text, type text, timestamp timestamp, "
-                    "ingested_at timestamp, properties jsonb) ON COMMIT DELETE ROWS"
+                    "CREATE TEMP TABLE IF NOT EXISTS raw_stage (id text, customer text, type text, "
+                    "timestamp timestamp, ingested_at timestamp, properties jsonb) ON COMMIT DELETE ROWS"
                 )
                 with cur.copy("COPY raw_stage FROM STDIN") as cp:
                     for e in chunk:
                         cp.write_row(
-                            (e["id"], e["customer"], e["type"], datetime.fromisoformat(e["timestamp"]).replace(tzinfo=None),
-                             now, orjson.dumps(e["properties"]).decode())
+                            (
+                                e["id"],
+                                e["customer"],
+                                e["type"],
+                                datetime.fromisoformat(e["timestamp"]).replace(tzinfo=None),
+                                now,
+                                orjson.dumps(e["properties"]).decode(),
+                            )
                         )
                 cur.execute(
                     "INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
@@ -122,14 +133,19 @@ def load_stored_events(db_url: str, total: int) -> None:
     t0 = time.perf_counter()
     with psycopg.connect(db_url) as conn, conn.cursor() as cur:
         with cur.copy("COPY events (id, customer, type, timestamp, ingested_at, properties) FROM STDIN") as cp:
+
             def rows(customer: str, n: int, months: int) -> None:
                 span = 31 * 86400 if months == 1 else 365 * 86400
                 for _ in range(n):
                     ts = datetime(2026, 1, 1) + timedelta(seconds=rnd.randrange(span))
-                    props = '{"endpoint": "%s", "status": %d, "bytes": %d, "user": "u-%d"}' % (
-                        ENDPOINTS[rnd.randrange(4)], 200 if rnd.random() < 0.9 else 500, rnd.randrange(100, 20000),
-                        rnd.randrange(5000),
-                    )
+                    props = orjson.dumps(
+                        {
+                            "endpoint": ENDPOINTS[rnd.randrange(4)],
+                            "status": 200 if rnd.random() < 0.9 else 500,
+                            "bytes": rnd.randrange(100, 20000),
+                            "user": f"u-{rnd.randrange(5000)}",
+                        }
+                    ).decode()
                     cp.write_row((uuid.uuid4().hex, customer, "api_call", ts, ingested, props))
 
             rows("heavy", heavy, 1)
@@ -171,8 +187,10 @@ def main() -> None:
     args = ap.parse_args()
 
     if not args.skip_ingest:
-        print(f"== ingestion: {args.ingest_events:,} events per run, {args.runs} runs, "
-              f"{args.concurrency} client threads, {args.workers} server workers, {args.meters} meters")
+        print(
+            f"== ingestion: {args.ingest_events:,} events per run, {args.runs} runs, "
+            f"{args.concurrency} client threads, {args.workers} server workers, {args.meters} meters"
+        )
         results: dict[str, list[float]] = {"http-100": [], "http-1000": [], "raw-copy-1000": []}
         for run in range(args.runs):
             for mode in results:
@@ -205,7 +223,7 @@ def main() -> None:
         ceiling = statistics.median(results["raw-copy-1000"])
         for mode, rates in results.items():
             med = statistics.median(rates)
-            print(f"median {mode:>14}: {med:10,.0f} events/s  = {med / ceiling:.2f} × raw COPY ceiling")
+            print(f"median {mode:>14}: {med:10,.0f} events/s  = {med / ceiling:.2f} x raw COPY ceiling")
 
     if not args.skip_query:
         print(f"== usage query: {args.stored_events:,} stored events")
@@ -219,14 +237,21 @@ def main() -> None:
             # Meters created after the bulk load build their rollups from the stored events.
             for body in (
                 {"key": "calls", "event_type": "api_call", "aggregation": "count"},
-                {"key": "ok_bytes", "event_type": "api_call", "aggregation": "sum", "value_property": "bytes",
-                 "filters": [{"property": "status", "op": "lt", "value": 500}]},
+                {
+                    "key": "ok_bytes",
+                    "event_type": "api_call",
+                    "aggregation": "sum",
+                    "value_property": "bytes",
+                    "filters": [{"property": "status", "op": "lt", "value": 500}],
+                },
                 {"key": "users", "event_type": "api_call", "aggregation": "unique_count", "value_property": "user"},
             ):
                 t0 = time.perf_counter()
                 httpx.post(server.url + "/v1/meters", headers=h, json=body, timeout=3600).raise_for_status()
-                print(f"created meter {body['key']} (rollups built from {args.stored_events:,} events) "
-                      f"in {time.perf_counter() - t0:.1f} s")
+                print(
+                    f"created meter {body['key']} (rollups built from {args.stored_events:,} events) "
+                    f"in {time.perf_counter() - t0:.1f} s"
+                )
             for customer in ("typical", "heavy"):
                 for meter in ("calls", "ok_bytes", "users"):
                     bench_queries(server.url, admin, customer, meter, 3)  # warm up
