@@ -16,7 +16,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from conftest import Reply
+from fake_tollway import Reply
 from tollway_sdk import AsyncClient, Client
 from tollway_sdk.client import MAX_BODY_BYTES, _parse_retry_after
 
