@@ -24,7 +24,7 @@ from tollway.catalog.service import plan_pricing
 from tollway.kit.money import Currency, parse_currency
 from tollway.kit.periods import Period, days_between
 from tollway.meter.query import MeterDefinition, query_usage
-from tollway.meter.values import event_values
+from tollway.meter.values import TOTALS_AGGREGATIONS, event_values, meter_totals
 from tollway.models import Meter
 from tollway.pricing import (
     Charge,
@@ -142,6 +142,19 @@ class _Usage:
         if meter_key is None or meter_key not in self.ctx.meters or end <= start:
             return ZERO
         ck = ("total", meter_key, start, end)
+        meter = self.ctx.meters[meter_key]
+        if ck not in self._cache and meter.aggregation in TOTALS_AGGREGATIONS:
+            # Every meter of the plan on this event type, in one scan of the customer's events.
+            batch = [
+                m
+                for m in self.ctx.meters.values()
+                if m.event_type == meter.event_type
+                and m.aggregation in TOTALS_AGGREGATIONS
+                and ("total", m.key, start, end) not in self._cache
+            ]
+            found = meter_totals(self.session, batch, start=start, end=end, customer=self.customer, as_of=self.as_of)
+            for key, found_value in found.items():
+                self._cache[("total", key, start, end)] = found_value if found_value is not None else ZERO
         if ck not in self._cache:
             rows = query_usage(
                 self.session,

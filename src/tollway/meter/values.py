@@ -1,20 +1,29 @@
-"""Per-event meter values, for charges priced event by event (a percentage charge with a fixed
-fee, a minimum or a maximum per event).
+"""Meter reads for billing, next to :func:`tollway.meter.query.query_usage` and with the same
+conditions (:func:`tollway.meter.query.base_conditions`: type, time range, voided, ``as_of``,
+the meter's filters, a usable value):
 
-One SQL statement, with the same conditions as :func:`tollway.meter.query.query_usage` (type,
-time range, not voided, ingested by ``as_of``, the meter's filters), returning each event's value
-in event order (timestamp, then id) and optionally the value of one property to split by.
+- :func:`event_values`: each counted event's value in event order, for charges priced event by
+  event (a percentage charge with a fixed fee, a minimum or a maximum per event);
+- :func:`meter_totals`: the period value of several meters that read the same event type, in
+  one scan of the customer's events instead of one per meter (an invoice reads every meter of
+  its plan over the same period).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tollway.meter.query import MeterDefinition, _dialect, _to_decimal, filter_sql
+from tollway.meter.aggregations import REGISTRY
+from tollway.meter.query import MeterDefinition, _dialect, _to_decimal, base_conditions, filter_sql, value_expr
+
+TOTALS_AGGREGATIONS = frozenset({"count", "sum", "max", "min", "unique_count"})
+"""The aggregations :func:`meter_totals` computes (``latest`` needs a window function)."""
 
 
 def event_values(
@@ -30,30 +39,61 @@ def event_values(
     """Each counted event's value (``1`` for a ``count`` meter), keyed by the ``split_by``
     property's value (``None`` key when not splitting, or when the event lacks it)."""
     d = _dialect(session)
-    where = [
-        f"e.customer = {d.bind(customer)}",
-        f"e.type = {d.bind(meter.event_type)}",
-        f"e.timestamp >= {d.bind(d.ts(start))}",
-        f"e.timestamp < {d.bind(d.ts(end))}",
-        "e.voided_at IS NULL",
-    ]
-    if as_of is not None:
-        where.append(f"e.ingested_at <= {d.bind(d.ts(as_of))}")
-    where += [filter_sql(d, f) for f in meter.filters]
-    if meter.aggregation == "count" or not meter.value_property:
-        value_expr = "1"
-    else:
-        value_expr = d.number(meter.value_property)
-        where.append(f"{value_expr} IS NOT NULL")
-    split_expr = d.text_value(split_by) if split_by else "NULL"
+    where = base_conditions(d, meter, start=start, end=end, customer=customer, as_of=as_of)
+    number = "1" if meter.aggregation == "count" or not meter.value_property else d.number(meter.value_property)
+    split = d.text_value(split_by) if split_by else "NULL"
     sql = (
-        f"SELECT {value_expr} AS value, {split_expr} AS split FROM events e "  # noqa: S608 - validated paths only
+        f"SELECT {number} AS value, {split} AS split FROM events e "  # noqa: S608 - validated paths only
         f"WHERE {' AND '.join(where)} ORDER BY e.timestamp, e.id"
     )
     out: dict[str | None, list[Decimal]] = {}
-    for value, split in session.execute(text(sql), d.params):
-        number = _to_decimal(value)
-        if number is None:
+    for value, key in session.execute(text(sql), d.params):
+        amount = _to_decimal(value)
+        if amount is None:
             continue
-        out.setdefault(None if split is None else str(split), []).append(number)
+        out.setdefault(None if key is None else str(key), []).append(amount)
+    return out
+
+
+def meter_totals(
+    session: Session,
+    meters: Sequence[MeterDefinition],
+    *,
+    start: datetime,
+    end: datetime,
+    customer: str,
+    as_of: datetime | None = None,
+) -> dict[str, Decimal | None]:
+    """The value over ``[start, end)`` of each meter (aggregations in :data:`TOTALS_AGGREGATIONS`),
+    as :func:`query_usage` without a window would return it; one statement per event type."""
+    out: dict[str, Decimal | None] = {}
+    by_type: dict[str, list[MeterDefinition]] = {}
+    for meter in meters:
+        if meter.aggregation not in TOTALS_AGGREGATIONS:
+            raise ValueError(f"meter_totals cannot compute '{meter.aggregation}' (meter '{meter.key}')")
+        by_type.setdefault(meter.event_type, []).append(meter)
+    for group in by_type.values():
+        d = _dialect(session)
+        # The shared conditions: those of a filterless count meter on the event type.
+        shared = dataclasses.replace(group[0], aggregation="count", value_property=None, filters=())
+        where = base_conditions(d, shared, start=start, end=end, customer=customer, as_of=as_of)
+        columns = []
+        for meter in group:
+            agg = REGISTRY[meter.aggregation]
+            own = [filter_sql(d, f) for f in meter.filters]
+            value = value_expr(d, meter)
+            if agg.value_kind == "number":
+                own.append(f"{value} IS NOT NULL")
+            cond = " AND ".join(own) or "1 = 1"
+            if agg.name == "count":
+                columns.append(f"COUNT(CASE WHEN {cond} THEN 1 END)")
+            else:
+                template = agg.sql_postgres if d.name == "postgresql" else agg.sql_sqlite
+                assert template is not None
+                columns.append(template.format(v=f"(CASE WHEN {cond} THEN {value} END)"))
+        sql = f"SELECT {', '.join(columns)} FROM events e WHERE {' AND '.join(where)}"  # noqa: S608
+        row = session.execute(text(sql), d.params).one()
+        for meter, raw in zip(group, row, strict=True):
+            total = _to_decimal(raw)
+            out[meter.key] = REGISTRY[meter.aggregation].empty if total is None else total
     return out
