@@ -93,7 +93,8 @@ def test_pdf_and_html(api):
     assert r.content.startswith(b"%PDF")
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(r.content)).pages)
     assert inv["number"] in text and "Acme Srl" in text and "2.50" in text
-    assert "tier 2: 5 units" in text  # the tier breakdown
+    assert "tier 2: 5 units (above 5)" in text  # the tier breakdown
+    assert "2026-01-01 to 2026-01-31 (UTC)" in text
     html = api.get(f"/v1/invoices/{inv['id']}/html")
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert inv["number"] in html.text and "Acme Srl" in html.text and "tier 1: 5 units" in html.text

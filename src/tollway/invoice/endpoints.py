@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,9 +20,15 @@ from tollway.invoice.schemas import BillingRunRequest, BillingRunResult, Invoice
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page, next_cursor
 from tollway.kit.time import parse_rfc3339, utcnow
+from tollway.models import Subscription
 
 router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _zone(session: Session, subscription_id: str) -> ZoneInfo:
+    sub = session.get(Subscription, subscription_id)
+    return ZoneInfo(sub.timezone if sub is not None else "UTC")
 
 
 def _seller(request: Request) -> str:
@@ -80,14 +87,16 @@ def get_invoice(invoice_id: str, session: SessionDep) -> Invoice:
 def invoice_html(invoice_id: str, session: SessionDep, request: Request) -> HTMLResponse:
     row = service.get_invoice(session, invoice_id)
     invoice = service.to_schema(session, row)
-    return HTMLResponse(render_html(invoice, get_customer(session, row.customer_id), _seller(request)))
+    customer = get_customer(session, row.customer_id)
+    return HTMLResponse(render_html(invoice, customer, _seller(request), _zone(session, row.subscription_id)))
 
 
 @router.get("/v1/invoices/{invoice_id}/pdf", response_class=Response)
 def invoice_pdf(invoice_id: str, session: SessionDep, request: Request) -> Response:
     row = service.get_invoice(session, invoice_id)
     invoice = service.to_schema(session, row)
-    pdf = render_pdf(invoice, get_customer(session, row.customer_id), _seller(request))
+    customer = get_customer(session, row.customer_id)
+    pdf = render_pdf(invoice, customer, _seller(request), _zone(session, row.subscription_id))
     return Response(
         pdf,
         media_type="application/pdf",

@@ -7,8 +7,10 @@ totals, from the same :class:`tollway.invoice.schemas.Invoice` the JSON API retu
 from __future__ import annotations
 
 import html
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
@@ -18,16 +20,25 @@ from tollway.models import Customer
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 
 
-def _date(value: Any) -> str:
-    return value.date().isoformat() if value is not None else "-"
+def _date(value: datetime | None, tz: ZoneInfo) -> str:
+    return value.astimezone(tz).date().isoformat() if value is not None else "-"
+
+
+def _period(invoice: Invoice, tz: ZoneInfo) -> str:
+    """The period as local dates, last day included: ``2026-01-01 to 2026-01-31 (Asia/Tokyo)``."""
+    if invoice.period_start is None or invoice.period_end is None:
+        return "-"
+    last = invoice.period_end - timedelta(microseconds=1)
+    return f"{_date(invoice.period_start, tz)} to {_date(last, tz)} ({tz.key})"
 
 
 def _tier_rows(details: dict[str, Any]) -> list[str]:
     rows = []
     for tier in details.get("tiers") or []:
-        upto = tier.get("up_to") or "and above"
+        upto = tier.get("up_to")
+        span = f"above {tier.get('from')}" if upto is None else f"{tier.get('from')} to {upto}"
         rows.append(
-            f"tier {tier.get('tier')}: {tier.get('units')} units ({tier.get('from')} to {upto}) "
+            f"tier {tier.get('tier')}: {tier.get('units')} units ({span}) "
             f"at {tier.get('unit_price')} + {tier.get('flat_fee')} = {tier.get('amount')}"
         )
     return rows
@@ -43,7 +54,7 @@ def _customer_lines(customer: Customer) -> list[str]:
     return out
 
 
-def render_html(invoice: Invoice, customer: Customer, seller: str) -> str:
+def render_html(invoice: Invoice, customer: Customer, seller: str, tz: ZoneInfo) -> str:
     e = html.escape
     rows = []
     for line in invoice.lines:
@@ -63,8 +74,8 @@ td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align
 <h1>Invoice {e(invoice.number or "(draft)")}</h1>
 <div class="parties"><div><h3>From</h3><p>{e(seller)}</p></div>
 <div><h3>Bill to</h3><p>{"<br>".join(e(x) for x in _customer_lines(customer))}</p></div></div>
-<p>Status: {e(invoice.status)}<br>Period: {_date(invoice.period_start)} to {_date(invoice.period_end)}<br>
-Issued: {_date(invoice.issued_at)} &middot; Due: {_date(invoice.due_at)}<br>
+<p>Status: {e(invoice.status)}<br>Period: {e(_period(invoice, tz))}<br>
+Issued: {_date(invoice.issued_at, tz)} &middot; Due: {_date(invoice.due_at, tz)}<br>
 Subscription: {e(invoice.subscription or "")} &middot; Currency: {cur}</p>
 <table><thead><tr><th>Kind</th><th>Description</th><th class="num">Quantity</th><th class="num">Amount</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
@@ -95,7 +106,7 @@ class _Pdf(FPDF):
         return value if self.unicode else value.encode("latin-1", "replace").decode("latin-1")
 
 
-def render_pdf(invoice: Invoice, customer: Customer, seller: str) -> bytes:
+def render_pdf(invoice: Invoice, customer: Customer, seller: str, tz: ZoneInfo) -> bytes:
     pdf = _Pdf()
     pdf.set_title(f"Invoice {invoice.number or 'draft'}")
     pdf.set_creator("Tollway")
@@ -111,8 +122,8 @@ def render_pdf(invoice: Invoice, customer: Customer, seller: str) -> bytes:
         width,
         5,
         t(
-            f"Period: {_date(invoice.period_start)} to {_date(invoice.period_end)}   "
-            f"Issued: {_date(invoice.issued_at)}   Due: {_date(invoice.due_at)}   Status: {invoice.status}"
+            f"Period: {_period(invoice, tz)}   Issued: {_date(invoice.issued_at, tz)}   "
+            f"Due: {_date(invoice.due_at, tz)}   Status: {invoice.status}"
         ),
         new_x="LMARGIN",
         new_y="NEXT",
