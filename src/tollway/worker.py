@@ -1,4 +1,4 @@
-"""The background worker: the scheduled billing run and the outbox drain, in one loop.
+"""The background worker: meter rollups, the scheduled billing run and the outbox drain, in one loop.
 
 Runs alone (``tollway worker``) or as a thread inside ``tollway serve``. Several workers may run
 against one PostgreSQL: billing periods and outbox messages are claimed with row locks
@@ -17,8 +17,10 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.config import Settings
+from tollway.db import session_scope
 from tollway.invoice.finalize import run_billing
 from tollway.kit.time import utcnow
+from tollway.meter import rollup
 from tollway.notification.outbox import drain
 
 log = logging.getLogger("tollway.worker")
@@ -49,6 +51,17 @@ class Worker:
             log.info("billing run finalized %d invoices", len(result.created))
         return len(result.created)
 
+    def rollup_step(self) -> int:
+        """Add the events stored since the last step to the meters' hourly rollups."""
+        total = 0
+        while not self.stopping:
+            with session_scope(self.factory) as session:
+                applied = rollup.apply_pending(session)
+            total += applied
+            if applied == 0:
+                break
+        return total
+
     def outbox_step(self) -> int:
         total = 0
         while not self.stopping:
@@ -59,6 +72,10 @@ class Worker:
         return total
 
     def run_once(self) -> None:
+        try:
+            self.rollup_step()
+        except Exception:
+            log.exception("rollup step failed; retrying")
         now = time.monotonic()
         if now >= self._next_billing:
             try:

@@ -12,9 +12,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from tollway.db import session_scope
 from tollway.kit.time import get_zone, windows
 from tollway.meter.query import MeterDefinition, query_usage
-from tollway.models import MeterRollup
+from tollway.meter.rollup import apply_pending
+from tollway.models import MeterRollup, RollupPending
 
 START = datetime(2026, 3, 27, tzinfo=UTC)
 METERS = [
@@ -57,8 +59,18 @@ def make_events(n: int, seed: int) -> list[dict]:
     return out
 
 
+def apply_all(session_factory) -> int:
+    total = 0
+    while True:
+        with session_scope(session_factory) as s:
+            n = apply_pending(s, limit=97)
+        total += n
+        if n == 0:
+            return total
+
+
 @pytest.fixture
-def loaded(api):
+def loaded(api, session_factory):
     for m in METERS:
         body = {"event_type": "api_call", "filters": [], "group_by": [], **m}
         assert api.post("/v1/meters", json=body).status_code == 201
@@ -70,8 +82,18 @@ def loaded(api):
         batch = shuffled[i : i + 70] + shuffled[max(0, i - 10) : i]  # with retried duplicates
         r = api.post("/v1/events", json={"events": batch})
         assert r.status_code == 202 and not r.json()["errors"]
+        if i == 280:  # the worker rolls up the first half; the rest stays pending (read raw)
+            assert apply_all(session_factory) == 350
     voided = {e["id"] for e in rnd.sample(events, 40)}
-    for event_id in voided:
+    for event_id in sorted(voided)[:20]:
+        assert api.post(f"/v1/events/{event_id}/void").status_code == 200
+    apply_all(session_factory)  # most events rolled up, with more voids and late events after
+    late = make_events(60, seed=12)
+    for e in late:
+        e["id"] = "late-" + e["id"]
+    assert api.post("/v1/events", json={"events": late}).json()["accepted"] == 60
+    events += late
+    for event_id in sorted(voided)[20:]:
         assert api.post(f"/v1/events/{event_id}/void").status_code == 200
     return [e for e in events if e["id"] not in voided]
 
@@ -116,42 +138,44 @@ def reference(events, meter, customer, lo, hi, groups):
     return {k: (Decimal(len(v)) if isinstance(v, set) else Decimal(v)) for k, v in out.items()}
 
 
-@pytest.mark.parametrize("meter", METERS, ids=[m["key"] for m in METERS])
-@pytest.mark.parametrize(
-    ("window", "tz", "lo", "hi"),
-    [
-        (None, "UTC", START, START + timedelta(days=4)),
-        ("day", "Europe/Rome", START + timedelta(minutes=17), START + timedelta(days=3, hours=5, minutes=3)),
-        ("hour", "Asia/Kolkata", START + timedelta(hours=30), START + timedelta(hours=41)),
-        ("day", "Asia/Kathmandu", START, START + timedelta(days=4)),
-    ],
-)
-def test_rollups_match_raw_events_and_reference(loaded, session_factory, meter, window, tz, lo, hi):
-    definition = MeterDefinition(
-        meter["key"],
-        "api_call",
-        meter["aggregation"],
-        meter.get("value_property"),
-        tuple(meter.get("filters", ())),
-        tuple(meter.get("group_by", ())),
-    )
-    groups = tuple(meter.get("group_by", ()))
-    zone = get_zone(tz)
+SHAPES = [
+    (None, "UTC", START, START + timedelta(days=4)),
+    ("day", "Europe/Rome", START + timedelta(minutes=17), START + timedelta(days=3, hours=5, minutes=3)),
+    ("hour", "Asia/Kolkata", START + timedelta(hours=30), START + timedelta(hours=41)),
+    ("day", "Asia/Kathmandu", START, START + timedelta(days=4)),
+]
+
+
+def test_rollups_match_raw_events_and_reference(loaded, session_factory):
+    """One loaded store, every meter and query shape (loading is the slow part)."""
     with session_factory() as s:
-        for customer in ("acme", "globex"):
-            kw = dict(start=lo, end=hi, customer=customer, window=window, tz=zone, group_by=groups)
-            fast = query_usage(s, definition, **kw)
-            raw = query_usage(s, definition, use_rollups=False, **kw)
-            assert [(u.start, u.end, u.groups, u.value) for u in fast] == [
-                (u.start, u.end, u.groups, u.value) for u in raw
-            ]
-            for a, b in windows(lo, hi, window, zone):
-                expected = reference(loaded, meter, customer, a, b, groups)
-                if not groups and not expected:  # an empty window: zero for counts and sums, else none
-                    zero = meter["aggregation"] in ("count", "sum", "unique_count")
-                    expected = {(): Decimal(0) if zero else None}
-                got = {tuple(u.groups[g] for g in groups): u.value for u in fast if u.start == a}
-                assert got == expected, (a, b)
+        for meter in METERS:
+            definition = MeterDefinition(
+                meter["key"],
+                "api_call",
+                meter["aggregation"],
+                meter.get("value_property"),
+                tuple(meter.get("filters", ())),
+                tuple(meter.get("group_by", ())),
+            )
+            groups = tuple(meter.get("group_by", ()))
+            for window, tz, lo, hi in SHAPES:
+                zone = get_zone(tz)
+                for customer in ("acme", "globex"):
+                    where = (meter["key"], window, tz, customer)
+                    kw = dict(start=lo, end=hi, customer=customer, window=window, tz=zone, group_by=groups)
+                    fast = query_usage(s, definition, **kw)
+                    raw = query_usage(s, definition, use_rollups=False, **kw)
+                    assert [(u.start, u.end, u.groups, u.value) for u in fast] == [
+                        (u.start, u.end, u.groups, u.value) for u in raw
+                    ], where
+                    for a, b in windows(lo, hi, window, zone):
+                        expected = reference(loaded, meter, customer, a, b, groups)
+                        if not groups and not expected:  # an empty window: zero for counts and sums, else none
+                            zero = meter["aggregation"] in ("count", "sum", "unique_count")
+                            expected = {(): Decimal(0) if zero else None}
+                        got = {tuple(u.groups[g] for g in groups): u.value for u in fast if u.start == a}
+                        assert got == expected, (*where, a, b)
 
 
 def test_rollups_are_kept_incrementally_and_rebuilt_on_meter_change(api, session_factory):
@@ -165,6 +189,10 @@ def test_rollups_are_kept_incrementally_and_rebuilt_on_meter_change(api, session
     }
     api.post("/v1/events", json=ev)
     api.post("/v1/events", json=ev | {"id": "e2", "properties": {"s": 2}})
+    with session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(MeterRollup)) == 0  # pending until applied
+        assert s.scalar(select(func.count()).select_from(RollupPending)) == 2
+    assert apply_all(session_factory) == 2
     with session_factory() as s:
         rows = s.scalars(select(MeterRollup)).all()
         assert [(r.meter_key, r.customer, r.bucket_start, r.event_count) for r in rows] == [

@@ -1,7 +1,8 @@
 """The SQL event store: the source of truth for usage. Append-only, unique on event id.
 
-Storing a batch also adds its events to the hourly rollups of every meter that counts them
-(``meter.rollup``), in the same transaction, so a usage query never sees one without the other.
+Storing a batch also notes, in the same transaction, which of its events some meter counts
+(``rollup_pending``); the worker later adds them to the meters' hourly rollups in bulk
+(``meter.rollup``). Queries count pending events raw, so nothing waits for the worker.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ class SqlEventStore:
     """Stores events in the ``events`` table in one transaction per batch.
 
     PostgreSQL: one statement per batch — ``INSERT … SELECT FROM json_to_recordset(batch) ON
-    CONFLICT (id) DO NOTHING RETURNING …`` in a CTE, and one rollup upsert per meter reading only
-    the rows that CTE inserted. The unique index decides duplicates, also under concurrent retries
-    of the same batch. SQLite: ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, then the rollup
-    upserts over those ids.
+    CONFLICT (id) DO NOTHING RETURNING …`` in a CTE, and the metered ones of the inserted ids into
+    ``rollup_pending``. The unique index decides duplicates, also under concurrent retries of the
+    same batch. SQLite: ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, then the pending ids.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -64,7 +64,12 @@ class SqlEventStore:
             "AS b(id text, c text, t text, ts timestamptz, p jsonb) "
             "ON CONFLICT (id) DO NOTHING RETURNING id, customer, type, timestamp, properties, voided_at)"
         ]
-        ctes += [f"r{i} AS ({rollup.upsert_sql(d, m, 'ins')})" for i, m in enumerate(meters)]
+        if meters:
+            types = d.bind(sorted({m.event_type for m in meters}))
+            ctes.append(
+                "pend AS (INSERT INTO rollup_pending (event_id) "
+                f"SELECT id FROM ins WHERE type = ANY(CAST({types} AS text[])))"
+            )
         sql = f"WITH {', '.join(ctes)} SELECT count(*) FROM ins"
         return int(conn.execute(text(sql), d.params).scalar_one())
 
@@ -85,10 +90,13 @@ class SqlEventStore:
             for e in events
         ]
         inserted = [r[0] for r in conn.execute(stmt, rows)]
-        if inserted and meters:
-            for meter in meters:
-                d = dialect_for("sqlite")
-                ids = d.bind(orjson.dumps(inserted).decode())
-                source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({ids})))"
-                conn.execute(text(rollup.upsert_sql(d, meter, source)), d.params)
+        metered_types = {m.event_type for m in meters}
+        if inserted and metered_types:
+            type_of = {e.id: e.type for e in events}
+            pending = [i for i in inserted if type_of[i] in metered_types]
+            if pending:
+                conn.execute(
+                    text("INSERT INTO rollup_pending (event_id) SELECT value FROM json_each(:ids)"),
+                    {"ids": orjson.dumps(pending).decode()},
+                )
         return len(inserted)

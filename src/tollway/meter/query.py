@@ -393,37 +393,52 @@ def _rollup_partials(
     customer: str | None,
     group_by: Sequence[str],
 ) -> list[tuple[int, tuple[str | None, ...], _Partial]]:
-    """Aggregate the meter's hourly rollups per bound (each bound is whole UTC hours) and group."""
+    """Aggregate per bound (each bound is whole UTC hours) and group: the meter's hourly rollups
+    plus the events not rolled up yet (``rollup_pending``), in one statement so both are read in
+    one snapshot and an event the worker rolls up meanwhile is counted exactly once."""
     d = _dialect(session)
-    where = [
+    start, end = bounds[0][0], bounds[-1][1]
+    roll_where = [
         f"r.meter_key = {d.bind(meter.key)}",
-        f"r.bucket_start >= {d.bind(d.ts(bounds[0][0]))}",
-        f"r.bucket_start < {d.bind(d.ts(bounds[-1][1]))}",
+        f"r.bucket_start >= {d.bind(d.ts(start))}",
+        f"r.bucket_start < {d.bind(d.ts(end))}",
     ]
     if customer is not None:
-        where.append(f"r.customer = {d.bind(customer)}")
-    group_exprs = [d.json_item("r.group_key", meter.group_by.index(p)) for p in group_by]
-    group_cols = "".join(f", {g} AS g{i}" for i, g in enumerate(group_exprs))
-    positions = ", ".join(str(i + 1) for i in range(1 + len(group_exprs)))
-    join = d.buckets_join(bounds, column="r.bucket_start")
+        roll_where.append(f"r.customer = {d.bind(customer)}")
+    roll_groups = "".join(
+        f", {d.json_item('r.group_key', meter.group_by.index(p))} AS g{i}" for i, p in enumerate(group_by)
+    )
+    rolled = (
+        f"SELECT bk.idx AS idx{roll_groups}, r.event_count AS n, r.value_sum AS vs, r.value_min AS vmin, "
+        "r.value_max AS vmax, r.latest_at AS la, r.latest_id AS li, r.latest_value AS lv "
+        f"FROM meter_rollups r {d.buckets_join(bounds, column='r.bucket_start')} WHERE {' AND '.join(roll_where)}"
+    )
+    v = value_expr(d, meter)
+    raw_groups = "".join(f", {d.text_value(p)} AS g{i}" for i, p in enumerate(group_by))
+    raw_where = base_conditions(d, meter, start=start, end=end, customer=customer, as_of=None)
+    pending = (
+        f"SELECT bk.idx AS idx{raw_groups}, 1 AS n, {v} AS vs, {v} AS vmin, {v} AS vmax, "
+        f"e.timestamp AS la, e.id AS li, {v} AS lv "
+        f"FROM rollup_pending p JOIN events e ON e.id = p.event_id {d.buckets_join(bounds)} "
+        f"WHERE {' AND '.join(raw_where)}"
+    )
+    gcols = "".join(f", u.g{i}" for i in range(len(group_by)))
+    positions = ", ".join(str(i + 1) for i in range(1 + len(group_by)))
     aggregation = meter.aggregation
     if aggregation == "count":
-        value = "SUM(r.event_count)"
+        value = "SUM(u.n)"
     elif aggregation == "sum":
-        value = d.decimal_sum("r.value_sum")
+        value = d.decimal_sum("u.vs")
     elif aggregation in ("max", "min"):
-        value = f"{aggregation.upper()}(r.value_{aggregation})"
+        value = f"{aggregation.upper()}(u.v{aggregation})"
     elif d.name == "postgresql":  # latest
         value = (
-            "MAX(r.latest_at), (array_agg(r.latest_id ORDER BY r.latest_at DESC, r.latest_id DESC))[1], "
-            "(array_agg(r.latest_value ORDER BY r.latest_at DESC, r.latest_id DESC))[1]"
+            "MAX(u.la), (array_agg(u.li ORDER BY u.la DESC, u.li DESC))[1], "
+            "(array_agg(u.lv ORDER BY u.la DESC, u.li DESC))[1]"
         )
     else:  # SQLite returns the other columns of the row where the single MAX() was found
-        value = "MAX(r.latest_at || ' ' || r.latest_id), r.latest_at, r.latest_id, r.latest_value"
-    sql = (
-        f"SELECT bk.idx AS idx{group_cols}, {value} FROM meter_rollups r {join} "
-        f"WHERE {' AND '.join(where)} GROUP BY {positions}"
-    )
+        value = "MAX(u.la || ' ' || u.li), u.la, u.li, u.lv"
+    sql = f"SELECT u.idx{gcols}, {value} FROM ({rolled} UNION ALL {pending}) u GROUP BY {positions}"
     out = []
     n = len(group_by)
     for r in session.execute(text(sql), d.params).all():
@@ -457,9 +472,10 @@ def query_usage(
 ) -> list[UsageValue]:
     """The meter's value per window ``[start, end)`` (and per group), for one customer or all.
 
-    Whole UTC hours are read from the meter's rollups; the parts of windows that do not cover a
-    whole hour, and every query the rollups cannot answer (``as_of``, ``unique_count``, a group
-    the meter does not declare), are read from the raw events. ``as_of`` counts only events
+    Whole UTC hours are read from the meter's rollups (plus the events not rolled up yet); the
+    parts of windows that do not cover a whole hour, and every query the rollups cannot answer
+    (``as_of``, ``unique_count``, a group the meter does not declare), are read from the raw
+    events. ``as_of`` counts only events
     ingested at or before that moment, so a past computation (an invoice) can be reproduced.
     """
     bounds = make_windows(start.astimezone(UTC), end.astimezone(UTC), window, tz or ZoneInfo("UTC"))

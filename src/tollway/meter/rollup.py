@@ -1,15 +1,21 @@
-"""Hourly rollups of every meter, maintained as events are stored.
+"""Hourly rollups of every meter.
 
 For each meter, per customer, UTC hour and group (the meter's ``group_by`` values), a row holds
 the partial aggregate of the events in it: the count, and the exact sum, min, max or latest value
 as the meter's aggregation needs. Usage queries read whole hours from here and only the ragged
-edges of their windows from the raw events (see ``query.query_usage``). Raw events stay the source
-of truth: rollups are rebuilt from them when a meter is created or changed, when an event is
-voided, or on demand (``tollway rollups rebuild``).
+edges of their windows from the raw events (see ``query.query_usage``).
 
-Concurrency on PostgreSQL: storing a batch takes a shared advisory lock and reads the meters
-inside its transaction; a rebuild takes the same lock exclusively. So a rebuild never misses a
-batch that committed while it ran, and a batch never skips a meter created meanwhile.
+Storing a batch only notes its events in ``rollup_pending`` (when a meter counts their type); the
+worker adds pending events to the rollups in bulk (:func:`apply_pending`), thousands at a time,
+so concurrent batches never wait on each other's rollup rows. A usage query reads the rollups and
+the pending events in one statement (one snapshot), so every event counts exactly once whether
+or not it has been rolled up yet. Raw events stay the source of truth: rollups are rebuilt from
+them when a meter is created or changed, when an event is voided, or on demand (``tollway rollups
+rebuild``).
+
+Concurrency on PostgreSQL: storing a batch and applying pending events take a shared advisory
+lock and read the meters inside their transaction; a rebuild takes the same lock exclusively. So
+a rebuild never races a batch or an apply, and a batch never misses a meter created meanwhile.
 ``unique_count`` meters have no rollup (distinct values do not add up); they are always read raw.
 """
 
@@ -19,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
@@ -120,8 +127,6 @@ def load_meters(conn: Connection | Session, event_types: Iterable[str] | None = 
 
 
 def _json(value: Any) -> Any:
-    import orjson
-
     return orjson.loads(value) if value else []
 
 
@@ -170,12 +175,40 @@ def rebuild(
     if not has_rollup(meter):
         return
     d = dialect_for(name)
-    extra = []
+    # Pending events reach the rollups through apply_pending; counting them here would count twice.
+    extra = ["NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE p.event_id = e.id)"]
     if customer is not None:
         extra.append(f"e.customer = {d.bind(customer)}")
     if span is not None:
         extra.append(f"e.timestamp >= {d.bind(d.ts(span[0]))} AND e.timestamp < {d.bind(d.ts(span[1]))}")
     session.execute(text(upsert_sql(d, meter, "events", extra)), d.params)
+
+
+def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
+    """Add up to ``limit`` pending events to every meter's rollups and clear them from
+    ``rollup_pending``, in the caller's transaction. Returns how many were applied. Several
+    workers may run this at once on PostgreSQL: each claims its own rows (SKIP LOCKED)."""
+    lock_shared(conn)
+    meters = load_meters(conn)
+    if _is_postgres(conn):
+        d = dialect_for("postgresql")
+        ctes = [
+            "batch AS (DELETE FROM rollup_pending WHERE event_id IN (SELECT event_id FROM rollup_pending "
+            f"LIMIT {int(limit)} FOR UPDATE SKIP LOCKED) RETURNING event_id)",
+            "src AS (SELECT e.* FROM events e JOIN batch b ON b.event_id = e.id)",
+        ]
+        ctes += [f"r{i} AS ({upsert_sql(d, m, 'src')})" for i, m in enumerate(meters)]
+        return int(conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*) FROM batch"), d.params).scalar_one())
+    ids = [r[0] for r in conn.execute(text("SELECT event_id FROM rollup_pending LIMIT :n"), {"n": limit})]
+    if not ids:
+        return 0
+    doc = orjson.dumps(ids).decode()
+    for meter in meters:
+        d = dialect_for("sqlite")
+        source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
+        conn.execute(text(upsert_sql(d, meter, source)), d.params)
+    conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})
+    return len(ids)
 
 
 def forget(session: Session, meter_key: str) -> None:

@@ -15,6 +15,7 @@ from tollway.models.outbox import OutboxMessage
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
 from tollway.models.product import Product
+from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "Plan",
     "PlanMeter",
     "Product",
+    "RollupPending",
     "Subscription",
 ]
