@@ -62,9 +62,15 @@ class Server:
             self.proc.kill()
 
 
-def start_server(db_url: str, workers: int = 1) -> Server:
+def start_server(db_url: str, workers: int = 1, *, background_worker: bool = True) -> Server:
+    """``tollway serve`` on a free port; with its in-process worker (rollups, billing, outbox)."""
     port = free_port()
-    env = {**os.environ, "TOLLWAY_DATABASE_URL": db_url, "TOLLWAY_RUN_WORKER_IN_SERVE": "false"}
+    env = {
+        **os.environ,
+        "TOLLWAY_DATABASE_URL": db_url,
+        "TOLLWAY_RUN_WORKER_IN_SERVE": "true" if background_worker else "false",
+        "TOLLWAY_OUTBOX_POLL_INTERVAL_SECONDS": "0.5",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,

@@ -192,6 +192,7 @@ def main() -> None:
             f"{args.concurrency} client threads, {args.workers} server workers, {args.meters} meters"
         )
         results: dict[str, list[float]] = {"http-100": [], "http-1000": [], "raw-copy-1000": []}
+        drains: dict[str, list[tuple[int, float]]] = {mode: [] for mode in results}
         for run in range(args.runs):
             for mode in results:
                 db = f"tw_bench_ingest_{mode.replace('-', '_')}"
@@ -211,15 +212,25 @@ def main() -> None:
                         # replay the first tenth: all duplicates, nothing stored twice
                         _, again = bench_http(server.url, key, events[: len(events) // 10], 1000, 1)
                         assert again == 0, again
-                    with psycopg.connect(url) as conn:
+                    with psycopg.connect(url, autocommit=True) as conn:
                         count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-                    assert count == args.ingest_events == stored, (count, stored)
+                        assert count == args.ingest_events == stored, (count, stored)
+                        # The worker rolls the events up behind ingestion: how far behind was it?
+                        t_drain = time.perf_counter()
+                        backlog = conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]
+                        while conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]:
+                            time.sleep(0.1)
+                        drains[mode].append((backlog, time.perf_counter() - t_drain))
                 finally:
                     server.stop()
                     drop_database(db)
                 rate = args.ingest_events / secs
                 results[mode].append(rate)
-                print(f"run {run + 1} {mode:>14}: {rate:10,.0f} events/s  ({secs:.2f} s)")
+                backlog, drain = drains[mode][-1]
+                print(
+                    f"run {run + 1} {mode:>14}: {rate:10,.0f} events/s  ({secs:.2f} s); "
+                    f"rollup backlog at the end {backlog:,} events, drained in {drain:.1f} s"
+                )
         ceiling = statistics.median(results["raw-copy-1000"])
         for mode, rates in results.items():
             med = statistics.median(rates)
