@@ -254,7 +254,7 @@ def test_a_failure_half_way_leaves_no_half_written_invoice(app, api, monkeypatch
     create_plan(api, code="pro", charges=FLAT)
     create_customer(api, id="c")
     subscribe(api, id="s1", customer="c", plan="pro", start="2026-01-01T00:00:00Z")
-    real_emit = finalize.emit
+    real_emit = finalize.emit_now
     calls_made = {"n": 0}
 
     def failing_emit(*args, **kwargs):
@@ -263,13 +263,13 @@ def test_a_failure_half_way_leaves_no_half_written_invoice(app, api, monkeypatch
             raise RuntimeError("crash")
         return real_emit(*args, **kwargs)
 
-    monkeypatch.setattr(finalize, "emit", failing_emit)
+    monkeypatch.setattr(finalize, "emit_now", failing_emit)
     with pytest.raises(RuntimeError):
         run_billing_direct(app.state.sessionmaker, until=datetime(2026, 4, 1, tzinfo=UTC))
     with app.state.sessionmaker() as session:
         assert session.scalar(select(func.count()).select_from(Invoice)) == 1
         assert session.get(InvoiceSequence, "invoice").last_value == 1
         assert session.get(Subscription, "s1").billed_until == datetime(2026, 2, 1, tzinfo=UTC)
-    monkeypatch.setattr(finalize, "emit", real_emit)
+    monkeypatch.setattr(finalize, "emit_now", real_emit)
     assert len(run_billing_direct(app.state.sessionmaker, until=datetime(2026, 4, 1, tzinfo=UTC)).created) == 2
     assert [i["number"] for i in invoices_of(api, "c")] == ["INV-000001", "INV-000002", "INV-000003"]

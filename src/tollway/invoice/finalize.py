@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,7 +28,7 @@ from tollway.kit.money import Currency, money_context, round_money, to_minor_uni
 from tollway.kit.periods import Period
 from tollway.kit.time import utcnow
 from tollway.models import Customer, Invoice, InvoiceLine, InvoiceSequence, Plan, Subscription
-from tollway.notification.outbox import emit
+from tollway.notification.outbox import emit_now
 from tollway.subscription.terms import Terms
 
 log = logging.getLogger("tollway.billing")
@@ -60,15 +60,13 @@ def totals(lines: list[BillLine], tax_rate: Decimal, currency: Currency) -> Tota
 
 
 def next_number(session: Session) -> str:
-    """Advance the gapless counter inside the caller's transaction (row lock held until commit)."""
-    seq = session.scalars(select(InvoiceSequence).where(InvoiceSequence.name == SEQUENCE).with_for_update()).first()
-    if seq is None:  # pragma: no cover - the migration inserts the row
-        seq = InvoiceSequence(name=SEQUENCE, last_value=0)
-        session.add(seq)
-        session.flush()
-    seq.last_value += 1
-    session.flush()
-    return f"{NUMBER_PREFIX}{seq.last_value:06d}"
+    """Advance the gapless counter inside the caller's transaction: the row is locked
+    (``SELECT … FOR UPDATE``) and stays locked until the caller commits or rolls back."""
+    stmt = select(InvoiceSequence.last_value).where(InvoiceSequence.name == SEQUENCE).with_for_update()
+    last = session.execute(stmt).scalar_one()
+    value = int(last) + 1
+    session.execute(update(InvoiceSequence).where(InvoiceSequence.name == SEQUENCE).values(last_value=value))
+    return f"{NUMBER_PREFIX}{value:06d}"
 
 
 def _candidates(factory: sessionmaker[Session], until: datetime) -> list[str]:
@@ -141,13 +139,15 @@ def write_invoice(
     as_of: datetime,
     now: datetime,
 ) -> Invoice:
+    """Insert the invoice, its lines, the subscription's new bookmark and the outbox message
+    (plain INSERT/UPDATE statements: this is the billing run's hot path). Returns the invoice
+    row (not attached to the session)."""
     sub = ctx.terms.subscription
     cur = ctx.currency
     tax_rate = Decimal(customer.tax_rate or 0)
     t = totals(lines, tax_rate, cur)
     invoice = Invoice(
         id=f"inv_{uuid.uuid4().hex[:24]}",
-        number="",
         customer_id=customer.id,
         subscription_id=sub.id,
         plan_code=sub.plan_code,
@@ -162,28 +162,34 @@ def write_invoice(
         subtotal_minor=to_minor_units(t.subtotal, cur),
         tax_minor=to_minor_units(t.tax, cur),
         total_minor=to_minor_units(t.total, cur),
+        created_at=now,
+        updated_at=now,
     )
     # The number is taken last, so the counter row stays locked only for the inserts and commit.
     invoice.number = next_number(session)
-    session.add(invoice)
-    session.flush()
-    session.add_all(
-        InvoiceLine(
-            invoice_id=invoice.id,
-            position=i,
-            kind=line.kind,
-            charge=line.charge,
-            meter=line.meter,
-            description=line.description[:1000],
-            quantity=line.quantity,
-            amount_minor=to_minor_units(line.amount, cur),
-            details=line.details,
-            adjusts_invoice_id=line.adjusts_invoice_id,
+    columns = [c.key for c in Invoice.__table__.columns]
+    session.execute(insert(Invoice).values({name: getattr(invoice, name) for name in columns}))
+    if lines:
+        session.execute(
+            insert(InvoiceLine),
+            [
+                {
+                    "invoice_id": invoice.id,
+                    "position": i,
+                    "kind": line.kind,
+                    "charge": line.charge,
+                    "meter": line.meter,
+                    "description": line.description[:1000],
+                    "quantity": line.quantity,
+                    "amount_minor": to_minor_units(line.amount, cur),
+                    "details": line.details,
+                    "adjusts_invoice_id": line.adjusts_invoice_id,
+                }
+                for i, line in enumerate(lines)
+            ],
         )
-        for i, line in enumerate(lines)
-    )
     session.execute(update(Subscription).where(Subscription.id == sub.id).values(billed_until=period.end))
-    emit(
+    emit_now(
         session,
         "invoice.finalized",
         {
@@ -198,7 +204,6 @@ def write_invoice(
         },
         key=invoice.id,
     )
-    session.flush()
     return invoice
 
 

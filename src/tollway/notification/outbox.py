@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.db import is_postgres
@@ -51,6 +51,16 @@ def emit(session: Session, topic: str, payload: dict[str, Any], *, key: str | No
     message = OutboxMessage(topic=topic, key=key, payload=payload, created_at=now, available_at=now, attempts=0)
     session.add(message)
     return message
+
+
+def emit_now(session: Session, topic: str, payload: dict[str, Any], *, key: str | None = None) -> None:
+    """:func:`emit` as a plain INSERT executed at once, for hot paths that write without the ORM."""
+    now = utcnow()
+    session.execute(
+        insert(OutboxMessage).values(
+            topic=topic, key=key, payload=payload, created_at=now, available_at=now, attempts=0
+        )
+    )
 
 
 def backoff(attempts: int) -> timedelta:
