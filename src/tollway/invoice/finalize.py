@@ -165,7 +165,9 @@ def write_invoice(
         created_at=now,
         updated_at=now,
     )
-    # The number is taken last, so the counter row stays locked only for the inserts and commit.
+    # The bookmark moves first and the number is taken last, so the counter row (the one lock
+    # every invoice transaction shares) is held only for the inserts and the commit.
+    session.execute(update(Subscription).where(Subscription.id == sub.id).values(billed_until=period.end))
     invoice.number = next_number(session)
     columns = [c.key for c in Invoice.__table__.columns]
     session.execute(insert(Invoice).values({name: getattr(invoice, name) for name in columns}))
@@ -188,7 +190,6 @@ def write_invoice(
                 for i, line in enumerate(lines)
             ],
         )
-    session.execute(update(Subscription).where(Subscription.id == sub.id).values(billed_until=period.end))
     emit_now(
         session,
         "invoice.finalized",
