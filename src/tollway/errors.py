@@ -108,7 +108,22 @@ def problem_response(
         "detail": detail,
         "errors": [e.as_dict() for e in errors],
     }
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # a message quoting input that is not valid Unicode (a lone surrogate)
+        content = orjson.dumps(_printable(body))
+    return Response(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8 (unencodable characters become U+FFFD)."""
+    if isinstance(value, str):
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _title(status: int) -> str:

@@ -1,13 +1,16 @@
-"""FastAPI dependencies that authenticate the bearer key and check its scope."""
+"""FastAPI dependencies that admit a request: authenticate the bearer key, check its scope, then
+refuse input no backend can store (``kit.inputs``), in that order, so that a caller without a
+valid key learns nothing about its input. Every API route depends on one of them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from tollway.auth.keys import Principal
 from tollway.errors import Forbidden, Unauthorized
+from tollway.kit.inputs import check_request
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tollway"'}
 
@@ -34,16 +37,20 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require_scope(*allowed: str) -> Callable[[Request], Principal]:
+def require_scope(*allowed: str) -> Callable[..., Awaitable[Principal]]:
     """Admin keys may do everything; other scopes only what the route allows."""
 
-    def dependency(request: Request) -> Principal:
+    def authorize(request: Request) -> Principal:  # sync: the key look-up runs in the threadpool
         principal = authenticate(request)
         if principal.scope != "admin" and principal.scope not in allowed:
             raise Forbidden(f"this API key's scope '{principal.scope}' does not allow this operation")
         return principal
 
-    return dependency
+    async def admit(request: Request, principal: Principal = Depends(authorize)) -> Principal:
+        await check_request(request)
+        return principal
+
+    return admit
 
 
 require_admin = require_scope("admin")

@@ -28,9 +28,12 @@ def decode_cursor(cursor: str) -> str:
     """Return the last key of the previous page; raises ValueError on a cursor we did not issue."""
     padded = cursor + "=" * (-len(cursor) % 4)
     try:
-        return base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+        key = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, UnicodeEncodeError) as exc:
         raise ValueError("not a cursor issued by this API") from exc
+    if "\x00" in key:  # no id holds one (and PostgreSQL text cannot)
+        raise ValueError("not a cursor issued by this API")
+    return key
 
 
 def next_cursor(rows: Sequence[Any], limit: int, key: str) -> str | None:
