@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tollway.kit.time import add_clamped
 from tollway.kit.time import windows as make_windows
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.schemas import check_path
@@ -107,6 +108,11 @@ class _Dialect:
     def decimal_sum(self, expr: str) -> str:
         raise NotImplementedError
 
+    def in_list(self, values: Sequence[Any], sql_type: str) -> str:
+        """``IN`` a list of values of ``sql_type`` (``text`` or ``numeric``), bound as one
+        parameter whatever its length: no limit on bound variables, no deep ``OR`` tree."""
+        raise NotImplementedError
+
     def exists(self, path: str) -> str:
         t = self.typeof(path)
         return f"({t} IS NOT NULL AND {t} <> 'null')"
@@ -160,6 +166,9 @@ class _Postgres(_Dialect):
     def decimal_sum(self, expr: str) -> str:
         return f"SUM({expr})"
 
+    def in_list(self, values: Sequence[Any], sql_type: str) -> str:
+        return f"= ANY(CAST({self.bind(list(values))} AS {sql_type}[]))"
+
 
 class _Sqlite(_Dialect):
     name = "sqlite"
@@ -189,8 +198,9 @@ class _Sqlite(_Dialect):
         return f"{self.typeof(path)} IN ('true', 'false')"
 
     def ts(self, value: datetime) -> Any:
-        # The text form SQLAlchemy stores DateTime in on SQLite, so comparisons are chronological.
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # The text form SQLAlchemy stores DateTime in on SQLite, so comparisons are chronological
+        # (isoformat pads the year to four digits; strftime("%Y") does not on every platform).
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
     def number_param(self, value: int | float | str) -> Any:
         d = Decimal(str(value))
@@ -216,6 +226,9 @@ class _Sqlite(_Dialect):
     def decimal_sum(self, expr: str) -> str:
         return f"tw_decimal_sum({expr})"
 
+    def in_list(self, values: Sequence[Any], sql_type: str) -> str:
+        return f"IN (SELECT value FROM json_each({self.bind(orjson.dumps(list(values)).decode())}))"
+
 
 def _dialect(session: Session) -> _Dialect:
     return dialect_for(session.get_bind().dialect.name)
@@ -237,6 +250,22 @@ def _eq(d: _Dialect, path: str, value: Any) -> str:
     return f"({d.text_value(path)} = {d.bind(str(value))} AND {d.is_string(path)})"
 
 
+def _any_of(d: _Dialect, path: str, values: Sequence[Any]) -> str:
+    """``path`` equals one of ``values``, each compared as :func:`_eq` compares it (a string with
+    strings, a number numerically, a boolean with booleans): one list per JSON type."""
+    strings = [v for v in values if isinstance(v, str)]
+    numbers = [d.number_param(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    booleans = sorted({"true" if v else "false" for v in values if isinstance(v, bool)})
+    parts = []
+    if strings:
+        parts.append(f"({d.text_value(path)} {d.in_list(strings, 'text')} AND {d.is_string(path)})")
+    if numbers:
+        parts.append(f"({d.number(path)} {d.in_list(numbers, 'numeric')})")
+    if booleans:
+        parts.append(f"({d.text_value(path)} {d.in_list(booleans, 'text')} AND {d.is_bool(path)})")
+    return "(" + (" OR ".join(parts) or "FALSE") + ")"
+
+
 _CMP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -249,7 +278,7 @@ def filter_sql(d: _Dialect, flt: dict[str, Any]) -> str:
     if op == "neq":
         return f"NOT COALESCE({_eq(d, path, value)}, FALSE)"
     if op in ("in", "not_in"):
-        any_of = "(" + " OR ".join(_eq(d, path, v) for v in list(value or ())) + ")"
+        any_of = _any_of(d, path, list(value or ()))
         return any_of if op == "in" else f"NOT COALESCE({any_of}, FALSE)"
     if op in _CMP:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -450,7 +479,7 @@ def _rollup_partials(
 
 def _ceil_hour(t: datetime) -> datetime:
     floor = t.replace(minute=0, second=0, microsecond=0)
-    return floor if floor == t else floor + timedelta(hours=1)
+    return floor if floor == t else add_clamped(floor, timedelta(hours=1))
 
 
 def _floor_hour(t: datetime) -> datetime:

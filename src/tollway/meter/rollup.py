@@ -21,6 +21,7 @@ a rebuild never races a batch or an apply, and a batch never misses a meter crea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ import orjson
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from tollway.kit.time import add_clamped
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.query import MeterDefinition, _Dialect, dialect_for, filter_sql, value_expr
 
@@ -127,7 +129,10 @@ def load_meters(conn: Connection | Session, event_types: Iterable[str] | None = 
 
 
 def _json(value: Any) -> Any:
-    return orjson.loads(value) if value else []
+    # The column as SQLAlchemy's JSON type wrote it (json.dumps): read it back the same way, so
+    # that a filter value past 64 bits stays the exact integer it was (orjson would make it a
+    # float, or fail past a double).
+    return json.loads(value) if value else []
 
 
 def _is_postgres(conn: Connection | Session) -> bool:
@@ -148,7 +153,7 @@ def lock_exclusive(conn: Connection | Session) -> None:
 def _hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     lo = start.replace(minute=0, second=0, microsecond=0)
     last = end - timedelta(microseconds=1)
-    return lo, last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return lo, add_clamped(last.replace(minute=0, second=0, microsecond=0), timedelta(hours=1))
 
 
 def rebuild(

@@ -15,6 +15,7 @@ PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 Aggregation = Literal["count", "sum", "max", "min", "latest", "unique_count"]
 FilterOp = Literal["eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 Scalar = str | int | float | bool
+MAX_LIST_VALUES = 10_000
 
 
 def check_path(path: str) -> str:
@@ -40,6 +41,13 @@ class MeterFilter(BaseModel):
     @classmethod
     def _path(cls, v: str) -> str:
         return check_path(v)
+
+    @field_validator("value")
+    @classmethod
+    def _list_length(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) > MAX_LIST_VALUES:
+            raise ValueError(f"takes at most {MAX_LIST_VALUES} values")
+        return v
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> MeterFilter:
