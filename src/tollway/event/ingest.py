@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from tollway.kit.inputs import MAX_DEPTH, nesting_exceeds
 from tollway.kit.time import parse_rfc3339
 
 MAX_ID_LENGTH = 200
@@ -131,6 +132,9 @@ def validate_event(
         return shown_id, names["properties"], f"'{names['properties']}' must be a JSON object"
     if check_nul and _contains_nul(props):
         return shown_id, names["properties"], "must not contain NUL characters (\\u0000)"
+    if nesting_exceeds(props):
+        # PostgreSQL's batch encoder and the API's response encoder stop at a few hundred levels.
+        return shown_id, names["properties"], f"nests objects and arrays more than {MAX_DEPTH} levels deep"
     return IncomingEvent(values["id"], values["customer"], values["type"], timestamp, props)
 
 

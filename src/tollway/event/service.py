@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from tollway.errors import NotFound
 from tollway.event.schemas import EventOut
+from tollway.kit.time import add_clamped
 from tollway.meter import rollup
 from tollway.models import Event
 
@@ -33,7 +34,11 @@ def void_event(session: Session, event_id: str, *, now: datetime) -> Event:
         # The hour's rollups of every meter on this event type lose the event.
         for meter in rollup.load_meters(session, {event.type}):
             rollup.rebuild(
-                session, meter, customer=event.customer, start=event.timestamp, end=event.timestamp + timedelta(hours=1)
+                session,
+                meter,
+                customer=event.customer,
+                start=event.timestamp,
+                end=add_clamped(event.timestamp, timedelta(hours=1)),
             )
     return event
 

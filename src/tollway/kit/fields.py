@@ -40,11 +40,14 @@ def _fmt_decimal(value: Decimal) -> str:
 
 
 def format_decimal(value: Decimal) -> str:
-    """A plain decimal string without exponent, without needless trailing zeros ("1200", "0.5")."""
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    text = format(value.normalize(), "f")
-    return text
+    """A plain decimal string without exponent, without needless trailing zeros ("1200", "0.5").
+
+    Exact at any size: formatting is textual, so no arithmetic context (28 digits by default)
+    can round the value or refuse it."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 DecimalStr = Annotated[Decimal, BeforeValidator(_to_decimal), PlainSerializer(_fmt_decimal, return_type=str)]
