@@ -509,9 +509,34 @@ def plan_limits(plan: Plan) -> list[Limit]:
     return [Limit.model_validate(limit) for limit in plan.limits or []]
 
 
+PREVIEW_LIMIT = Decimal(10) ** 18
+"""Preview quantities and per-event values are less than 10^18, like prices (``Numeric(30, 12)``):
+every product of the two then stays well inside the 60 digits money is computed with."""
+
+
+def _too_large(doc: Any, where: str) -> list[FieldError]:
+    """The numbers (JSON integers, decimal strings) in a preview document that reach
+    :data:`PREVIEW_LIMIT`; everything else is left to the pricing package to judge."""
+    if isinstance(doc, Mapping):
+        return [e for k, v in doc.items() for e in _too_large(v, f"{where}.{k}")]
+    if isinstance(doc, list):
+        return [e for i, v in enumerate(doc) for e in _too_large(v, f"{where}[{i}]")]
+    number: Decimal | None = None
+    if isinstance(doc, int) and not isinstance(doc, bool):
+        number = Decimal(doc)
+    elif isinstance(doc, str) and _DECIMAL_TEXT.match(doc):
+        number = Decimal(doc.strip())
+    if number is not None and abs(number) >= PREVIEW_LIMIT:
+        return [FieldError(where, "must be less than 10^18 in absolute value")]
+    return []
+
+
 def preview_plan(session: Session, code: str, request: PlanPreviewRequest) -> Preview:
     """Price one period of a plan (drafts too) for the given quantities; 422 naming bad input."""
     plan = get_plan(session, code)
+    errors = _too_large(request.quantities, "quantities") + _too_large(request.values, "values")
+    if errors:
+        raise invalid(errors, "invalid preview input")
     try:
         return preview(
             plan_pricing(plan),
