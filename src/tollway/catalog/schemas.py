@@ -7,15 +7,13 @@ path (``charges[0].tiers[1].up_to``); everything else is typed here.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tollway.kit.fields import DecimalStr, Identifier
-from tollway.kit.money import CurrencyError, parse_currency
-from tollway.kit.time import parse_rfc3339
+from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, Timestamp
 
 PlanInterval = Literal["day", "week", "month", "year"]
 BillingAnchor = Literal["calendar", "anniversary"]
@@ -23,31 +21,6 @@ Visibility = Literal["public", "private"]
 AudienceType = Literal["all", "categories", "companies", "customers"]
 PlanStatus = Literal["draft", "published"]
 LimitAction = Literal["block", "notify"]
-
-
-def _iso_currency(value: str) -> str:
-    try:
-        return parse_currency(value).code
-    except CurrencyError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-BillingCurrency = Annotated[str, AfterValidator(_iso_currency)]
-"""An ISO 4217 code with a minor unit (so it can be invoiced), upper-cased."""
-
-
-def _timestamp(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("must carry a time zone offset")
-        return value.astimezone(UTC)
-    if isinstance(value, str):
-        return parse_rfc3339(value)
-    raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-01-05T10:00:00Z")
-
-
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
-"""An RFC 3339 timestamp with offset, kept in UTC."""
 
 
 def _positive(value: Decimal) -> Decimal:
@@ -197,7 +170,7 @@ class PlanTerms(BaseModel):
 
     name: str | None = Field(default=None, max_length=500)
     description: str | None = Field(default=None, max_length=2000)
-    currency: BillingCurrency
+    currency: CurrencyCode
     bundle: Identifier | None = None
     interval: PlanInterval = "month"
     interval_count: int = Field(default=1, ge=1, le=1000)
@@ -241,7 +214,7 @@ class PlanUpdate(BaseModel):
 
     name: str | None = Field(default=None, max_length=500)
     description: str | None = Field(default=None, max_length=2000)
-    currency: BillingCurrency | None = None
+    currency: CurrencyCode | None = None
     bundle: Identifier | None = None
     interval: PlanInterval | None = None
     interval_count: int | None = Field(default=None, ge=1, le=1000)

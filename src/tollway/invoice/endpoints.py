@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -12,14 +11,13 @@ from starlette.responses import HTMLResponse, Response
 from tollway.auth.dependencies import require_admin
 from tollway.customer.service import get_customer
 from tollway.deps import get_session
-from tollway.errors import ValidationFailed
 from tollway.invoice import service
 from tollway.invoice.finalize import run_billing
 from tollway.invoice.render import render_html, render_pdf
 from tollway.invoice.schemas import BillingRunRequest, BillingRunResult, Invoice, UpcomingInvoice
-from tollway.kit.listing import ListParams, list_params
+from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page, next_cursor
-from tollway.kit.time import parse_rfc3339, utcnow
+from tollway.kit.time import utcnow
 from tollway.models import Subscription
 
 router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
@@ -41,12 +39,7 @@ def upcoming_invoice(
     session: SessionDep,
     at: Annotated[str | None, Query(description="RFC 3339; default: now")] = None,
 ) -> UpcomingInvoice:
-    moment: datetime = utcnow()
-    if at is not None:
-        try:
-            moment = parse_rfc3339(at)
-        except ValueError as exc:
-            raise ValidationFailed.field("at", str(exc)) from exc
+    moment = time_param("at", at) or utcnow()
     return service.upcoming_invoice(session, customer_id, at=moment)
 
 

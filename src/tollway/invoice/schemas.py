@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tollway.subscription.schemas import Timestamp
+from tollway.kit.fields import Timestamp
 
 InvoiceStatus = Literal["draft", "finalized", "paid", "void"]
 LineKind = Literal[

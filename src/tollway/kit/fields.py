@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
 
-from tollway.kit.time import get_zone
+from tollway.kit.money import parse_currency, parse_decimal
+from tollway.kit.time import get_zone, parse_rfc3339
 
 ID_PATTERN = r"^[A-Za-z0-9._~:@-]{1,200}$"
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 """A caller-chosen id or code: URL-safe, at most 200 characters."""
 
-_DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-
 
 def _to_decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError('must be a decimal string such as "12.50" (floats are not accepted for money)')
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("must be a finite decimal")
-        return value
-    if isinstance(value, str) and _DECIMAL_RE.match(value.strip()):
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:  # pragma: no cover - the regex already guards
-            pass
-    raise ValueError('must be a decimal string such as "12.50"')
+    return parse_decimal(value)
 
 
 def _fmt_decimal(value: Decimal) -> str:
@@ -64,17 +50,11 @@ NonNegativeDecimalStr = Annotated[DecimalStr, AfterValidator(_non_negative)]
 
 
 def _currency(value: str) -> str:
-    import iso4217
-
-    code = value.upper() if isinstance(value, str) else value
-    try:
-        iso4217.Currency(code)
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"{value!r} is not an ISO 4217 currency code") from exc
-    return str(code)
+    return parse_currency(value).code  # CurrencyError is a ValueError: pydantic names the field
 
 
 CurrencyCode = Annotated[str, AfterValidator(_currency)]
+"""An ISO 4217 code with a minor unit (so it can be invoiced), upper-cased."""
 
 
 def _timezone(value: str) -> str:
@@ -83,3 +63,17 @@ def _timezone(value: str) -> str:
 
 
 TimezoneName = Annotated[str, AfterValidator(_timezone)]
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must carry a time zone offset")
+        return value.astimezone(UTC)
+    if isinstance(value, str):
+        return parse_rfc3339(value)
+    raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-01-05T10:00:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+"""An RFC 3339 timestamp with offset, kept in UTC."""

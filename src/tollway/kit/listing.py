@@ -1,14 +1,16 @@
-"""The ``?limit=&after=`` query parameters shared by every list endpoint."""
+"""Query parameters shared by endpoints: ``?limit=&after=`` of every list, and RFC 3339 times."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
 
 from tollway.errors import ValidationFailed
 from tollway.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
+from tollway.kit.time import parse_rfc3339
 
 
 @dataclass(frozen=True)
@@ -27,3 +29,13 @@ def list_params(
         except ValueError as exc:
             raise ValidationFailed.field("after", str(exc)) from exc
     return ListParams(limit=limit, after=after)
+
+
+def time_param(name: str, value: str | None) -> datetime | None:
+    """An optional RFC 3339 query parameter; a bad one is a 422 naming the parameter."""
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError as exc:
+        raise ValidationFailed.field(name, str(exc)) from exc

@@ -13,6 +13,7 @@ currency's minor unit (ISO 4217 exponent: JPY 0, USD 2, KWD 3) with
 from __future__ import annotations
 
 import decimal
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +94,28 @@ def parse_currency(code: str | Currency) -> Currency:
     if exponent is None:
         raise CurrencyError(f"{normalized!r} has no minor unit in ISO 4217 and cannot be used for billing")
     return Currency(code=normalized, exponent=int(exponent))
+
+
+_PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def parse_decimal(value: object) -> Decimal:
+    """A number from API input: a plain decimal string ("12.50", no exponent), an int or a
+    finite Decimal. Floats and booleans are refused. Raises ValueError with a message that
+    can be shown to the API user next to the field name."""
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal string, not a boolean")
+    if isinstance(value, float):
+        raise ValueError('must be a decimal string such as "12.50", not a JSON float')
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return value
+    if isinstance(value, str) and _PLAIN_DECIMAL.match(value.strip()):
+        return Decimal(value.strip())
+    raise ValueError(f'must be a decimal string such as "12.50", got {value!r}')
 
 
 def to_decimal(value: Decimal | int | str) -> Decimal:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,9 +9,9 @@ from tollway.auth.dependencies import require_admin
 from tollway.deps import get_session
 from tollway.errors import ValidationFailed
 from tollway.kit.fields import format_decimal
-from tollway.kit.listing import ListParams, list_params
+from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page, next_cursor
-from tollway.kit.time import get_zone, parse_rfc3339, utcnow, window_start
+from tollway.kit.time import get_zone, utcnow, window_start
 from tollway.meter import service
 from tollway.meter.query import MeterDefinition, query_usage
 from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, Usage, UsageRow
@@ -59,15 +58,6 @@ def update_meter(key: str, body: MeterUpdate, session: SessionDep) -> Meter:
     return to_schema(service.update_meter(session, key, body))
 
 
-def _parse_time(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_rfc3339(value)
-    except ValueError as exc:
-        raise ValidationFailed.field(name, str(exc)) from exc
-
-
 @router.get("/{key}/usage", response_model=Usage, response_model_by_alias=True)
 def meter_usage(
     key: str,
@@ -89,8 +79,8 @@ def meter_usage(
         zone = get_zone(tz)
     except ValueError as exc:
         raise ValidationFailed.field("tz", str(exc)) from exc
-    end = _parse_time("to", to) or utcnow()
-    start = _parse_time("from", from_) or window_start(end, "month", zone)
+    end = time_param("to", to) or utcnow()
+    start = time_param("from", from_) or window_start(end, "month", zone)
     if start >= end:
         raise ValidationFailed.field("to", "must be after 'from'")
     groups: list[str] = []

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import decimal
-import re
 from collections.abc import Mapping
 from decimal import Decimal
+
+from tollway.kit.money import parse_decimal
 
 __all__ = ["Errors", "field_path", "read_bool", "read_decimal", "read_mapping", "read_str"]
 
 Errors = list[tuple[str, str]]
 
-_DECIMAL_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 MAX_PLACES = 12
 """Prices are stored as Numeric(30, 12): at most 12 decimal places..."""
 MAX_INTEGER_DIGITS = 18
@@ -27,25 +26,10 @@ def field_path(prefix: str, key: str | int) -> str:
 
 def parse_decimal_value(value: object) -> Decimal | str:
     """The Decimal for a contract number, or an error message. Floats are refused."""
-    if isinstance(value, bool):
-        return "must be a decimal string, not a boolean"
-    if isinstance(value, float):
-        return 'must be a decimal string such as "0.0015", not a JSON float'
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return "must be a finite number"
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if not _DECIMAL_RE.match(text):
-            return f'must be a decimal string such as "12.50", got {value!r}'
-        try:
-            return Decimal(text)
-        except decimal.InvalidOperation:  # pragma: no cover - the pattern already guards
-            return f"{value!r} is not a decimal number"
-    return f"must be a decimal string, not {type(value).__name__}"
+    try:
+        return parse_decimal(value)
+    except ValueError as exc:
+        return str(exc)
 
 
 def read_decimal(

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from tollway.kit.fields import Identifier
-from tollway.kit.time import parse_rfc3339
-
-
-def _timestamp(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("must carry a time zone offset")
-        return value.astimezone(UTC)
-    if isinstance(value, str):
-        return parse_rfc3339(value)
-    raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-01-05T10:00:00Z")
-
-
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
-"""An RFC 3339 timestamp with offset, kept in UTC."""
+from tollway.kit.fields import Identifier, Timestamp
 
 SubscriptionStatus = Literal["active", "canceled", "ended"]
 CancelMode = Literal["immediate", "period_end"]
