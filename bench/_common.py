@@ -45,14 +45,13 @@ class Server:
     env: dict[str, str]
 
     def key(self, scope: str) -> str:
+        return self.cli("keys", "create", "--scope", scope).strip().splitlines()[-1]
+
+    def cli(self, *args: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "tollway", "keys", "create", "--scope", scope],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
+            [sys.executable, "-m", "tollway", *args], env=self.env, check=True, capture_output=True, text=True
         )
-        return out.stdout.strip().splitlines()[-1]
+        return out.stdout
 
     def stop(self) -> None:
         self.proc.terminate()

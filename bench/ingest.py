@@ -182,6 +182,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--query-repeats", type=int, default=30)
     ap.add_argument("--meters", type=int, default=2, help="meters on the event type during ingestion (0-3)")
+    ap.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="ingest with the server's worker off, then time one `tollway worker --once` rolling the backlog up",
+    )
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
@@ -197,7 +202,7 @@ def main() -> None:
             for mode in results:
                 db = f"tw_bench_ingest_{mode.replace('-', '_')}"
                 url = fresh_database(db)
-                server = start_server(url, workers=args.workers)
+                server = start_server(url, workers=args.workers, background_worker=not args.no_worker)
                 try:
                     key = server.key("ingest")
                     admin = {"Authorization": f"Bearer {server.key('admin')}"}
@@ -218,6 +223,8 @@ def main() -> None:
                         # The worker rolls the events up behind ingestion: how far behind was it?
                         t_drain = time.perf_counter()
                         backlog = conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]
+                        if args.no_worker and backlog:  # roll up the whole backlog alone, timed
+                            server.cli("worker", "--once")
                         while conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]:
                             time.sleep(0.1)
                         drains[mode].append((backlog, time.perf_counter() - t_drain))
