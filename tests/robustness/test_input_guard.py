@@ -148,3 +148,10 @@ def test_idempotency_key_outside_ascii(api):
     assert first.status_code == 201, first.text
     again = api.post("/v1/products", json={"code": "weather"}, headers=h)
     assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true"
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256])
+def test_idempotency_key_of_the_wrong_length_names_the_header(api, key):
+    r = api.post("/v1/products", json={"code": "weather"}, headers={"Idempotency-Key": key})
+    body = problem(r, 422, "Idempotency-Key")
+    assert body["title"] == "Unprocessable Entity"  # as every other 422

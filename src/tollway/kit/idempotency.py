@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tollway.errors import problem_response
+from tollway.errors import FieldError, problem_response
 from tollway.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -44,11 +44,13 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if not key or len(key) > MAX_KEY_LENGTH:
+            message = f"must be 1 to {MAX_KEY_LENGTH} characters"
             resp = problem_response(
                 422,
-                "Unprocessable Content",
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+                "Unprocessable Entity",
+                f"Idempotency-Key: {message}",
                 code="validation_failed",
+                errors=[FieldError("Idempotency-Key", message)],
             )
             await resp(scope, receive, send)
             return
