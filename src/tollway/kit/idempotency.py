@@ -44,13 +44,13 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if not key or len(key) > MAX_KEY_LENGTH:
-            message = f"must be 1 to {MAX_KEY_LENGTH} characters"
+            problem = f"must be 1 to {MAX_KEY_LENGTH} characters"
             resp = problem_response(
                 422,
                 "Unprocessable Entity",
-                f"Idempotency-Key: {message}",
+                f"Idempotency-Key: {problem}",
                 code="validation_failed",
-                errors=[FieldError("Idempotency-Key", message)],
+                errors=[FieldError("Idempotency-Key", problem)],
             )
             await resp(scope, receive, send)
             return
