@@ -149,6 +149,12 @@ def _loc_to_field(loc: Sequence[Any]) -> str:
 def validation_errors_from_pydantic(errs: Sequence[Any]) -> list[FieldError]:
     out = []
     for e in errs:
+        if e.get("type") == "json_invalid":  # FastAPI's loc is ("body", <offset>): name the body
+            position = next((p for p in e.get("loc", ())[1:] if isinstance(p, int)), None)
+            where = f" at character {position}" if position is not None else ""
+            reason = (e.get("ctx") or {}).get("error") or "invalid"
+            out.append(FieldError("body", f"malformed JSON{where}: {reason}"))
+            continue
         msg = str(e.get("msg", "invalid"))
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
@@ -171,10 +177,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        # The framework's own 400 is a body its JSON parser gave up on (nested too deep, an
+        # integer too long to convert): name the body.
+        errors = [FieldError("body", str(exc.detail))] if exc.status_code == 400 else []
         return problem_response(
             exc.status_code,
             _title(exc.status_code),
             str(exc.detail),
+            errors=errors,
             headers=getattr(exc, "headers", None),
         )
 

@@ -155,3 +155,19 @@ def test_idempotency_key_of_the_wrong_length_names_the_header(api, key):
     r = api.post("/v1/products", json={"code": "weather"}, headers={"Idempotency-Key": key})
     body = problem(r, 422, "Idempotency-Key")
     assert body["title"] == "Unprocessable Entity"  # as every other 422
+
+
+def test_malformed_json_names_the_body(api):
+    body = problem(api.post("/v1/customers", content=b'{"id": "acme",', headers=JSON), 422, "body")
+    assert "JSON" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"id":"acme","metadata":' + nested(5000) + "}",  # deeper than Python's JSON parser goes
+        '{"id":"acme","tax_rate":1' + "0" * 5000 + "}",  # an integer longer than Python converts
+    ],
+)
+def test_body_the_json_parser_gives_up_on_names_the_body(api, raw):
+    problem(api.post("/v1/customers", content=raw, headers=JSON), 400, "body")
