@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tollway.catalog.service import plan_pricing
-from tollway.kit.money import Currency, parse_currency
+from tollway.invoice.errors import UnbillableUsage
+from tollway.kit.money import AmountOutOfRange, Currency, parse_currency
 from tollway.kit.periods import Period, days_between
 from tollway.meter.query import MeterDefinition, query_usage
 from tollway.meter.values import TOTALS_AGGREGATIONS, event_values, meter_totals
@@ -30,6 +31,7 @@ from tollway.pricing import (
     Charge,
     PlanPricing,
     PricedLine,
+    PricingError,
     Proration,
     early_termination_fee_line,
     price_charge,
@@ -295,7 +297,10 @@ def period_lines(
         days_used = min(days_between(period.start, period.end, terms.tz), days_in)
         fraction: Decimal | Proration = Decimal(1) if days_used == days_in else Proration(days_used, days_in)
         lines.append(from_priced(recurring_fee_line(fees.recurring, cur, fraction)))
-    lines.extend(usage_lines(session, ctx, period, as_of=as_of))
+    try:
+        lines.extend(usage_lines(session, ctx, period, as_of=as_of))
+    except (AmountOutOfRange, PricingError) as exc:
+        raise UnbillableUsage(sub.id, str(exc)) from exc
     contract_end = terms.contract_end()
     if (
         fees.early_termination is not None

@@ -39,7 +39,7 @@ def upcoming_invoice(
     session: SessionDep,
     at: Annotated[str | None, Query(description="RFC 3339; default: now")] = None,
 ) -> UpcomingInvoice:
-    moment = time_param("at", at) or utcnow()
+    moment = time_param("at", at, billing=True) or utcnow()
     return service.upcoming_invoice(session, customer_id, at=moment)
 
 
@@ -53,6 +53,7 @@ async def billing_run(body: BillingRunRequest, request: Request) -> BillingRunRe
         subscriptions_checked=result.subscriptions,
         invoices_created=len(result.created),
         invoices=result.created,
+        failed=[{"subscription": sub, "error": error} for sub, error in result.failed],
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tollway.errors import Conflict, NotFound
+from tollway.errors import Conflict, NotFound, TollwayError
 
 
 class InvoiceNotFound(NotFound):
@@ -19,3 +19,13 @@ class InvoiceTransitionNotAllowed(Conflict):
 
     def __init__(self, invoice_id: str, status: str, action: str) -> None:
         super().__init__(f"invoice '{invoice_id}' is {status} and cannot be {action}")
+
+
+class UnbillableUsage(TollwayError):
+    """The usage of a period cannot be priced (an amount past what money arithmetic can hold)."""
+
+    status = 422
+    code = "unbillable_usage"
+
+    def __init__(self, subscription_id: str, reason: str) -> None:
+        super().__init__(f"subscription '{subscription_id}': its usage cannot be priced: {reason}")

@@ -42,6 +42,8 @@ class RunResult:
     until: datetime
     created: list[str] = field(default_factory=list)
     subscriptions: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(subscription id, error) of subscriptions that could not be billed; the others were."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,14 @@ def run_billing(
             except IntegrityError:
                 # Another run finalized this period between our read and our write.
                 session.rollback()
+                break
+            except Exception as exc:
+                # One subscription that cannot be billed must not stop the others: report it, and
+                # the next run tries it again.
+                session.rollback()
+                contexts.clear()  # the rollback expired the plan rows cached from this session
+                log.exception("cannot bill subscription %s", subscription_id)
+                result.failed.append((subscription_id, str(exc)))
                 break
             finally:
                 session.close()

@@ -69,3 +69,6 @@ class BillingRunResult(BaseModel):
     subscriptions_checked: int
     invoices_created: int
     invoices: list[str]
+    failed: list[dict[str, str]] = Field(
+        default_factory=list, description="subscriptions that could not be billed, with the reason"
+    )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
 
 from tollway.kit.money import parse_currency, parse_decimal
-from tollway.kit.time import get_zone, parse_rfc3339
+from tollway.kit.time import check_billing_time, get_zone, parse_rfc3339
 
 ID_PATTERN = r"^[A-Za-z0-9._~:@-]{1,200}$"
 
@@ -75,5 +75,5 @@ def _timestamp(value: Any) -> datetime:
     raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2026-01-05T10:00:00Z")
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
-"""An RFC 3339 timestamp with offset, kept in UTC."""
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp), AfterValidator(check_billing_time)]
+"""An RFC 3339 timestamp with offset, kept in UTC, inside the billing range (kit.time)."""

@@ -10,7 +10,7 @@ from fastapi import Query
 
 from tollway.errors import ValidationFailed
 from tollway.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
-from tollway.kit.time import parse_rfc3339
+from tollway.kit.time import check_billing_time, parse_rfc3339
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,13 @@ def list_params(
     return ListParams(limit=limit, after=after)
 
 
-def time_param(name: str, value: str | None) -> datetime | None:
-    """An optional RFC 3339 query parameter; a bad one is a 422 naming the parameter."""
+def time_param(name: str, value: str | None, *, billing: bool = False) -> datetime | None:
+    """An optional RFC 3339 query parameter; a bad one is a 422 naming the parameter. With
+    ``billing``, the instant must also lie in the billing range (``kit.time.check_billing_time``)."""
     if value is None:
         return None
     try:
-        return parse_rfc3339(value)
+        moment = parse_rfc3339(value)
+        return check_billing_time(moment) if billing else moment
     except ValueError as exc:
         raise ValidationFailed.field(name, str(exc)) from exc

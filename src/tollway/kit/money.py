@@ -23,6 +23,7 @@ import iso4217
 
 __all__ = [
     "MONEY_CONTEXT",
+    "AmountOutOfRange",
     "Currency",
     "CurrencyError",
     "format_money",
@@ -54,6 +55,10 @@ def money_context() -> Iterator[decimal.Context]:
 
 class CurrencyError(ValueError):
     """An unknown ISO 4217 code, or one without a minor unit (gold, SDR...)."""
+
+
+class AmountOutOfRange(ValueError):
+    """An amount too large to be rounded exactly in :data:`MONEY_CONTEXT` (60 digits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +165,11 @@ def round_money(amount: Decimal | int, currency: Currency | str) -> Decimal:
     """
     cur = parse_currency(currency)
     value = _amount(amount)
-    with money_context():
-        rounded = value.quantize(cur.quantum, rounding=ROUND_HALF_UP)
+    try:
+        with money_context():
+            rounded = value.quantize(cur.quantum, rounding=ROUND_HALF_UP)
+    except decimal.InvalidOperation:
+        raise AmountOutOfRange(f"{value:E} {cur.code} is too large to bill") from None
     if rounded == 0:
         rounded = abs(rounded)  # no "-0.00" on an invoice
     return rounded

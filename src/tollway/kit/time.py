@@ -13,6 +13,20 @@ _RFC3339 = re.compile(
 
 WINDOWS = ("hour", "day", "month")
 
+BILLING_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+BILLING_LATEST = datetime(8000, 1, 1, tzinfo=UTC)
+"""Subscriptions, plans and invoices live in [1970, 8000): with periods of at most 1000 years
+and contracts or free periods of at most 100, every date they compute stays inside the calendar
+(year 9999) in any time zone."""
+
+
+def check_billing_time(value: datetime) -> datetime:
+    """Refuse an instant outside :data:`BILLING_EARLIEST` … :data:`BILLING_LATEST` (ValueError)."""
+    if not (BILLING_EARLIEST <= value < BILLING_LATEST):
+        raise ValueError("must be between 1970-01-01T00:00:00Z and 8000-01-01T00:00:00Z")
+    return value
+
+
 MIN_UTC = datetime.min.replace(tzinfo=UTC)
 MAX_UTC = datetime.max.replace(tzinfo=UTC)
 """The first and last instants a datetime can hold: 0001-01-01T00:00:00Z, 9999-12-31T23:59:59.999999Z."""
