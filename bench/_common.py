@@ -93,3 +93,43 @@ def summary(values: list[float]) -> str:
     p50 = statistics.median(values)
     p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
     return f"p50 {p50:.1f}  p95 {p95:.1f}  min {values[0]:.1f}  max {values[-1]:.1f}  (n={len(values)})"
+
+
+def _proc_cpu() -> dict[int, tuple[int, str, float]]:
+    """pid -> (ppid, command name, CPU seconds used so far) for every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        out[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_by_role(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by role: the Tollway server (and its worker processes),
+    PostgreSQL, this load generator, everything else. Compare two snapshots for a run."""
+    roles = {"tollway server": 0.0, "postgresql": 0.0, "load generator": 0.0, "other": 0.0}
+    procs = _proc_cpu()
+    for pid, (ppid, name, secs) in procs.items():
+        if pid == server_pid or ppid == server_pid:
+            roles["tollway server"] += secs
+        elif name.startswith("postgres"):
+            roles["postgresql"] += secs
+        elif pid == os.getpid():
+            roles["load generator"] += secs
+        else:
+            roles["other"] += secs
+    return roles
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+    used = {k: after[k] - before[k] for k in before}
+    return ", ".join(f"{k} {v / wall:.2f} cores" for k, v in used.items())

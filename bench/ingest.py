@@ -27,7 +27,7 @@ import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import drop_database, fresh_database, start_server, summary
+from _common import cpu_by_role, cpu_share, drop_database, fresh_database, start_server, summary
 
 ENDPOINTS = ["/v1/forecast", "/v1/maps", "/v1/geocode", "/v1/alerts"]
 MONTH_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -198,6 +198,7 @@ def main() -> None:
         )
         results: dict[str, list[float]] = {"http-100": [], "http-1000": [], "raw-copy-1000": []}
         drains: dict[str, list[tuple[int, float]]] = {mode: [] for mode in results}
+        cpu: dict[str, str] = {}
         for run in range(args.runs):
             for mode in results:
                 db = f"tw_bench_ingest_{mode.replace('-', '_')}"
@@ -213,7 +214,9 @@ def main() -> None:
                         secs = bench_raw_copy(url, events, 1000)
                         stored = args.ingest_events
                     else:
+                        cpu_before = cpu_by_role(server.proc.pid)
                         secs, stored = bench_http(server.url, key, events, int(mode.split("-")[1]), args.concurrency)
+                        cpu[mode] = cpu_share(cpu_before, cpu_by_role(server.proc.pid), secs)
                         # replay the first tenth: all duplicates, nothing stored twice
                         _, again = bench_http(server.url, key, events[: len(events) // 10], 1000, 1)
                         assert again == 0, again
@@ -238,6 +241,8 @@ def main() -> None:
                     f"run {run + 1} {mode:>14}: {rate:10,.0f} events/s  ({secs:.2f} s); "
                     f"rollup backlog at the end {backlog:,} events, drained in {drain:.1f} s"
                 )
+                if mode in cpu:
+                    print(f"    CPU while sending: {cpu.pop(mode)}")
         ceiling = statistics.median(results["raw-copy-1000"])
         for mode, rates in results.items():
             med = statistics.median(rates)
