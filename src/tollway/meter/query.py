@@ -99,6 +99,10 @@ class _Dialect:
         """The UTC hour an instant falls in, in the column's own representation."""
         raise NotImplementedError
 
+    def pending_events(self) -> str:
+        """FROM clause of the events not rolled up yet, as ``e`` (``p`` is the pending row)."""
+        return "rollup_pending p JOIN events e ON e.id = p.event_id"
+
     def json_array(self, items: Sequence[str]) -> str:
         raise NotImplementedError
 
@@ -156,6 +160,11 @@ class _Postgres(_Dialect):
 
     def hour_of(self, column: str) -> str:
         return f"date_trunc('hour', {column})"
+
+    def pending_events(self) -> str:
+        # LATERAL makes the (small) pending table drive the join: without it the planner may scan
+        # a customer's whole month of events by index and only then look for pending ones.
+        return "rollup_pending p CROSS JOIN LATERAL (SELECT * FROM events e0 WHERE e0.id = p.event_id) e"
 
     def json_array(self, items: Sequence[str]) -> str:
         return f"jsonb_build_array({', '.join(items)})::text" if items else "'[]'"
@@ -448,7 +457,7 @@ def _rollup_partials(
     pending = (
         f"SELECT bk.idx AS idx{raw_groups}, 1 AS n, {v} AS vs, {v} AS vmin, {v} AS vmax, "
         f"e.timestamp AS la, e.id AS li, {v} AS lv "
-        f"FROM rollup_pending p JOIN events e ON e.id = p.event_id {d.buckets_join(bounds)} "
+        f"FROM {d.pending_events()} {d.buckets_join(bounds)} "
         f"WHERE {' AND '.join(raw_where)}"
     )
     gcols = "".join(f", u.g{i}" for i in range(len(group_by)))
