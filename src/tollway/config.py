@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     run_worker_in_serve: bool = True
     billing_run_interval_seconds: float = 3600.0
     outbox_poll_interval_seconds: float = 2.0
+    # How often the worker adds newly stored events to the meters' rollups. Less often means
+    # larger batches that merge more events per rollup row (cheaper per event); queries read the
+    # events not rolled up yet raw, so this only trades query work for ingestion work.
+    rollup_interval_seconds: float = 5.0
     # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression).
     max_events_per_batch: int = 1000
     max_body_bytes: int = 1024 * 1024

@@ -37,6 +37,7 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
+        self._next_rollup = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -72,11 +73,13 @@ class Worker:
         return total
 
     def run_once(self) -> None:
-        try:
-            self.rollup_step()
-        except Exception:
-            log.exception("rollup step failed; retrying")
         now = time.monotonic()
+        if now >= self._next_rollup:
+            try:
+                self.rollup_step()
+            except Exception:
+                log.exception("rollup step failed; retrying")
+            self._next_rollup = now + self.settings.rollup_interval_seconds
         if now >= self._next_billing:
             try:
                 self.billing_step()
@@ -96,7 +99,7 @@ class Worker:
         )
         while not self.stopping:
             self.run_once()
-            self._stop.wait(self.settings.outbox_poll_interval_seconds)
+            self._stop.wait(min(self.settings.outbox_poll_interval_seconds, self.settings.rollup_interval_seconds))
         log.info("worker stopped")
 
     def start_thread(self) -> threading.Thread:

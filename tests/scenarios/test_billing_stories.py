@@ -42,8 +42,12 @@ def test_amberflo_block_pricing(api):
     )
     subscribe(api, id="s1", customer="acme", plan="blocks", start="2026-01-01T00:00:00Z")
     send_events(api, calls("acme", 12345, day="2026-01-12"))
+    up = api.get("/v1/customers/acme/upcoming-invoice", params={"at": "2026-01-20T00:00:00Z"})
+    assert up.status_code == 200 and up.json()["total"] == "40.00", up.text  # live, before the close
     assert run_billing(api, "2026-02-01T00:00:00Z")["invoices_created"] == 1
+    assert run_billing(api, "2026-02-01T00:00:00Z")["invoices_created"] == 0  # idempotent
     [inv] = invoices_of(api, "acme")
+    assert (inv["number"], inv["total"]) == ("INV-000001", "40.00")
     assert (inv["period_start"], inv["period_end"]) == ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")
     [line] = lines_of(inv, "usage")
     assert (line["quantity"], line["amount"]) == ("12345", "40.00")
