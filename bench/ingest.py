@@ -27,7 +27,7 @@ import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import cpu_by_role, cpu_share, drop_database, fresh_database, start_server, summary
+from _common import cpu_by_role, cpu_share, drop_database, fresh_database, pg_url, start_server, summary
 
 ENDPOINTS = ["/v1/forecast", "/v1/maps", "/v1/geocode", "/v1/alerts"]
 MONTH_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -189,6 +189,7 @@ def main() -> None:
     )
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the query database (tw_bench_query) for inspection")
+    ap.add_argument("--reuse", action="store_true", help="time the queries on the database an earlier --keep run left")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
 
@@ -252,37 +253,15 @@ def main() -> None:
     if not args.skip_query:
         print(f"== usage query: {args.stored_events:,} stored events")
         db = "tw_bench_query"
-        url = fresh_database(db)
+        url = pg_url(db) if args.reuse else fresh_database(db)
         server = start_server(url, workers=1)
         try:
             admin = server.key("admin")
             h = {"Authorization": f"Bearer {admin}"}
-            load_stored_events(url, args.stored_events)
-            # Meters created after the bulk load build their rollups from the stored events.
-            for body in (
-                {"key": "calls", "event_type": "api_call", "aggregation": "count"},
-                {
-                    "key": "ok_bytes",
-                    "event_type": "api_call",
-                    "aggregation": "sum",
-                    "value_property": "bytes",
-                    "filters": [{"property": "status", "op": "lt", "value": 500}],
-                },
-                {"key": "users", "event_type": "api_call", "aggregation": "unique_count", "value_property": "user"},
-            ):
-                t0 = time.perf_counter()
-                httpx.post(server.url + "/v1/meters", headers=h, json=body, timeout=3600).raise_for_status()
-                print(
-                    f"created meter {body['key']} (rollups built from {args.stored_events:,} events) "
-                    f"in {time.perf_counter() - t0:.1f} s"
-                )
-            # Steady state before timing: statistics and visibility maps as autovacuum would leave
-            # them (otherwise its first pass over the fresh rollups runs during the measurements).
-            with psycopg.connect(url, autocommit=True) as conn:
-                t0 = time.perf_counter()
-                conn.execute("VACUUM ANALYZE meter_rollups")
-                conn.execute("VACUUM ANALYZE events")
-                print(f"VACUUM ANALYZE of events and rollups: {time.perf_counter() - t0:.0f} s")
+            if args.reuse:
+                print("reusing the store, meters and rollups of an earlier --keep run")
+            else:
+                build_query_store(url, server.url, h, args.stored_events)
             for customer in ("typical", "heavy"):
                 for meter in ("calls", "ok_bytes", "users"):
                     bench_queries(server.url, admin, customer, meter, 3)  # warm up
@@ -290,8 +269,36 @@ def main() -> None:
                     print(f"{customer:>8} {meter:>9} one-month usage (ms): {summary(lat)}")
         finally:
             server.stop()
-            if not args.keep:
+            if not (args.keep or args.reuse):
                 drop_database(db)
+
+
+def build_query_store(url: str, server_url: str, h: dict[str, str], stored_events: int) -> None:
+    """Load the events with COPY, create the meters (which builds their rollups from the stored
+    events) and bring statistics to a steady state."""
+    load_stored_events(url, stored_events)
+    for body in (
+        {"key": "calls", "event_type": "api_call", "aggregation": "count"},
+        {
+            "key": "ok_bytes",
+            "event_type": "api_call",
+            "aggregation": "sum",
+            "value_property": "bytes",
+            "filters": [{"property": "status", "op": "lt", "value": 500}],
+        },
+        {"key": "users", "event_type": "api_call", "aggregation": "unique_count", "value_property": "user"},
+    ):
+        t0 = time.perf_counter()
+        httpx.post(server_url + "/v1/meters", headers=h, json=body, timeout=3600).raise_for_status()
+        secs = time.perf_counter() - t0
+        print(f"created meter {body['key']} (rollups built from {stored_events:,} events) in {secs:.1f} s")
+    # Steady state before timing: statistics and visibility maps as autovacuum would leave them
+    # (otherwise its first pass over the fresh rollups runs during the measurements).
+    with psycopg.connect(url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        conn.execute("VACUUM ANALYZE meter_rollups")
+        conn.execute("VACUUM ANALYZE events")
+        print(f"VACUUM ANALYZE of events and rollups: {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

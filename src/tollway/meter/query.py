@@ -162,9 +162,11 @@ class _Postgres(_Dialect):
         return f"date_trunc('hour', {column})"
 
     def pending_events(self) -> str:
-        # LATERAL makes the (small) pending table drive the join: without it the planner may scan
-        # a customer's whole month of events by index and only then look for pending ones.
-        return "rollup_pending p CROSS JOIN LATERAL (SELECT * FROM events e0 WHERE e0.id = p.event_id) e"
+        # The (small) pending table must drive the join: otherwise the planner, misjudging how
+        # many of a customer's events a window holds, scans them all by index and only then looks
+        # for pending ones (23 ms instead of 4 for 10,000 events). OFFSET 0 keeps the LATERAL
+        # subquery from being flattened, so it runs once per pending row, by primary key.
+        return "rollup_pending p CROSS JOIN LATERAL (SELECT * FROM events e0 WHERE e0.id = p.event_id OFFSET 0) e"
 
     def json_array(self, items: Sequence[str]) -> str:
         return f"jsonb_build_array({', '.join(items)})::text" if items else "'[]'"
