@@ -26,7 +26,7 @@ from tollway.catalog.schemas import (
 from tollway.deps import get_session
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.money import money_str
-from tollway.kit.pagination import Page, next_cursor
+from tollway.kit.pagination import Page
 from tollway.models import Bundle as BundleRow
 from tollway.models import Plan as PlanRow
 from tollway.models import Product as ProductRow
@@ -99,9 +99,7 @@ def create_product(body: ProductCreate, session: SessionDep) -> Product:
 @router.get("/products", response_model=Page[Product], tags=["products"])
 def list_products(session: SessionDep, params: ListDep) -> Page[Product]:
     rows = service.list_products(session, limit=params.limit, after=params.after)
-    return Page[Product](
-        data=[product_schema(r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "code")
-    )
+    return Page[Product].of(rows, params.limit, "code", product_schema)
 
 
 @router.get("/products/{code}", response_model=Product, tags=["products"])
@@ -125,9 +123,7 @@ def create_bundle(body: BundleCreate, session: SessionDep) -> Bundle:
 @router.get("/bundles", response_model=Page[Bundle], tags=["bundles"])
 def list_bundles(session: SessionDep, params: ListDep) -> Page[Bundle]:
     rows = service.list_bundles(session, limit=params.limit, after=params.after)
-    return Page[Bundle](
-        data=[bundle_schema(r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "code")
-    )
+    return Page[Bundle].of(rows, params.limit, "code", bundle_schema)
 
 
 @router.get("/bundles/{code}", response_model=Bundle, tags=["bundles"])
@@ -157,7 +153,7 @@ def list_plans(
     visibility: Annotated[Visibility | None, Query(description="public | private")] = None,
 ) -> Page[Plan]:
     rows = service.list_plans(session, limit=params.limit, after=params.after, status=status, visibility=visibility)
-    return Page[Plan](data=[plan_schema(r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "code"))
+    return Page[Plan].of(rows, params.limit, "code", plan_schema)
 
 
 @router.get("/plans/{code}", response_model=Plan, tags=["plans"])

@@ -10,7 +10,7 @@ from tollway.customer import service
 from tollway.customer.schemas import Customer, CustomerCreate, CustomerUpdate
 from tollway.deps import get_session
 from tollway.kit.listing import ListParams, list_params
-from tollway.kit.pagination import Page, next_cursor
+from tollway.kit.pagination import Page
 from tollway.models import Customer as CustomerRow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Depends(require_admin)])
@@ -51,4 +51,4 @@ def update_customer(customer_id: str, body: CustomerUpdate, session: SessionDep)
 @router.get("", response_model=Page[Customer])
 def list_customers(session: SessionDep, params: Annotated[ListParams, Depends(list_params)]) -> Page[Customer]:
     rows = service.list_customers(session, limit=params.limit, after=params.after)
-    return Page[Customer](data=[to_schema(r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "id"))
+    return Page[Customer].of(rows, params.limit, "id", to_schema)

@@ -16,7 +16,7 @@ from tollway.invoice.finalize import run_billing
 from tollway.invoice.render import render_html, render_pdf
 from tollway.invoice.schemas import BillingRunRequest, BillingRunResult, Invoice, UpcomingInvoice
 from tollway.kit.listing import ListParams, list_params, time_param
-from tollway.kit.pagination import Page, next_cursor
+from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 from tollway.models import Subscription
 
@@ -67,9 +67,7 @@ def list_invoices(
     rows = service.list_invoices(
         session, customer=customer, subscription=subscription, limit=params.limit, after=params.after
     )
-    return Page[Invoice](
-        data=[service.to_schema(session, r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "id")
-    )
+    return Page[Invoice].of(rows, params.limit, "id", lambda r: service.to_schema(session, r))
 
 
 @router.get("/v1/invoices/{invoice_id}", response_model=Invoice)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -18,6 +18,12 @@ MAX_LIMIT = 500
 class Page(BaseModel, Generic[T]):
     data: list[T]
     next: str | None
+
+    @classmethod
+    def of(cls, rows: Sequence[Any], limit: int, key: str, convert: Callable[[Any], T]) -> Page[T]:
+        """The page for ``rows`` fetched with ``limit + 1``: the first ``limit`` converted, and a
+        cursor on ``key`` when there is a further page."""
+        return cls(data=[convert(r) for r in rows[:limit]], next=next_cursor(rows, limit, key))
 
 
 def encode_cursor(key: str) -> str:

@@ -10,7 +10,7 @@ from tollway.deps import get_session
 from tollway.errors import ValidationFailed
 from tollway.kit.fields import format_decimal
 from tollway.kit.listing import ListParams, list_params, time_param
-from tollway.kit.pagination import Page, next_cursor
+from tollway.kit.pagination import Page
 from tollway.kit.time import get_zone, utcnow, window_start
 from tollway.meter import service
 from tollway.meter.query import MeterDefinition, query_usage
@@ -45,7 +45,7 @@ def create_meter(body: MeterCreate, session: SessionDep) -> Meter:
 @router.get("", response_model=Page[Meter])
 def list_meters(session: SessionDep, params: Annotated[ListParams, Depends(list_params)]) -> Page[Meter]:
     rows = service.list_meters(session, limit=params.limit, after=params.after)
-    return Page[Meter](data=[to_schema(r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "key"))
+    return Page[Meter].of(rows, params.limit, "key", to_schema)
 
 
 @router.get("/{key}", response_model=Meter)

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from tollway.auth.dependencies import require_admin
 from tollway.deps import get_session
 from tollway.kit.listing import ListParams, list_params
-from tollway.kit.pagination import Page, next_cursor
+from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 from tollway.models import Subscription as SubscriptionRow
 from tollway.subscription import service
@@ -61,9 +61,7 @@ def list_subscriptions(
     customer: Annotated[str | None, Query(description="only this customer's subscriptions")] = None,
 ) -> Page[Subscription]:
     rows = service.list_subscriptions(session, customer=customer, limit=params.limit, after=params.after)
-    return Page[Subscription](
-        data=[to_schema(session, r) for r in rows[: params.limit]], next=next_cursor(rows, params.limit, "id")
-    )
+    return Page[Subscription].of(rows, params.limit, "id", lambda r: to_schema(session, r))
 
 
 @router.get("/{subscription_id}", response_model=Subscription)
