@@ -20,7 +20,7 @@
       height: 160,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
+      scales: { x: { time: true, range: function (u, min, max) { return [min - 43200, max + 43200]; } }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
       axes: [
         { stroke: "#5f6b7a", grid: { show: false }, ticks: { show: false } },
         { stroke: "#5f6b7a", grid: { stroke: "#e6e9ee" }, ticks: { show: false }, size: 56 }
@@ -30,10 +30,10 @@
         {
           label: data.label,
           stroke: color,
-          width: 2,
-          fill: color + "22",
-          points: { show: data.x.length < 40 },
-          paths: uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined
+          width: 1,
+          fill: color + "cc",
+          points: { show: false },
+          paths: uPlot.paths.bars({ size: [0.6, 28], align: 0 })
         }
       ]
     };
