@@ -16,6 +16,7 @@ from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
 from tollway.models.portal_session import PortalSession
 from tollway.models.product import Product
+from tollway.models.provider_settings import ProviderSettingsRow
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
 
@@ -36,6 +37,7 @@ __all__ = [
     "PlanMeter",
     "PortalSession",
     "Product",
+    "ProviderSettingsRow",
     "RollupPending",
     "Subscription",
 ]
