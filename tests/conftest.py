@@ -4,8 +4,9 @@ Each test starts on an empty, migrated database (only the rows the migrations se
 copy of a file migrated once per session. PostgreSQL: one database per session (per xdist worker),
 migrated once and emptied before each test with ``TRUNCATE`` of every table it holds (found by
 reflection after migrating, so every table a migration adds is covered), identities restarted and
-the seeded rows put back. Tests commit for real, so live servers and concurrent sessions see each
-other's work. PostgreSQL tests are skipped when no server answers, except under ``CI=true`` where
+the seeded rows put back (a test that leaves the schema changed, such as a migration test going
+down a revision, gets the database made anew). Tests commit for real, so live servers and
+concurrent sessions see each other's work. PostgreSQL tests are skipped when no server answers, except under ``CI=true`` where
 that is a failure.
 """
 
@@ -77,7 +78,13 @@ class PgDatabase:
     engine: Engine
     tables: list[Table] = field(default_factory=list)
     seed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    schema: str = ""
     used: bool = False
+
+    _SCHEMA = text(
+        "SELECT (SELECT string_agg(version_num, ',') FROM alembic_version) || ':' || "
+        "(SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public')"
+    )
 
     @classmethod
     def create(cls) -> PgDatabase:
@@ -91,15 +98,18 @@ class PgDatabase:
         meta.reflect(engine)
         db.tables = [t for t in meta.sorted_tables if t.name != "alembic_version"]
         with engine.connect() as conn:
+            db.schema = conn.execute(cls._SCHEMA).scalar_one()
             for table in db.tables:
                 rows = [dict(r._mapping) for r in conn.execute(select(table))]
                 if rows:  # seeded by a migration (the invoice number counter...)
                     db.seed[table.name] = rows
         return db
 
-    def reset(self) -> None:
+    def reset(self) -> bool:
         """Empty every table but keep the schema: TRUNCATE the tables that hold rows (and the
-        seeded ones, whose rows go back in), and restart every sequence a test advanced."""
+        seeded ones, whose rows go back in), and restart every sequence a test advanced.
+        False, changing nothing, when a test changed the schema (a migration test that went down
+        a revision): the database must then be made anew."""
         with self.engine.begin() as conn:
             # Connections a test left open (an engine it never disposed, a killed server's) would
             # hold locks TRUNCATE waits for: end them, as DROP DATABASE … WITH (FORCE) did.
@@ -109,6 +119,8 @@ class PgDatabase:
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
             )
+            if conn.execute(self._SCHEMA).scalar_one() != self.schema:
+                return False
             probes = " UNION ALL ".join(
                 f"SELECT {i} FROM (SELECT 1 FROM {conn.dialect.identifier_preparer.format_table(t)} LIMIT 1) x{i}"
                 for i, t in enumerate(self.tables)
@@ -125,6 +137,7 @@ class PgDatabase:
             for table in dirty:
                 if table.name in self.seed:
                     conn.execute(insert(table), self.seed[table.name])
+        return True
 
     def drop(self) -> None:
         self.engine.dispose()
@@ -171,8 +184,9 @@ def db_url(backend: str, _databases: Databases, tmp_path: Path) -> Iterator[str]
                 pytest.fail(f"PostgreSQL is required when CI=true and is not reachable: {problem}")
             pytest.skip(f"PostgreSQL not reachable: {problem}")
         _databases.pg = PgDatabase.create()
-    elif _databases.pg.used:
-        _databases.pg.reset()
+    elif _databases.pg.used and not _databases.pg.reset():
+        _databases.pg.drop()
+        _databases.pg = PgDatabase.create()
     _databases.pg.used = True
     yield _pg_url(_databases.pg.name)
 
