@@ -6,8 +6,8 @@ migrated once and emptied before each test with ``TRUNCATE`` of every table it h
 reflection after migrating, so every table a migration adds is covered), identities restarted and
 the seeded rows put back (a test that leaves the schema changed, such as a migration test going
 down a revision, gets the database made anew). Tests commit for real, so live servers and
-concurrent sessions see each other's work. PostgreSQL tests are skipped when no server answers, except under ``CI=true`` where
-that is a failure.
+concurrent sessions see each other's work. PostgreSQL tests are skipped when no server answers,
+except under ``CI=true`` where that is a failure.
 """
 
 from __future__ import annotations
