@@ -4,7 +4,6 @@ import os
 import subprocess
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.conftest import LiveServer, start_server
@@ -45,13 +44,12 @@ def chromium():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def portal_server(db_url: str) -> Iterator[tuple[LiveServer, httpx.Client]]:
-    """A real ``tollway serve`` with the portal world seeded, and an admin client for it."""
+def portal_server(db_url: str, api) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """A real ``tollway serve`` on the test database; seed it with the in-process ``api`` client
+    (same database), which returns only after its transaction committed."""
     server = start_server(db_url)
     try:
-        key = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as admin:
-            yield server, admin
+        yield server
     finally:
         server.process.terminate()
         try:

@@ -21,18 +21,18 @@ CANVAS_INK = """el => {
 }"""
 
 
-def test_portal_page_figures_chart_pdf_and_plan_change(chromium, portal_server, tmp_path):
-    server, admin = portal_server
+def test_portal_page_figures_chart_pdf_and_plan_change(chromium, portal_server, api, tmp_path):
+    server, admin = portal_server, api
     world = seed(admin)
     r = admin.put(
         "/v1/settings",
         json={"portal": {"title": "Weather Co billing", "primary_color": "#7b2cbf", "self_service": True}},
     )
     assert r.status_code == 200, r.text
-    session = portal_session(admin, "acme", permissions=["read", "subscribe"])
+    token = portal_session(admin, "acme", permissions=["read", "subscribe"])["token"]
     page = chromium.new_page(viewport={"width": 390, "height": 900})  # a phone
     try:
-        page.goto(session["url"])
+        page.goto(f"{server.url}/portal#token={token}")
         page.wait_for_selector("[data-testid=upcoming]")
         assert page.url == f"{server.url}/portal"  # the token left the address bar
         assert page.title() == "Weather Co billing"
@@ -90,10 +90,10 @@ def _host(body: str) -> Iterator[int]:
         httpd.shutdown()
 
 
-def test_iframe_allowed_from_a_listed_origin_only(chromium, portal_server):
-    server, admin = portal_server
+def test_iframe_allowed_from_a_listed_origin_only(chromium, portal_server, api):
+    server, admin = portal_server, api
     seed(admin)
-    url = portal_session(admin, "acme")["url"]
+    url = f"{server.url}/portal#token={portal_session(admin, 'acme')['token']}"
     frame_html = f'<!doctype html><iframe id="f" title="billing" src="{url}" width="800" height="600"></iframe>'
     with _host(frame_html) as allowed, _host(frame_html) as refused:
         r = admin.put("/v1/settings", json={"portal": {"frame_ancestors": [f"http://localhost:{allowed}"]}})
