@@ -26,10 +26,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():  # type: ignore[no-untyped-def]
     """Debian's Chromium driven by Playwright. Under CI a missing browser fails the run (never a
-    skip): ``.ci/run`` installs it."""
+    skip): ``.ci/run`` installs it. Module-scoped: Playwright's sync API runs an event loop in
+    this thread while it is open, which ``asyncio.run()`` in later tests must not find."""
     if not os.path.exists(CHROMIUM):
         message = f"{CHROMIUM} is missing: apt-get install -y chromium"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
