@@ -76,6 +76,7 @@ def worker(
     try:
         if once:
             runner.run_once()
+            runner.payment_step()
         else:
             runner.run()
     finally:
