@@ -7,7 +7,15 @@ from typing import Any
 from fastapi.testclient import TestClient
 from stripe import WebhookSignature
 
-from tests.invoice._helpers import calls, create_customer, create_meter, create_plan, run_billing, send_events, subscribe
+from tests.invoice._helpers import (
+    calls,
+    create_customer,
+    create_meter,
+    create_plan,
+    run_billing,
+    send_events,
+    subscribe,
+)
 from tests.payment.conftest import WEBHOOK_SECRET
 from tests.payment.fake_stripe import event
 from tollway.worker import Worker

@@ -130,7 +130,8 @@ class FakeStripe:
             if method == "POST" and key and key in self._keys:
                 k_method, k_path, k_params, status, body = self._keys[key]
                 if (k_method, k_path, k_params) != (method, split.path, params):
-                    status, body = 400, _error("idempotency_error", f"Keys for idempotent requests can only be used with the same parameters they were first used with ({key})")
+                    message = f"Key {key} was used with other parameters"
+                    status, body = 400, _error("idempotency_error", message)
                 request.replayed = True
             else:
                 status, body = self._route(method, split.path, params)

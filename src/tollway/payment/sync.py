@@ -127,6 +127,11 @@ class PaymentSync:
         self._thread.start()
         return self._thread
 
+    def queue_unpushed(self, *, since: datetime | None) -> list[int]:
+        """The backfill: queue every finalized invoice never sent; the ids of the links owed work."""
+        with session_scope(self.factory) as session:
+            return service.queue_unpushed(session, self.provider.name, since=since, now=utcnow())
+
     # -- one row --------------------------------------------------------------------------------
 
     def process(self, link_id: int, *, now: datetime | None = None) -> bool:
