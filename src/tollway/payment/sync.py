@@ -62,7 +62,8 @@ def invoice_document(session: Session, invoice: Invoice, customer: Customer) -> 
         customer_id=customer.id,
         currency=invoice.currency,
         collection_method="send_invoice" if customer.payment_collection == "send_invoice" else "charge_automatically",
-        days_until_due=max((invoice.due_at - invoice.issued_at).days, 0),
+        # Stripe wants a positive number of days: terms of 0 days (due on issue) become 1 there.
+        days_until_due=max((invoice.due_at - invoice.issued_at).days, 1),
         items=items,
     )
     if document.amount_due_minor != service.amount_due_minor(invoice):
