@@ -170,7 +170,7 @@ class FakeStripe:
                 return 400, _error("invalid_request_error", "No such customer", "customer")
             method_ = p.get("collection_method", "charge_automatically")
             if method_ == "send_invoice" and not re.fullmatch(r"[1-9]\d*", p.get("days_until_due", "")):
-                return 400, _error("invalid_request_error", "days_until_due must be a positive integer", "days_until_due")
+                return 400, _error("invalid_request_error", "days_until_due must be > 0", "days_until_due")
             if method_ == "charge_automatically" and "days_until_due" in p:
                 return 400, _error("invalid_request_error", "days_until_due is only for send_invoice", "days_until_due")
             inv = {"id": self._id("in"), "object": "invoice", "customer": p["customer"],
