@@ -99,6 +99,11 @@ class FakeStripe:
         """The next ``times`` requests matching ``method`` and the path regex ``pattern`` fail."""
         self.faults.append(Fault(method, pattern, mode, times))
 
+    def forget_idempotency_keys(self) -> None:
+        """What Stripe does after 24 hours."""
+        with self._lock:
+            self._keys.clear()
+
     def posts(self, pattern: str = "") -> list[Request]:
         return [r for r in self.requests if r.method == "POST" and re.search(pattern, r.path)]
 

@@ -11,6 +11,7 @@ from tests.invoice._helpers import calls, create_customer, create_plan, run_bill
 from tests.payment._helpers import PLAN_CHARGES, billed_invoice, work
 from tollway.kit.time import utcnow
 from tollway.models import PaymentLink
+from tollway.notification import outbox
 from tollway.worker import Worker
 
 
@@ -149,3 +150,30 @@ def test_void_before_the_push_sends_nothing(api, session_factory, settings, fake
     work(worker)
     assert fake_stripe.requests == []
     assert api.get(f"/v1/invoices/{inv['id']}").json()["payment"] is None
+
+
+def test_redelivered_outbox_messages_push_once(api, session_factory, settings, fake_stripe):
+    inv = billed_invoice(api)
+    with session_factory() as session:
+        for _ in range(2):  # the same event delivered again (a crash before the outbox commit)
+            outbox.emit(session, "invoice.finalized", {"id": inv["id"]}, key=inv["id"])
+        session.commit()
+    assert work(Worker(session_factory, settings)) == 1
+    assert len(fake_stripe.invoices) == 1 and len(fake_stripe.items) == 3
+
+
+def test_push_resumed_after_stripe_forgot_its_keys_adds_no_item_twice(api, session_factory, settings, fake_stripe):
+    inv = billed_invoice(api)
+    worker = Worker(session_factory, settings)
+    assert worker.payments is not None
+    worker.outbox_step()
+    fake_stripe.fail("POST", r"/finalize$", "500")  # the invoice and its items exist, still a draft
+    now = utcnow()
+    assert worker.payments.step(now=now).failed == 1
+    stripe_inv = fake_stripe.only_invoice()
+    assert stripe_inv["status"] == "draft" and len(fake_stripe.items_of(stripe_inv["id"])) == 3
+    fake_stripe.forget_idempotency_keys()  # more than 24 hours later
+    assert worker.payments.step(now=now + timedelta(hours=2)).done == 1
+    assert len(fake_stripe.invoices) == 1 and fake_stripe.only_invoice()["status"] == "open"
+    assert [i["amount"] for i in fake_stripe.items_of(stripe_inv["id"])] == [1999, 11, 442]
+    assert fake_stripe.only_invoice()["metadata"]["tollway_invoice_id"] == inv["id"]
