@@ -33,32 +33,34 @@ def _wait_for(fetch: Any, timeout: float = 30.0) -> Any:
     raise AssertionError("timed out")
 
 
-def test_serve_pushes_and_takes_webhooks(db_url: str, fake_stripe: FakeStripe):
+def test_serve_pushes_and_takes_webhooks(api: TestClient, db_url: str, fake_stripe: FakeStripe):
+    """The invoice is billed in-process (its outbox message waits); the server's worker pushes it,
+    and the server takes Stripe's signed webhook."""
+    inv = billed_invoice(api, payment_collection="send_invoice")
     env = {**stripe_env(fake_stripe), "TOLLWAY_OUTBOX_POLL_INTERVAL_SECONDS": "0.2"}
     server = start_server(db_url, extra_env=env)
     try:
         key = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
-            inv = billed_invoice(api, payment_collection="send_invoice")  # type: ignore[arg-type]
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as live:
 
-            def pushed() -> dict[str, Any] | None:
-                payment = api.get(f"/v1/invoices/{inv['id']}").json()["payment"]
-                return payment if payment and payment["url"] else None
+            def payment(status: str) -> dict[str, Any] | None:
+                found = live.get(f"/v1/invoices/{inv['id']}").json()["payment"]
+                return found if found and found["url"] and found["status"] == status else None
 
-            payment = _wait_for(pushed)
+            pushed = _wait_for(lambda: payment("pending"))
             stripe_inv = fake_stripe.only_invoice()
-            assert payment["external_id"] == stripe_inv["id"] and payment["status"] == "pending"
+            assert pushed["external_id"] == stripe_inv["id"]
             assert stripe_inv["total"] == 2452 and stripe_inv["collection_method"] == "send_invoice"
             with httpx.Client(base_url=server.url, timeout=30) as anon:
-                r = post_event(anon, "invoice.paid", {**stripe_inv, "status": "paid"}, event_id="evt_live")  # type: ignore[arg-type]
-                assert r.status_code == 200 and r.json()["outcome"] == "applied"
                 forged = post_event(anon, "invoice.paid", stripe_inv, event_id="evt_forged", secret="whsec_x")  # type: ignore[arg-type]
                 assert forged.status_code == 400
-            body = api.get(f"/v1/invoices/{inv['id']}").json()
-            assert body["status"] == "paid" and body["payment"]["status"] == "paid"
-            html = api.get(f"/v1/invoices/{inv['id']}/html").text
+                r = post_event(anon, "invoice.paid", {**stripe_inv, "status": "paid"}, event_id="evt_live")  # type: ignore[arg-type]
+                assert r.status_code == 200 and r.json()["outcome"] == "applied"
+            _wait_for(lambda: payment("paid"))
+            assert live.get(f"/v1/invoices/{inv['id']}").json()["status"] == "paid"
+            html = live.get(f"/v1/invoices/{inv['id']}/html").text
             assert "Payment: paid (stripe)" in html and f'href="{stripe_inv["hosted_invoice_url"]}"' in html
-            pdf = PdfReader(io.BytesIO(api.get(f"/v1/invoices/{inv['id']}/pdf").content))
+            pdf = PdfReader(io.BytesIO(live.get(f"/v1/invoices/{inv['id']}/pdf").content))
             text = "".join(page.extract_text() for page in pdf.pages)
             assert "Payment: paid (stripe)" in text and stripe_inv["hosted_invoice_url"] in text
     finally:
