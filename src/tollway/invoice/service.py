@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -47,9 +48,21 @@ def list_invoices(
 
 
 def invoice_lines(session: Session, invoice: Invoice) -> list[InvoiceLine]:
-    return list(
-        session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.position))
-    )
+    return lines_by_invoice(session, [invoice])[invoice.id]
+
+
+def lines_by_invoice(session: Session, invoices: Sequence[Invoice]) -> dict[str, list[InvoiceLine]]:
+    """The lines of each of ``invoices`` in order, read in one query."""
+    out: dict[str, list[InvoiceLine]] = {invoice.id: [] for invoice in invoices}
+    if out:
+        stmt = (
+            select(InvoiceLine)
+            .where(InvoiceLine.invoice_id.in_(list(out)))
+            .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
+        )
+        for line in session.scalars(stmt):
+            out[line.invoice_id].append(line)
+    return out
 
 
 def _event(invoice: Invoice) -> dict[str, Any]:
@@ -78,7 +91,14 @@ def void_invoice(session: Session, invoice_id: str, *, now: datetime) -> Invoice
     return invoice
 
 
-def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
+def to_schemas(session: Session, invoices: Sequence[Invoice]) -> list[schemas.Invoice]:
+    """:func:`to_schema` of each invoice, with the lines of all of them read in one query."""
+    lines = lines_by_invoice(session, invoices)
+    return [to_schema(session, invoice, lines[invoice.id]) for invoice in invoices]
+
+
+def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | None = None) -> schemas.Invoice:
+    """The invoice as the API returns it (its lines read unless already ``read``)."""
     cur = parse_currency(invoice.currency)
     lines = [
         schemas.InvoiceLine(
@@ -90,7 +110,7 @@ def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
             amount=money_str(from_minor_units(line.amount_minor, cur), cur),
             details=dict(line.details or {}),
         )
-        for line in invoice_lines(session, invoice)
+        for line in (invoice_lines(session, invoice) if read is None else read)
     ]
     return schemas.Invoice(
         id=invoice.id,
