@@ -51,8 +51,9 @@ from tollway.catalog.schemas import (
     ProductCreate,
     ProductUpdate,
 )
+from tollway.db import get_or_404
 from tollway.errors import FieldError, ValidationFailed, validation_errors_from_pydantic
-from tollway.kit.pagination import decode_cursor
+from tollway.kit.pagination import paginate
 from tollway.kit.time import utcnow
 from tollway.models import Bundle, BundleProduct, Customer, Meter, Plan, PlanMeter, Product
 from tollway.pricing import PlanPricing, Preview, PricingError, plan_pricing_from_dict, preview
@@ -70,10 +71,7 @@ def create_product(session: Session, data: ProductCreate) -> Product:
 
 
 def get_product(session: Session, code: str) -> Product:
-    product = session.get(Product, code)
-    if product is None:
-        raise ProductNotFound(code)
-    return product
+    return get_or_404(session, Product, code, ProductNotFound)
 
 
 def update_product(session: Session, code: str, data: ProductUpdate) -> Product:
@@ -85,9 +83,7 @@ def update_product(session: Session, code: str, data: ProductUpdate) -> Product:
 
 
 def list_products(session: Session, *, limit: int, after: str | None) -> list[Product]:
-    stmt = select(Product).order_by(Product.code).limit(limit + 1)
-    if after:
-        stmt = stmt.where(Product.code > decode_cursor(after))
+    stmt = paginate(select(Product), Product.code, limit=limit, after=after)
     return list(session.scalars(stmt))
 
 
@@ -131,16 +127,11 @@ def create_bundle(session: Session, data: BundleCreate) -> Bundle:
 
 
 def get_bundle(session: Session, code: str) -> Bundle:
-    bundle = session.get(Bundle, code)
-    if bundle is None:
-        raise BundleNotFound(code)
-    return bundle
+    return get_or_404(session, Bundle, code, BundleNotFound)
 
 
 def update_bundle(session: Session, code: str, data: BundleUpdate) -> Bundle:
-    bundle = session.get(Bundle, code, with_for_update=True)
-    if bundle is None:
-        raise BundleNotFound(code)
+    bundle = get_or_404(session, Bundle, code, BundleNotFound, for_update=True)
     changes = data.model_dump(exclude_unset=True)
     if "products" in changes:
         products = changes.pop("products")
@@ -169,9 +160,7 @@ def _guard_bundle_removal(session: Session, bundle: str, removed: set[str]) -> N
 
 
 def list_bundles(session: Session, *, limit: int, after: str | None) -> list[Bundle]:
-    stmt = select(Bundle).order_by(Bundle.code).limit(limit + 1)
-    if after:
-        stmt = stmt.where(Bundle.code > decode_cursor(after))
+    stmt = paginate(select(Bundle), Bundle.code, limit=limit, after=after)
     return list(session.scalars(stmt))
 
 
@@ -393,10 +382,7 @@ def create_plan(session: Session, data: PlanCreate) -> Plan:
 
 
 def get_plan(session: Session, code: str, *, for_update: bool = False) -> Plan:
-    plan = session.get(Plan, code, with_for_update=True) if for_update else session.get(Plan, code)
-    if plan is None:
-        raise PlanNotFound(code)
-    return plan
+    return get_or_404(session, Plan, code, PlanNotFound, for_update=for_update)
 
 
 def list_plans(
@@ -407,9 +393,7 @@ def list_plans(
     status: str | None = None,
     visibility: str | None = None,
 ) -> list[Plan]:
-    stmt = select(Plan).order_by(Plan.code).limit(limit + 1)
-    if after:
-        stmt = stmt.where(Plan.code > decode_cursor(after))
+    stmt = paginate(select(Plan), Plan.code, limit=limit, after=after)
     if status is not None:
         stmt = stmt.where(Plan.status == status)
     if visibility is not None:

@@ -11,13 +11,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tollway.customer.service import get_customer
+from tollway.db import get_or_404
 from tollway.invoice import schemas
 from tollway.invoice.adjust import adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
 from tollway.invoice.errors import InvoiceNotFound, InvoiceTransitionNotAllowed
 from tollway.invoice.finalize import totals
 from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency
-from tollway.kit.pagination import decode_cursor
+from tollway.kit.pagination import paginate
 from tollway.models import Invoice, InvoiceLine, Plan, Subscription
 from tollway.notification.outbox import emit
 from tollway.pricing.lines import decimal_str
@@ -25,25 +26,17 @@ from tollway.subscription.terms import Terms
 
 
 def get_invoice(session: Session, invoice_id: str, *, for_update: bool = False) -> Invoice:
-    stmt = select(Invoice).where(Invoice.id == invoice_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    invoice = session.scalars(stmt).first()
-    if invoice is None:
-        raise InvoiceNotFound(invoice_id)
-    return invoice
+    return get_or_404(session, Invoice, invoice_id, InvoiceNotFound, for_update=for_update)
 
 
 def list_invoices(
     session: Session, *, customer: str | None, subscription: str | None, limit: int, after: str | None
 ) -> list[Invoice]:
-    stmt = select(Invoice).order_by(Invoice.id).limit(limit + 1)
+    stmt = paginate(select(Invoice), Invoice.id, limit=limit, after=after)
     if customer is not None:
         stmt = stmt.where(Invoice.customer_id == customer)
     if subscription is not None:
         stmt = stmt.where(Invoice.subscription_id == subscription)
-    if after:
-        stmt = stmt.where(Invoice.id > decode_cursor(after))
     return list(session.scalars(stmt))
 
 

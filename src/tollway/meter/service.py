@@ -6,8 +6,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tollway.db import get_or_404
 from tollway.errors import FieldError, ValidationFailed
-from tollway.kit.pagination import decode_cursor
+from tollway.kit.pagination import paginate
 from tollway.meter import rollup
 from tollway.meter.errors import MeterAlreadyExists, MeterInUse, MeterNotFound
 from tollway.meter.query import MeterDefinition
@@ -47,10 +48,7 @@ def create_meter(session: Session, data: MeterCreate) -> Meter:
 
 
 def get_meter(session: Session, key: str, *, for_update: bool = False) -> Meter:
-    meter = session.get(Meter, key, with_for_update=for_update)
-    if meter is None:
-        raise MeterNotFound(key)
-    return meter
+    return get_or_404(session, Meter, key, MeterNotFound, for_update=for_update)
 
 
 def update_meter(session: Session, key: str, data: MeterUpdate) -> Meter:
@@ -80,7 +78,5 @@ def update_meter(session: Session, key: str, data: MeterUpdate) -> Meter:
 
 
 def list_meters(session: Session, *, limit: int, after: str | None) -> list[Meter]:
-    stmt = select(Meter).order_by(Meter.key).limit(limit + 1)
-    if after:
-        stmt = stmt.where(Meter.key > decode_cursor(after))
+    stmt = paginate(select(Meter), Meter.key, limit=limit, after=after)
     return list(session.scalars(stmt))
