@@ -13,7 +13,8 @@ from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page
 from tollway.kit.time import get_zone, utcnow, window_start
 from tollway.meter import service
-from tollway.meter.query import MeterDefinition, query_usage
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import query_usage
 from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, Usage, UsageRow
 from tollway.models import Customer
 from tollway.models import Meter as MeterRow
@@ -28,7 +29,7 @@ def to_schema(row: MeterRow) -> Meter:
         name=row.name,
         description=row.description,
         event_type=row.event_type,
-        aggregation=row.aggregation,  # type: ignore[arg-type]
+        aggregation=row.aggregation,
         value_property=row.value_property,
         filters=[MeterFilter(**f) for f in row.filters or []],
         group_by=list(row.group_by or []),

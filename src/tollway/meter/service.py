@@ -10,8 +10,9 @@ from tollway.db import get_or_404
 from tollway.errors import FieldError, ValidationFailed
 from tollway.kit.pagination import paginate
 from tollway.meter import rollup
+from tollway.meter.aggregations import REGISTRY
+from tollway.meter.definition import MeterDefinition
 from tollway.meter.errors import MeterAlreadyExists, MeterInUse, MeterNotFound
-from tollway.meter.query import MeterDefinition
 from tollway.meter.schemas import MeterCreate, MeterUpdate
 from tollway.models import Meter
 
@@ -64,7 +65,7 @@ def update_meter(session: Session, key: str, data: MeterUpdate) -> Meter:
             raise ValidationFailed.field(name, "cannot be null")
     aggregation = changes.get("aggregation", meter.aggregation)
     value_property = changes.get("value_property", meter.value_property)
-    if aggregation != "count" and not value_property:
+    if REGISTRY[aggregation].value_kind != "none" and not value_property:
         raise ValidationFailed(
             f"value_property is required for aggregation '{aggregation}'",
             [FieldError("value_property", f"required for aggregation '{aggregation}'")],
