@@ -16,6 +16,7 @@ from typing import Any
 import stripe
 
 from tollway.payment.base import (
+    ChangeResult,
     EventKind,
     InvalidSignature,
     PaymentCustomer,
@@ -23,7 +24,6 @@ from tollway.payment.base import (
     ProviderError,
     ProviderEvent,
     PushedInvoice,
-    VoidResult,
 )
 
 EVENT_KINDS: dict[str, EventKind] = {
@@ -129,20 +129,32 @@ class StripeProvider:
         items = self.client.v1.invoice_items.list(params={"invoice": external_id, "limit": 100})
         return {str(getattr(item.metadata, "tollway_item", "")) for item in items.auto_paging_iter()}
 
-    def void_invoice(self, external_id: str, *, tollway_invoice_id: str) -> VoidResult:
+    def void_invoice(self, external_id: str, *, tollway_invoice_id: str) -> ChangeResult:
         with _errors():
             found = self.client.v1.invoices.retrieve(external_id)
             if found.status == "void":
-                return VoidResult(voided=False, status="void", note="already void at Stripe")
+                return ChangeResult(changed=False, status="void", note="already void at Stripe")
             if found.status == "paid":
-                return VoidResult(voided=False, status="paid", note="already paid at Stripe: refund it there")
+                return ChangeResult(changed=False, status="paid", note="already paid at Stripe: refund it there")
             if found.status == "draft":
                 self.client.v1.invoices.delete(external_id)
-                return VoidResult(voided=True, status="void", note="draft deleted at Stripe")
+                return ChangeResult(changed=True, status="void", note="draft deleted at Stripe")
             self.client.v1.invoices.void_invoice(
                 external_id, options={"idempotency_key": f"tollway-invoice-{tollway_invoice_id}-void"}
             )
-        return VoidResult(voided=True, status="void")
+        return ChangeResult(changed=True, status="void")
+
+    def mark_paid(self, external_id: str, *, tollway_invoice_id: str) -> ChangeResult:
+        with _errors():
+            found = self.client.v1.invoices.retrieve(external_id)
+            if found.status in ("paid", "void"):
+                return ChangeResult(changed=False, status=str(found.status), note=f"already {found.status} at Stripe")
+            paid = self.client.v1.invoices.pay(
+                external_id,
+                params={"paid_out_of_band": True},
+                options={"idempotency_key": f"tollway-invoice-{tollway_invoice_id}-paid"},
+            )
+        return ChangeResult(changed=True, status=str(paid.status))
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ProviderEvent:
         try:
