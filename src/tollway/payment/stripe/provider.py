@@ -158,22 +158,32 @@ class StripeProvider:
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ProviderEvent:
         try:
-            event = self.client.construct_event(payload, headers.get("stripe-signature"), self.webhook_secret)
+            stripe.WebhookSignature.verify_header(
+                payload, headers.get("stripe-signature"), self.webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
             body = json.loads(payload)
         except (stripe.SignatureVerificationError, ValueError) as exc:
             raise InvalidSignature(str(exc).split("\n")[0]) from exc
+        data = body.get("data") if isinstance(body, dict) else None
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(obj, dict):
+            raise InvalidSignature("the body is not a Stripe event (id, type, data.object)")
         event_type = str(body.get("type") or "")
-        obj = (body.get("data") or {}).get("object") or {}
         kind = EVENT_KINDS.get(event_type) if obj.get("object") == "invoice" else None
-        metadata = obj.get("metadata") or {}
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
         return ProviderEvent(
-            id=str(event.id),
+            id=body["id"],
             type=event_type,
             kind=kind,
-            external_invoice_id=obj.get("id") if kind else None,
-            tollway_invoice_id=metadata.get("tollway_invoice_id") if kind else None,
-            url=obj.get("hosted_invoice_url") if kind else None,
+            external_invoice_id=_text(obj.get("id")) if kind else None,
+            tollway_invoice_id=_text(metadata.get("tollway_invoice_id")) if kind else None,
+            url=_text(obj.get("hosted_invoice_url")) if kind else None,
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @contextmanager
