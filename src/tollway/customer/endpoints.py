@@ -26,6 +26,8 @@ def to_schema(row: CustomerRow) -> Customer:
         timezone=row.timezone,
         category=row.category,
         company=row.company,
+        address=row.address,
+        tax_id=row.tax_id,
         tax_rate=row.tax_rate,
         metadata=row.metadata_ or {},
         created_at=row.created_at,

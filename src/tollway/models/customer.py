@@ -21,6 +21,9 @@ class Customer(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     category: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(200))
+    # The buyer block of invoices (free text, lines separated by \n) and the buyer's tax id.
+    address: Mapped[str | None] = mapped_column(String(2000))
+    tax_id: Mapped[str | None] = mapped_column(String(100))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(9, 6), default=Decimal(0))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDoc, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
