@@ -42,7 +42,7 @@ def create_customer(body: CustomerCreate, session: SessionDep) -> Customer:
 
 @router.get("/{customer_id}", response_model=Customer)
 def get_customer(customer_id: str, session: SessionDep) -> Customer:
-    return to_schema(service.get_customer(session, customer_id))
+    return to_schema(service.get_customer_view(session, customer_id))
 
 
 @router.patch("/{customer_id}", response_model=Customer)

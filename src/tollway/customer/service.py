@@ -3,8 +3,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tollway.customer.errors import CustomerAlreadyExists, CustomerNotFound
+from tollway.customer.errors import EVENT_COUNT_CAP, CustomerAlreadyExists, CustomerNotFound
 from tollway.customer.schemas import CustomerCreate, CustomerUpdate
+from tollway.event.service import count_events_of
 from tollway.kit.pagination import decode_cursor
 from tollway.models import Customer
 
@@ -23,6 +24,15 @@ def get_customer(session: Session, customer_id: str) -> Customer:
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise CustomerNotFound(customer_id)
+    return customer
+
+
+def get_customer_view(session: Session, customer_id: str) -> Customer:
+    """The customer; when it does not exist, the 404 says how many events arrived for its id (an
+    integration sending events under an id nobody created)."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id, count_events_of(session, customer_id, cap=EVENT_COUNT_CAP))
     return customer
 
 
