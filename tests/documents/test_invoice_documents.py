@@ -210,10 +210,10 @@ def test_credits_amount_due_and_payment_are_shown_when_present():
     assert ("Credits applied", "-20.00 EUR", False) in doc.totals
     assert doc.totals[-1] == ("Amount due", "10.00 EUR", True)
     assert ("Amount due", "10.00 EUR") in doc.facts
-    assert "Payment status: pending" in doc.payment and doc.payment_url == "https://pay.example.com/i/1"
+    assert "Payment: pending (stripe)" in doc.payment and doc.payment_url == "https://pay.example.com/i/1"
     text, html = pdf_text(render_pdf(doc)), render_html(doc)
     for out in (text, html):
-        assert "Credits applied" in out and "Amount due" in out and "Payment status: pending" in out
+        assert "Credits applied" in out and "Amount due" in out and "Payment: pending (stripe)" in out
     assert 'href="https://pay.example.com/i/1"' in html
     assert "3 packages of 10 units \u00d7 10.00 EUR" in text
     plain = build(_invoice(), SNAP)

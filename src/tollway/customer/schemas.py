@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, TimezoneName
+from tollway.payment.schemas import PaymentCollection
 
 
 def _tax_rate(value: Decimal) -> Decimal:
@@ -32,6 +33,9 @@ class CustomerBase(BaseModel):
     )
     tax_id: str | None = Field(default=None, max_length=100, description="the customer's VAT or tax number")
     tax_rate: TaxRate = Decimal(0)
+    payment_collection: PaymentCollection = Field(
+        default="charge_automatically", description="how the payment provider collects this customer's invoices"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -51,6 +55,7 @@ class CustomerUpdate(BaseModel):
     address: str | None = Field(default=None, max_length=2000)
     tax_id: str | None = Field(default=None, max_length=100)
     tax_rate: TaxRate | None = None
+    payment_collection: PaymentCollection | None = None
     metadata: dict[str, Any] | None = None
 
 

@@ -304,9 +304,8 @@ class _Builder:
         payment = _field(self.invoice, "payment")
         if payment is None:
             return [], None
-        status = _field(payment, "status")
-        url = _field(payment, "url")
-        lines = [f"Payment status: {status}"] if status else []
+        status, provider, url = _field(payment, "status"), _field(payment, "provider"), _field(payment, "url")
+        lines = [f"Payment: {status}" + (f" ({provider})" if provider else "")] if status else []
         if url:
             lines.append(f"Pay online: {url}")
         return lines, str(url) if url else None

@@ -261,7 +261,7 @@ def render_pdf(doc: Document) -> bytes:
 
     # Totals on the right; payment terms, status and instructions on the left, side by side.
     pdf.ln(3)
-    pay_lines = [doc.terms, *doc.payment]
+    pay_lines = [doc.terms, *(p for p in doc.payment if not p.startswith("Pay online"))]
     needed = 4.4 * (len(pay_lines) + len(doc.payment_instructions)) + 14
     if pdf.get_y() + max(needed, 6.5 * len(doc.totals)) > pdf.h - pdf.b_margin:
         pdf.add_page()
@@ -290,4 +290,8 @@ def render_pdf(doc: Document) -> bytes:
         pdf.use("", 9)
         pdf.block(left, pay_w, doc.payment_instructions)
     pdf.set_y(max(totals_bottom, pdf.get_y()))
+    if doc.payment_url:  # full width, so that the link stays on one line
+        pdf.ln(3)
+        pdf.use("", 8.5, ACCENT)
+        pdf.multi_cell(width, 4.4, pdf.t(f"Pay online: {doc.payment_url}"), align="L", link=doc.payment_url)
     return bytes(pdf.output())

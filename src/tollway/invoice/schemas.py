@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tollway.kit.fields import Timestamp
+from tollway.payment.schemas import Payment
 
 InvoiceStatus = Literal["draft", "finalized", "paid", "void"]
 LineKind = Literal[
@@ -52,6 +53,7 @@ class Invoice(BaseModel):
     buyer: dict[str, Any] | None = Field(
         default=None, description="the buyer block as issued: the customer's name, e-mail, address, tax id then"
     )
+    payment: Payment | None = Field(default=None, description="collection at the payment provider, once sent")
 
 
 class UpcomingInvoice(Invoice):
