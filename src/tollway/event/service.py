@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Select, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from tollway.db import is_postgres
+from tollway.db import get_or_404, is_postgres
 from tollway.errors import NotFound, ValidationFailed
 from tollway.event.schemas import EventOut, StoredEvent
 from tollway.kit.pagination import decode_keyset, keyset
@@ -24,10 +24,7 @@ class EventNotFound(NotFound):
 
 
 def get_event(session: Session, event_id: str) -> Event:
-    event = session.get(Event, event_id)
-    if event is None:
-        raise EventNotFound(event_id)
-    return event
+    return get_or_404(session, Event, event_id, EventNotFound)
 
 
 def void_event(session: Session, event_id: str, *, now: datetime) -> Event:

@@ -9,9 +9,12 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
 
 T = TypeVar("T")
 CursorKey = str | Callable[[Any], str]
+R = TypeVar("R")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -66,3 +69,10 @@ def decode_keyset(cursor: str, size: int) -> list[str]:
     if not isinstance(parts, list) or len(parts) != size or not all(isinstance(p, str) for p in parts):
         raise ValueError("not a cursor issued by this API")
     return parts
+
+
+def paginate(stmt: Select[R], key: InstrumentedAttribute[str], *, limit: int, after: str | None) -> Select[R]:
+    """``stmt`` as one keyset page: ordered by ``key`` (a unique column), past the ``after``
+    cursor, ``limit + 1`` rows so that :meth:`Page.of` can tell whether a further page exists."""
+    stmt = stmt.order_by(key).limit(limit + 1)
+    return stmt.where(key > decode_cursor(after)) if after else stmt
