@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from tests.invoice._helpers import calls, create_customer, create_meter, create_plan, run_billing, send_events
-from tests.invoice._helpers import subscribe as admin_subscribe
+from tests.factories import calls, create_customer, create_meter, create_plan, run_billing, send_events
+from tests.factories import subscribe as admin_subscribe
 
 BASIC = {
     "name": "Basic",
@@ -58,13 +58,13 @@ def seed(api: httpx.Client | Any) -> World:
     last_month = month_start(this_month - timedelta(days=1))
     create_meter(api, key="api_calls", event_type="api_call", group_by=["endpoint"])
     create_meter(api, key="storage", event_type="storage", aggregation="sum", value_property="gb")
-    create_plan(api, code="basic", **BASIC)
-    create_plan(api, code="pro", **PRO)
-    create_plan(api, code="secret", visibility="private", **PRO)
-    create_plan(
-        api, code="partners", audience={"type": "categories", "values": ["partners"]}, **{**PRO, "name": "Partners"}
-    )
-    create_plan(api, code="storage", charges=[{"code": "gb", "meter": "storage", "model": "flat", "unit_price": "1"}])
+    create_plan(api, code="basic", publish=True, **BASIC)
+    create_plan(api, code="pro", publish=True, **PRO)
+    create_plan(api, code="secret", publish=True, visibility="private", **PRO)
+    partners = {**PRO, "name": "Partners", "audience": {"type": "categories", "values": ["partners"]}}
+    create_plan(api, code="partners", publish=True, **partners)
+    storage = [{"code": "gb", "meter": "storage", "model": "flat", "unit_price": "1"}]
+    create_plan(api, code="storage", publish=True, charges=storage)
     create_plan(api, code="drafty", publish=False, **BASIC)
     create_customer(api, id="acme", name="Acme Corp", currency="USD", timezone="UTC", category="startups")
     create_customer(api, id="globex", name="Globex Inc", currency="USD", timezone="UTC", category="partners")
