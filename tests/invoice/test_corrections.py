@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from tests.invoice._helpers import (
+from tests.factories import (
     calls,
     create_customer,
     create_meter,
@@ -38,7 +38,7 @@ def _ended_subscription(api, customer: str = "gone", sub: str = "s1") -> dict:
 
 def _setup(api) -> None:
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="flat", charges=FLAT)
+    create_plan(api, code="flat", charges=FLAT, publish=True)
 
 
 def test_late_events_after_cancellation_give_one_correction_invoice(api):
@@ -101,7 +101,7 @@ def test_voided_event_after_cancellation_gives_a_negative_correction(api):
 def test_a_plan_change_then_cancellation_corrects_the_predecessor_once(api):
     """The ended successor's correction invoice carries its predecessor's late events."""
     _setup(api)
-    create_plan(api, code="flat2", charges=[{**FLAT[0], "unit_price": "1.00"}])
+    create_plan(api, code="flat2", charges=[{**FLAT[0], "unit_price": "1.00"}], publish=True)
     create_customer(api, id="mover")
     subscribe(api, id="old", customer="mover", plan="flat", start="2026-01-01T00:00:00Z")
     send_events(api, calls("mover", 10, day="2026-01-10"))
