@@ -18,10 +18,20 @@ from tollway.event.endpoints import router as events_router
 from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
+from tollway.limit.endpoints import router as limits_router
+from tollway.limit.keeper import LimitKeeper
 from tollway.meter.endpoints import router as meters_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
+ROUTERS = [
+    customers_router,
+    events_router,
+    meters_router,
+    catalog_router,
+    subscriptions_router,
+    invoices_router,
+    limits_router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.key_cache = KeyCache()
-    app.state.event_sink = SqlEventStore(engine)
+    app.state.limits = LimitKeeper.from_settings(settings)
+    app.state.event_sink = SqlEventStore(engine, observer=app.state.limits)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -54,6 +54,7 @@ from tollway.catalog.schemas import (
 from tollway.errors import FieldError, ValidationFailed, validation_errors_from_pydantic
 from tollway.kit.pagination import decode_cursor
 from tollway.kit.time import utcnow
+from tollway.limit import rules as limit_rules
 from tollway.meter.service import register_mutation_guard
 from tollway.models import Bundle, BundleProduct, Customer, Meter, Plan, PlanMeter, Product
 from tollway.pricing import PlanPricing, Preview, PricingError, plan_pricing_from_dict, preview
@@ -354,12 +355,7 @@ def _validate_definition(session: Session, definition: PlanCreate) -> PlanPricin
                 )
             )
 
-    seen: dict[tuple[str, str], int] = {}
-    for i, limit in enumerate(definition.limits):
-        first = seen.setdefault((limit.meter, limit.action), i)
-        if first != i:
-            message = f"a '{limit.action}' limit on meter '{limit.meter}' is already limits[{first}]"
-            errors.append(FieldError(f"limits[{i}]", message))
+    errors.extend(limit_rules.check_limits(definition.limits, meters))
 
     if definition.start_date and definition.end_date and definition.end_date <= definition.start_date:
         errors.append(FieldError("end_date", "must be after start_date"))

@@ -241,6 +241,10 @@ class _Sqlite(_Dialect):
         return f"IN (SELECT value FROM json_each({self.bind(orjson.dumps(list(values)).decode())}))"
 
 
+Dialect = _Dialect
+"""The SQL renderer of one database (``dialect_for``), for other packages that build meter SQL."""
+
+
 def _dialect(session: Session) -> _Dialect:
     return dialect_for(session.get_bind().dialect.name)
 

@@ -18,3 +18,7 @@ class Aggregation:
     # which picks the newest event's value with a window function instead of an aggregate.
     sql_postgres: str | None
     sql_sqlite: str | None
+    # Is the value of a window the sum of its events' contributions (count: 1, sum: the value),
+    # so that a counter can be kept by adding each stored event and taking a voided one off?
+    # Limits are enforced only on such meters (see ``tollway.limit``).
+    additive: bool = False

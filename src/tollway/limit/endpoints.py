@@ -1,0 +1,43 @@
+"""``POST /v1/limits/check``: may this customer use this much more, now?"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
+
+from tollway.auth.dependencies import require_ingest
+from tollway.deps import get_session
+from tollway.kit.time import utcnow
+from tollway.limit.schemas import LimitCheck, LimitCheckResult, LimitStatus
+
+router = APIRouter(prefix="/v1/limits", tags=["limits"])
+
+
+@router.post(
+    "/check",
+    response_model=LimitCheckResult,
+    dependencies=[Depends(require_ingest)],
+    summary="Check a customer's limits (admin or ingest key)",
+)
+def check(body: LimitCheck, request: Request, session: Annotated[Session, Depends(get_session)]) -> LimitCheckResult:
+    decision = request.app.state.limits.decide(session, body.customer, body.meter, body.quantity, utcnow())
+    return LimitCheckResult(
+        allowed=decision.allowed,
+        reason=decision.reason,
+        limits=[
+            LimitStatus(
+                meter=s.entry.meter,
+                window=s.entry.window,
+                max=s.entry.max,
+                used=s.used,
+                remaining=s.remaining,
+                window_start=s.start,
+                resets_at=s.end,
+                action=s.entry.action,
+                subscription=s.entry.subscription,
+            )
+            for s in decision.limits
+        ],
+    )
