@@ -125,9 +125,9 @@ class DatabaseCounters:
                 f"{conflict} value = limit_counters.value + excluded.value RETURNING {cols}"
             )
         else:
-            items = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(6))
+            columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(6))
             sql = (
-                f"INSERT INTO limit_counters ({cols}) SELECT {items} FROM json_each({d.bind(doc)}) WHERE true "
+                f"INSERT INTO limit_counters ({cols}) SELECT {columns} FROM json_each({d.bind(doc)}) WHERE true "
                 f"{conflict} value = tw_decimal_add(limit_counters.value, excluded.value) RETURNING {cols}"
             )
         out = {}
