@@ -315,7 +315,7 @@ class RedisCounters:
             for s, m in parts.items():
                 args += [s, m]
             args.append(int((key.end + 2 * GRACE).timestamp()))
-        result = self._add(keys=names, args=args)
+        result = self._add(keys=names, args=args, client=self.client)
         return {key: join_decimal(fields) for key, fields in zip(keys, result, strict=True)}
 
     def read(
@@ -325,6 +325,7 @@ class RedisCounters:
         result = self._read(
             keys=[self._profile_key(customer), self._epoch_key],
             args=[self._counter_prefix(customer), *(self._suffix(k) for k in keys)],
+            client=self.client,
         )
         if not result or not result[0]:
             return None, {}
