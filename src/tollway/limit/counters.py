@@ -353,3 +353,8 @@ class RedisCounters:
 
     def purge(self, conn: Conn, before: datetime) -> int:
         return 0  # keys expire with their window
+
+
+def purge_ended(conn: Conn, now: datetime) -> int:
+    """Drop the database counters of windows that ended (Redis keys expire by themselves)."""
+    return DatabaseCounters().purge(conn, now - 2 * GRACE)
