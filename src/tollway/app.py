@@ -20,6 +20,7 @@ from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.limit.endpoints import router as limits_router
 from tollway.limit.keeper import LimitKeeper
+from tollway.limit.protect import KeyRateLimiter
 from tollway.meter.endpoints import router as meters_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
@@ -63,6 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.key_cache = KeyCache()
     app.state.limits = LimitKeeper.from_settings(settings)
+    app.state.key_rate_limiter = (
+        KeyRateLimiter(settings.key_rate_limit, redis_url=settings.redis_url, prefix=settings.redis_prefix)
+        if settings.key_rate_limit
+        else None
+    )
     app.state.event_sink = SqlEventStore(engine, observer=app.state.limits)
     install_error_handlers(app)
     for router in ROUTERS:

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     # A limits check that cannot reach Redis: "database" computes from the events (exact,
     # slower), "allow" lets the request through.
     limits_redis_fallback: Literal["database", "allow"] = "database"
+    # Requests per second per API key (bursts of one second's worth); unset = no limit.
+    key_rate_limit: float | None = Field(default=None, gt=0)
+    # Refuse events whose billing period was invoiced more than N days ago; unset = accept all.
+    late_event_days: int | None = Field(default=None, ge=0)
     smtp_url: str | None = None
     secret_key: str | None = None
     # Background worker (runs inside `tollway serve` unless disabled).

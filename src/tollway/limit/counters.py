@@ -74,7 +74,7 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _utc(value: Any) -> datetime:
+def as_utc(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
@@ -132,7 +132,7 @@ class DatabaseCounters:
             )
         out = {}
         for r in conn.execute(text(sql), d.params):
-            start, end = (d.ts(_utc(r[3])), d.ts(_utc(r[4])))
+            start, end = (d.ts(as_utc(r[3])), d.ts(as_utc(r[4])))
             out[by_text[(r[0], r[1], r[2], start, end)]] = Decimal(str(r[5]))
         return out
 
@@ -154,7 +154,7 @@ class DatabaseCounters:
         wanted = set(keys)
         values: dict[CounterKey, Decimal] = {}
         for r in conn.execute(text(sql), d.params):
-            key = CounterKey(customer, r[0], r[1], _utc(r[2]), _utc(r[3]))
+            key = CounterKey(customer, r[0], r[1], as_utc(r[2]), as_utc(r[3]))
             if key in wanted:
                 values[key] = Decimal(str(r[4]))
         return stored, values

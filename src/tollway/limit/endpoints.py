@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_ingest
 from tollway.deps import get_session
+from tollway.errors import Forbidden
 from tollway.kit.time import utcnow
 from tollway.limit.schemas import LimitCheck, LimitCheckResult, LimitStatus
 
@@ -22,6 +23,9 @@ router = APIRouter(prefix="/v1/limits", tags=["limits"])
     summary="Check a customer's limits (admin or ingest key)",
 )
 def check(body: LimitCheck, request: Request, session: Annotated[Session, Depends(get_session)]) -> LimitCheckResult:
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.customer is not None and principal.customer != body.customer:
+        raise Forbidden(f"this API key may only check the limits of customer '{principal.customer}'")
     decision = request.app.state.limits.decide(session, body.customer, body.meter, body.quantity, utcnow())
     return LimitCheckResult(
         allowed=decision.allowed,
