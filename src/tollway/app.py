@@ -22,6 +22,7 @@ from tollway.limit.endpoints import router as limits_router
 from tollway.limit.keeper import LimitKeeper
 from tollway.limit.protect import KeyRateLimiter
 from tollway.meter.endpoints import router as meters_router
+from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
 ROUTERS = [
@@ -31,6 +32,7 @@ ROUTERS = [
     catalog_router,
     subscriptions_router,
     invoices_router,
+    settings_router,
     limits_router,
 ]
 
