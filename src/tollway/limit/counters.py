@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
@@ -85,6 +86,12 @@ def _doc(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else orjson.loads(value)
 
 
+@lru_cache(maxsize=20_000)
+def parse_profile(raw: str) -> Profile:
+    """A stored profile; parsed once per distinct document (ingestion reads them every batch)."""
+    return Profile.from_doc(orjson.loads(raw))
+
+
 def _dialect_name(conn: Conn) -> str:
     bind = conn.get_bind() if isinstance(conn, Session) else conn
     return bind.dialect.name
@@ -98,8 +105,8 @@ class DatabaseCounters:
         if not wanted:
             return {}
         d = dialect_for(_dialect_name(conn))
-        sql = f"SELECT profile FROM limit_profiles WHERE customer {d.in_list(wanted, 'text')}"
-        return {p.customer: p for p in (Profile.from_doc(_doc(r[0])) for r in conn.execute(text(sql), d.params))}
+        sql = f"SELECT CAST(profile AS TEXT) FROM limit_profiles WHERE customer {d.in_list(wanted, 'text')}"
+        return {p.customer: p for p in (parse_profile(r[0]) for r in conn.execute(text(sql), d.params))}
 
     def add(
         self, conn: Conn, increments: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profile]
@@ -185,18 +192,20 @@ class DatabaseCounters:
 
 # ------------------------------------------------------------------------------------ Redis
 
+# ARGV[1]: JSON [[key, [[scale, mantissa], ...], expire_at], ...] (one argument: cheap to send).
+# Returns JSON: each key's hash after the increments, [scale, mantissa, ...], in the same order.
 _ADD = """
+local items = cjson.decode(ARGV[1])
 local out = {}
-local a = 1
-for i, k in ipairs(KEYS) do
-  local n = tonumber(ARGV[a]); a = a + 1
-  for j = 1, n do
-    redis.call('HINCRBY', k, ARGV[a], ARGV[a + 1]); a = a + 2
+for i, item in ipairs(items) do
+  local k = item[1]
+  for _, part in ipairs(item[2]) do
+    redis.call('HINCRBY', k, part[1], part[2])
   end
-  redis.call('EXPIREAT', k, ARGV[a]); a = a + 1
+  redis.call('EXPIREAT', k, item[3])
   out[i] = redis.call('HGETALL', k)
 end
-return out
+return cjson.encode(out)
 """
 
 # KEYS[1] profile key, KEYS[2] epoch key; ARGV[1] counter key prefix, ARGV[2..] counter suffixes.
@@ -216,6 +225,8 @@ return out
 
 def split_decimal(value: Decimal) -> tuple[int, int]:
     """``value`` as (scale, integer mantissa), exactly: 12.34 → (2, 1234)."""
+    if value == value.to_integral_value():  # counts and whole sums: the common case
+        return 0, int(value)
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int), "counters hold finite values only"
     mantissa = int("".join(map(str, digits)) or "0")
@@ -293,7 +304,7 @@ class RedisCounters:
         raws: list[Any] = self.client.mget([self._profile_key(c) for c in wanted])  # type: ignore[assignment]
         for raw in raws:
             if raw is not None:
-                profile = Profile.from_doc(orjson.loads(raw))
+                profile = parse_profile(raw.decode() if isinstance(raw, bytes) else raw)
                 out[profile.customer] = profile
         return out
 
@@ -304,18 +315,12 @@ class RedisCounters:
             return {}
         self._recover()
         keys = sorted(increments)
-        names: list[str] = []
-        args: list[Any] = []
+        items = []
         for key in keys:
-            names.append(self._counter_key(profiles[key.customer].key_version, key))
-            parts: dict[int, int] = {}
             scale, mantissa = split_decimal(increments[key])
-            parts[scale] = parts.get(scale, 0) + mantissa
-            args.append(len(parts))
-            for s, m in parts.items():
-                args += [s, m]
-            args.append(int((key.end + 2 * GRACE).timestamp()))
-        result = self._add(keys=names, args=args, client=self.client)
+            name = self._counter_key(profiles[key.customer].key_version, key)
+            items.append([name, [[str(scale), str(mantissa)]], int((key.end + 2 * GRACE).timestamp())])
+        result = orjson.loads(self._add(args=[orjson.dumps(items)], client=self.client))
         return {key: join_decimal(fields) for key, fields in zip(keys, result, strict=True)}
 
     def read(

@@ -57,7 +57,7 @@ class PreparedBatch:
         """Add the batch's rows to the counters; returns how to take them off again should the
         transaction fail to commit (Redis only; the database rolls back with the batch)."""
         rows = [tally.to_row(r) for r in raw_rows]
-        added = tally.increments(rows, self.profiles, now=now)
+        added = tally.increments(rows, self.profiles, now=now, last=self.keeper.windows)
         if not added:
             return None
         totals = self.keeper.add(conn, added, self.profiles)
@@ -79,6 +79,7 @@ class LimitKeeper:
     def __init__(self, backend: CounterBackend, *, fallback: str = "database") -> None:
         self.backend = backend
         self.fallback = fallback
+        self.windows: tally.Windows = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LimitKeeper:

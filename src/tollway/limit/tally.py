@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from tollway.limit.profile import Entry, Profile
 from tollway.meter.aggregations import REGISTRY
@@ -27,8 +27,9 @@ GRACE = timedelta(seconds=60)
 EXACT = decimal.Context(prec=200)
 
 
-@dataclass(frozen=True, order=True)
-class CounterKey:
+class CounterKey(NamedTuple):
+    """One counter: a customer's meter in one window (a tuple: hashed and ordered in C)."""
+
     customer: str
     meter: str
     window: str
@@ -99,33 +100,52 @@ def limited_customers(profiles: Mapping[str, Profile]) -> dict[str, list[str]]:
     return out
 
 
+Windows = dict[tuple[str, ...], tuple[datetime, datetime, "CounterKey"]]
+"""The window each counter of a profile found last: most events fall in it again, and finding a
+window (zone arithmetic, billing cycles) costs far more than checking that an instant is in it."""
+
+
 def increments(
-    rows: Iterable[Row], profiles: Mapping[str, Profile], *, now: datetime, sign: int = 1
+    rows: Iterable[Row],
+    profiles: Mapping[str, Profile],
+    *,
+    now: datetime,
+    sign: int = 1,
+    last: Windows | None = None,
 ) -> dict[CounterKey, Decimal]:
-    """What to add to which counter. Windows that ended before ``now - GRACE`` are skipped."""
+    """What to add to which counter. Windows that ended before ``now - GRACE`` are skipped.
+    ``last`` may be kept from batch to batch (it is keyed by the profile's version)."""
     horizon = now - GRACE
     out: dict[CounterKey, Decimal] = {}
-    counters: dict[tuple[str, str], list[Entry]] = {}
-    last: dict[tuple[str, int], tuple[datetime, datetime]] = {}  # window cache: rows come in time order
+    # Per (customer, meter): the profile's counters of the meter, each with its cache key.
+    plans: dict[tuple[str, str], list[tuple[Entry, tuple[str, ...]]]] = {}
+    if last is None:
+        last = {}
+    elif len(last) > 200_000:
+        last.clear()
     for row in rows:
-        profile = profiles.get(row.customer)
-        if profile is None:
-            continue
-        entries = counters.get((row.customer, row.meter))
-        if entries is None:
-            entries = counters[(row.customer, row.meter)] = profile.counters_of(row.meter)
-        for entry in entries:
-            cache_key = (row.customer, id(entry))
-            bounds = last.get(cache_key)
-            if bounds is None or not bounds[0] <= row.timestamp < bounds[1]:
-                found = entry.bounds(row.timestamp, profile.tz)
+        plan = plans.get((row.customer, row.meter))
+        if plan is None:
+            profile = profiles.get(row.customer)
+            entries = profile.counters_of(row.meter) if profile is not None else []
+            v = profile.version if profile is not None else ""
+            plan = plans[(row.customer, row.meter)] = [
+                (e, (row.customer, v, e.subscription, e.meter, e.window)) for e in entries
+            ]
+        value = row.value if sign > 0 else -row.value
+        ts = row.timestamp
+        for entry, cache_key in plan:
+            hit = last.get(cache_key)
+            if hit is None or not hit[0] <= ts < hit[1]:
+                found = entry.bounds(ts, profiles[row.customer].tz)
                 if found is None:
                     continue
-                bounds = last[cache_key] = found
-            if bounds[1] <= horizon:
+                hit = last[cache_key] = (found[0], found[1], CounterKey(row.customer, row.meter, entry.window, *found))
+            if hit[1] <= horizon:
                 continue
-            key = CounterKey(row.customer, row.meter, entry.window, bounds[0], bounds[1])
-            out[key] = EXACT.add(out.get(key, Decimal(0)), row.value if sign > 0 else -row.value)
+            key = hit[2]
+            previous = out.get(key)
+            out[key] = value if previous is None else EXACT.add(previous, value)
     return out
 
 
