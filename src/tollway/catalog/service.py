@@ -55,7 +55,6 @@ from tollway.errors import FieldError, ValidationFailed, validation_errors_from_
 from tollway.kit.pagination import decode_cursor
 from tollway.kit.time import utcnow
 from tollway.limit import rules as limit_rules
-from tollway.meter.service import register_mutation_guard
 from tollway.models import Bundle, BundleProduct, Customer, Meter, Plan, PlanMeter, Product
 from tollway.pricing import PlanPricing, Preview, PricingError, plan_pricing_from_dict, preview
 
@@ -614,7 +613,6 @@ def published_plans_using_meter(session: Session, key: str, *, limit: int = 10) 
     return list(session.scalars(stmt))
 
 
-@register_mutation_guard
 def published_plan_meter_guard(session: Session, key: str) -> str | None:
     """Meter guard: a meter named by a published plan (charges, revenue share, notifications,
     limits) must not change, or the plan's prices would change under its subscribers."""
