@@ -10,8 +10,7 @@ from typing import Any
 
 from tests.limits.conftest import CHARGES, check, iso, now, send, setup_limited
 from tollway.kit.time import utcnow
-from tollway.limit.service import build_profile, current_keys
-from tollway.models import Customer
+from tollway.limit.service import current_keys, standing
 
 METERS = [
     {
@@ -51,11 +50,12 @@ def stored_counters(app: Any, customer: str) -> dict[tuple[str, str], Decimal]:
     """The counters as stored, read without seeding (so a wrong increment cannot hide)."""
     keeper = app.state.limits
     with app.state.sessionmaker() as session:
-        c = session.get(Customer, customer)
-        profile, _ = build_profile(session, c, utcnow())
+        found = standing(session, customer, utcnow())
+        assert found is not None
+        profile = found.profile
         keys = current_keys(profile, utcnow())
         stored, values = keeper.backend.read(session, customer, list(keys.values()))
-        assert stored is not None and stored.fresh and stored.profile.version == profile.version
+        assert stored is not None and stored.fresh and stored.version == profile.version
         return {(k.meter, k.window): values.get(k, Decimal(0)) for k in keys.values()}
 
 

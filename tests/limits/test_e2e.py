@@ -48,6 +48,7 @@ def test_a_gateway_is_stopped_at_its_limit(server: LiveServer) -> None:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as api:
         meter = {"key": "api_calls", "event_type": "api_call", "aggregation": "count"}
         assert api.post("/v1/meters", json=meter).status_code == 201
+        visible(api, "/v1/meters/api_calls")
         assert api.post("/v1/customers", json={"id": "acme"}).status_code == 201
         plan = {"code": "p", "currency": "USD", "charges": CHARGES, "limits": [{"meter": "api_calls", "max": 5}]}
         assert api.post("/v1/plans", json=plan).status_code == 201

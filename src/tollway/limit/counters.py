@@ -47,7 +47,7 @@ PROFILE_TTL = timedelta(hours=1)
 class Stored:
     """A customer's stored profile: its content version, and whether it is still trustworthy."""
 
-    profile: Profile
+    version: str
     fresh: bool
 
 
@@ -146,25 +146,26 @@ class DatabaseCounters:
     def read(
         self, conn: Conn, customer: str, keys: Sequence[CounterKey]
     ) -> tuple[Stored | None, dict[CounterKey, Decimal]]:
-        row = conn.execute(text("SELECT profile FROM limit_profiles WHERE customer = :c"), {"c": customer}).first()
-        if row is None:
-            return None, {}
-        stored = Stored(Profile.from_doc(_doc(row[0])), fresh=True)
-        if not keys:
-            return stored, {}
+        # One round trip: the stored profile's version (the row without a meter), then the counters.
         d = dialect_for(_dialect_name(conn))
-        lo = min(k.start for k in keys)
-        sql = (
-            "SELECT meter_key, window_kind, window_start, window_end, value FROM limit_counters "
-            f"WHERE customer = {d.bind(customer)} AND window_end > {d.bind(d.ts(lo))}"
-        )
+        lo = min((k.start for k in keys), default=None)
+        sql = f"SELECT NULL, NULL, NULL, NULL, version FROM limit_profiles WHERE customer = {d.bind(customer)}"
+        if lo is not None:
+            sql += (
+                " UNION ALL SELECT meter_key, window_kind, window_start, window_end, CAST(value AS TEXT) "
+                f"FROM limit_counters WHERE customer = {d.bind(customer)} AND window_end > {d.bind(d.ts(lo))}"
+            )
+        stored: Stored | None = None
         wanted = set(keys)
         values: dict[CounterKey, Decimal] = {}
         for r in conn.execute(text(sql), d.params):
+            if r[0] is None:
+                stored = Stored(str(r[4]), fresh=True)
+                continue
             key = CounterKey(customer, r[0], r[1], as_utc(r[2]), as_utc(r[3]))
             if key in wanted:
                 values[key] = Decimal(str(r[4]))
-        return stored, values
+        return (stored, values) if stored is not None else (None, {})
 
     def seed(self, conn: Conn, profile: Profile, values: Mapping[CounterKey, Decimal], now: datetime) -> None:
         conn.execute(text("DELETE FROM limit_counters WHERE customer = :c"), {"c": profile.customer})
@@ -215,7 +216,7 @@ local p = redis.call('GET', KEYS[1])
 local epoch = redis.call('GET', KEYS[2]) or '0'
 if not p then return {false, epoch} end
 local doc = cjson.decode(p)
-local out = {p, epoch}
+local out = {doc['version'], tostring(doc['epoch']) == epoch and '1' or '0'}
 for i = 2, #ARGV do
   out[i + 1] = redis.call('HGETALL', ARGV[1] .. doc['ver'] .. ARGV[i])
 end
@@ -334,9 +335,8 @@ class RedisCounters:
         )
         if not result or not result[0]:
             return None, {}
-        doc = orjson.loads(result[0])
-        fresh = str(doc.get("epoch")) == (result[1].decode() if isinstance(result[1], bytes) else str(result[1]))
-        stored = Stored(Profile.from_doc(doc), fresh=fresh)
+        version = result[0].decode() if isinstance(result[0], bytes) else str(result[0])
+        stored = Stored(version, fresh=result[1] in (b"1", "1"))
         values = {k: join_decimal(fields) for k, fields in zip(keys, result[2:], strict=True) if fields}
         return stored, values
 

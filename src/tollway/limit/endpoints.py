@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from tollway.auth.dependencies import require_ingest
 from tollway.deps import get_session
@@ -22,12 +23,12 @@ router = APIRouter(prefix="/v1/limits", tags=["limits"])
     dependencies=[Depends(require_ingest)],
     summary="Check a customer's limits (admin or ingest key)",
 )
-def check(body: LimitCheck, request: Request, session: Annotated[Session, Depends(get_session)]) -> LimitCheckResult:
+def check(body: LimitCheck, request: Request, session: Annotated[Session, Depends(get_session)]) -> Response:
     principal = getattr(request.state, "principal", None)
     if principal is not None and principal.customer is not None and principal.customer != body.customer:
         raise Forbidden(f"this API key may only check the limits of customer '{principal.customer}'")
     decision = request.app.state.limits.decide(session, body.customer, body.meter, body.quantity, utcnow())
-    return LimitCheckResult(
+    result = LimitCheckResult(
         allowed=decision.allowed,
         reason=decision.reason,
         limits=[
@@ -45,3 +46,5 @@ def check(body: LimitCheck, request: Request, session: Annotated[Session, Depend
             for s in decision.limits
         ],
     )
+    # Serialized once (the response model documents it): a gateway calls this on every request.
+    return Response(result.model_dump_json().encode(), media_type="application/json")

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tollway.config import Settings
+from tollway.errors import ValidationFailed
 from tollway.limit import service, tally
 from tollway.limit.counters import Conn, CounterBackend, DatabaseCounters, RedisCounters
 from tollway.limit.profile import Profile
@@ -140,7 +141,7 @@ class LimitKeeper:
         keys = service.current_keys(profile, now)
         try:
             stored, values = self.backend.read(session, profile.customer, list(keys.values()))
-            if stored is None or not stored.fresh or stored.profile.version != profile.version:
+            if stored is None or not stored.fresh or stored.version != profile.version:
                 values = service.seed(session, self.backend, profile, now)
             return {k: values.get(k, Decimal(0)) for k in keys.values()}
         except REDIS_ERRORS as exc:
@@ -152,9 +153,11 @@ class LimitKeeper:
     def decide(
         self, session: Session, customer_id: str, meter: str | None, quantity: Decimal, now: datetime
     ) -> service.Decision:
-        customer = service.get_customer_for_check(session, customer_id)
+        found = service.standing(session, customer_id, now)
+        if found is None:
+            raise ValidationFailed.field("customer", f"customer '{customer_id}' does not exist")
         service.check_meter(session, meter)
-        profile, subscribed = service.build_profile(session, customer, now)
+        profile, subscribed = found.profile, found.subscribed
         entries = [e for e in profile.entries if meter is None or e.meter == meter]
         states: list[service.LimitState] = []
         if entries:

@@ -16,21 +16,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select, text
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from tollway.catalog.service import plan_limits
 from tollway.errors import ValidationFailed
+from tollway.kit.fields import format_decimal
 from tollway.kit.time import utcnow
 from tollway.limit import tally
-from tollway.limit.counters import CounterBackend
+from tollway.limit.counters import CounterBackend, as_utc
 from tollway.limit.profile import Cycle, Entry, Profile
 from tollway.limit.tally import CounterKey
 from tollway.meter import rollup
 from tollway.meter.query import MeterDefinition, dialect_for, query_usage
-from tollway.models import Customer, Meter, Plan, Subscription
+from tollway.models import Meter
 from tollway.notification.outbox import emit_now
-from tollway.subscription.service import overrides_of
 
 log = logging.getLogger("tollway.limit")
 
@@ -54,31 +54,54 @@ class Decision:
     limits: list[LimitState]
 
 
-def build_profile(session: Session, customer: Customer, now: datetime) -> tuple[Profile, bool]:
-    """The limits of the customer's subscriptions active at ``now``, and whether it has any
-    active subscription at all."""
-    rows = session.execute(
-        select(Subscription, Plan)
-        .join(Plan, Plan.code == Subscription.plan_code)
-        .where(
-            Subscription.customer_id == customer.id,
-            Subscription.start <= now,
-            or_(Subscription.ends_at.is_(None), Subscription.ends_at > now),
-        )
-        .order_by(Subscription.id)
-    ).all()
+@dataclass(frozen=True)
+class Standing:
+    """What a check needs to know of a customer, read in one query."""
+
+    customer: str
+    timezone: str
+    profile: Profile
+    subscribed: bool
+
+
+_ACTIVE = (
+    "SELECT c.timezone, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, p.interval_count, "
+    "p.billing_anchor, p.limits FROM customers c "
+    "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.start <= :now AND (s.ends_at IS NULL OR s.ends_at > :now) "
+    "LEFT JOIN plans p ON p.code = s.plan_code WHERE c.id = :c ORDER BY s.id"
+)
+
+
+def standing(session: Session, customer_id: str, now: datetime) -> Standing | None:
+    """The customer's time zone and the limits of its subscriptions active at ``now`` (None for
+    an unknown customer). One query: a check runs this on every call."""
+    d = dialect_for(session.get_bind().dialect.name)
+    rows = session.execute(text(_ACTIVE), {"c": customer_id, "now": d.ts(now)}).all()
+    if not rows:
+        return None
     entries: list[Entry] = []
-    for sub, plan in rows:
-        overrides = overrides_of(sub).limits or {}
-        for limit in plan_limits(plan):
+    subscribed = False
+    for _, sub, start, ends_at, sub_tz, overrides, interval, count, anchor, limits in rows:
+        if sub is None:
+            continue
+        subscribed = True
+        # Stored documents were validated when written (plans, subscriptions).
+        raised = _doc(overrides).get("limits") or {}
+        for limit in _doc(limits) or []:
+            window = limit.get("window", "period")
+            maximum = Decimal(str(limit["max"]))
             cycle = None
-            maximum = limit.max
-            if limit.window == "period":
-                maximum = overrides.get(limit.meter, maximum)
-                cycle = Cycle(plan.interval, int(plan.interval_count or 1), plan.billing_anchor, sub.timezone,
-                              sub.start, sub.ends_at)  # fmt: skip
-            entries.append(Entry(sub.id, limit.meter, limit.window, maximum, limit.action, cycle))
-    return Profile.of(customer.id, customer.timezone, entries), bool(rows)
+            if window == "period":
+                if limit["meter"] in raised:
+                    maximum = Decimal(str(raised[limit["meter"]]))
+                cycle = Cycle(interval, int(count or 1), anchor, sub_tz, as_utc(start),
+                              as_utc(ends_at) if ends_at is not None else None)  # fmt: skip
+            entries.append(Entry(sub, limit["meter"], window, maximum, limit.get("action", "block"), cycle))
+    return Standing(customer_id, rows[0][0], Profile.of(customer_id, rows[0][0], entries), subscribed)
+
+
+def _doc(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else (value if value is not None else {})
 
 
 def current_keys(profile: Profile, now: datetime, meter: str | None = None) -> dict[tuple[Any, ...], CounterKey]:
@@ -185,16 +208,7 @@ def reached(conn: Session | Any, entry: Entry, key: CounterKey, used: Decimal) -
 
 
 def _fmt(value: Decimal) -> str:
-    from tollway.kit.fields import format_decimal
-
     return format_decimal(value)
-
-
-def get_customer_for_check(session: Session, customer_id: str) -> Customer:
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise ValidationFailed.field("customer", f"customer '{customer_id}' does not exist")
-    return customer
 
 
 def check_meter(session: Session, meter: str | None) -> None:
