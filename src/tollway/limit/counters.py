@@ -57,9 +57,14 @@ class CounterBackend(Protocol):
     def load_profiles(self, conn: Conn, customers: Iterable[str]) -> dict[str, Profile]: ...
 
     def add(
-        self, conn: Conn, increments: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profile]
+        self,
+        conn: Conn,
+        increments: Mapping[CounterKey, Decimal],
+        profiles: Mapping[str, Profile],
+        thresholds: Mapping[CounterKey, Decimal],
     ) -> dict[CounterKey, Decimal]:
-        """Add to the counters of the stored ``profiles``; return their new values."""
+        """Add to the counters of the stored ``profiles``. Returns the new value of (at least)
+        every counter now at or past its threshold (a limit may have been reached there)."""
         ...
 
     def read(
@@ -109,7 +114,11 @@ class DatabaseCounters:
         return {p.customer: p for p in (parse_profile(r[0]) for r in conn.execute(text(sql), d.params))}
 
     def add(
-        self, conn: Conn, increments: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profile]
+        self,
+        conn: Conn,
+        increments: Mapping[CounterKey, Decimal],
+        profiles: Mapping[str, Profile],
+        thresholds: Mapping[CounterKey, Decimal],
     ) -> dict[CounterKey, Decimal]:
         if not increments:
             return {}
@@ -117,21 +126,29 @@ class DatabaseCounters:
         d = dialect_for(name)
         keys = sorted(increments)  # one lock order for every batch: no deadlocks between batches
         by_text = {(k.customer, k.meter, k.window, d.ts(k.start), d.ts(k.end)): k for k in keys}
-        items = [[k.customer, k.meter, k.window, d.ts(k.start), d.ts(k.end), str(increments[k])] for k in keys]
-        if name == "postgresql":  # json_to_recordset reads objects
-            doc = orjson.dumps([dict(zip("cmwsev", item, strict=True)) for item in items]).decode()
-        else:
-            doc = orjson.dumps(items).decode()
         cols = "customer, meter_key, window_kind, window_start, window_end, value"
         conflict = "ON CONFLICT (customer, meter_key, window_kind, window_start, window_end) DO UPDATE SET"
         if name == "postgresql":
+            # Only the counters at or past their threshold come back (json_to_recordset reads objects).
+            rows = []
+            for k in keys:
+                limit = str(thresholds[k]) if k in thresholds else None
+                row = {"c": k.customer, "m": k.meter, "w": k.window, "s": d.ts(k.start), "e": d.ts(k.end)}
+                rows.append({**row, "v": str(increments[k]), "t": limit})
+            doc = orjson.dumps(rows).decode()
             sql = (
-                f"INSERT INTO limit_counters ({cols}) SELECT b.c, b.m, b.w, b.s, b.e, b.v "
-                f"FROM json_to_recordset(CAST({d.bind(doc)} AS json)) "
-                "AS b(c text, m text, w text, s timestamp, e timestamp, v numeric) ORDER BY b.c, b.m, b.w, b.s, b.e "
-                f"{conflict} value = limit_counters.value + excluded.value RETURNING {cols}"
+                f"WITH b AS (SELECT * FROM json_to_recordset(CAST({d.bind(doc)} AS json)) "
+                "AS x(c text, m text, w text, s timestamp, e timestamp, v numeric, t numeric)), "
+                f"up AS (INSERT INTO limit_counters ({cols}) SELECT b.c, b.m, b.w, b.s, b.e, b.v FROM b "
+                f"ORDER BY b.c, b.m, b.w, b.s, b.e {conflict} value = limit_counters.value + excluded.value "
+                f"RETURNING {cols}) "
+                "SELECT up.* FROM up JOIN b ON b.c = up.customer AND b.m = up.meter_key AND b.w = up.window_kind "
+                "AND b.s = up.window_start AND b.e = up.window_end WHERE up.value >= b.t"
             )
         else:
+            doc = orjson.dumps(
+                [[k.customer, k.meter, k.window, d.ts(k.start), d.ts(k.end), str(increments[k])] for k in keys]
+            ).decode()
             columns = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(6))
             sql = (
                 f"INSERT INTO limit_counters ({cols}) SELECT {columns} FROM json_each({d.bind(doc)}) WHERE true "
@@ -140,7 +157,10 @@ class DatabaseCounters:
         out = {}
         for r in conn.execute(text(sql), d.params):
             start, end = (d.ts(as_utc(r[3])), d.ts(as_utc(r[4])))
-            out[by_text[(r[0], r[1], r[2], start, end)]] = Decimal(str(r[5]))
+            key = by_text[(r[0], r[1], r[2], start, end)]
+            value = Decimal(str(r[5]))
+            if key in thresholds and value >= thresholds[key]:
+                out[key] = value
         return out
 
     def read(
@@ -183,7 +203,7 @@ class DatabaseCounters:
         )
         nonzero = {k: v for k, v in values.items() if v != 0}
         if nonzero:
-            self.add(conn, nonzero, {profile.customer: profile})
+            self.add(conn, nonzero, {profile.customer: profile}, {})
 
     def purge(self, conn: Conn, before: datetime) -> int:
         d = dialect_for(_dialect_name(conn))
@@ -195,17 +215,22 @@ class DatabaseCounters:
 
 # ARGV[1]: JSON [[key, [[scale, mantissa], ...], expire_at], ...] (one argument: cheap to send).
 # Returns JSON: each key's hash after the increments, [scale, mantissa, ...], in the same order.
+# ARGV[1]: JSON [[key, scale, mantissa, expire_at, threshold], ...] (one argument: cheap to send).
+# Adds each mantissa to the key's field for its scale; returns JSON [[index, hash], ...] of the
+# counters that may have reached a limit: the field added to is at or past the threshold (given
+# at the same scale), or the hash has other scales too. A threshold "" never returns the key.
 _ADD = """
 local items = cjson.decode(ARGV[1])
 local out = {}
 for i, item in ipairs(items) do
   local k = item[1]
-  for _, part in ipairs(item[2]) do
-    redis.call('HINCRBY', k, part[1], part[2])
+  local v = redis.call('HINCRBY', k, item[2], item[3])
+  redis.call('EXPIREAT', k, item[4])
+  if item[5] ~= '' and (tonumber(v) >= tonumber(item[5]) or redis.call('HLEN', k) > 1) then
+    out[#out + 1] = {i - 1, redis.call('HGETALL', k)}
   end
-  redis.call('EXPIREAT', k, item[3])
-  out[i] = redis.call('HGETALL', k)
 end
+if #out == 0 then return '[]' end
 return cjson.encode(out)
 """
 
@@ -245,6 +270,20 @@ def join_decimal(fields: Sequence[Any]) -> Decimal:
     return total
 
 
+@lru_cache(maxsize=100_000)
+def _key_suffix(key: CounterKey) -> str:
+    return f"|{key.meter}|{key.window}|{_us(key.start)}|{_us(key.end)}"
+
+
+def _threshold_at(limit: Decimal | None, scale: int) -> str:
+    """A threshold in units of ``scale`` (the field the script adds to and compares): "" for
+    none (never sent back), "0" when it is not a whole number of such units (always sent back)."""
+    if limit is None:
+        return ""
+    units = limit.scaleb(scale, EXACT)
+    return str(int(units)) if units == units.to_integral_value() else "0"
+
+
 def _us(value: datetime) -> int:
     delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
@@ -277,7 +316,7 @@ class RedisCounters:
 
     @staticmethod
     def _suffix(key: CounterKey) -> str:
-        return f"|{key.meter}|{key.window}|{_us(key.start)}|{_us(key.end)}"
+        return _key_suffix(key)
 
     def _counter_key(self, ver: str, key: CounterKey) -> str:
         return self._counter_prefix(key.customer) + ver + self._suffix(key)
@@ -310,7 +349,11 @@ class RedisCounters:
         return out
 
     def add(
-        self, conn: Conn, increments: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profile]
+        self,
+        conn: Conn,
+        increments: Mapping[CounterKey, Decimal],
+        profiles: Mapping[str, Profile],
+        thresholds: Mapping[CounterKey, Decimal],
     ) -> dict[CounterKey, Decimal]:
         if not increments:
             return {}
@@ -320,9 +363,10 @@ class RedisCounters:
         for key in keys:
             scale, mantissa = split_decimal(increments[key])
             name = self._counter_key(profiles[key.customer].key_version, key)
-            items.append([name, [[str(scale), str(mantissa)]], int((key.end + 2 * GRACE).timestamp())])
-        result = orjson.loads(self._add(args=[orjson.dumps(items)], client=self.client))
-        return {key: join_decimal(fields) for key, fields in zip(keys, result, strict=True)}
+            thr = _threshold_at(thresholds.get(key), scale)
+            items.append([name, str(scale), str(mantissa), int((key.end + 2 * GRACE).timestamp()), thr])
+        found = orjson.loads(self._add(args=[orjson.dumps(items)], client=self.client))
+        return {keys[int(i)]: join_decimal(fields) for i, fields in found}
 
     def read(
         self, conn: Conn, customer: str, keys: Sequence[CounterKey]

@@ -61,7 +61,7 @@ class PreparedBatch:
         added = tally.increments(rows, self.profiles, now=now, last=self.keeper.windows)
         if not added:
             return None
-        totals = self.keeper.add(conn, added, self.profiles)
+        totals = self.keeper.add(conn, added, self.profiles, tally.thresholds(added, self.profiles))
         if totals is None:
             return None
         for entry, key, total in tally.crossings(totals, added, self.profiles):
@@ -98,10 +98,14 @@ class LimitKeeper:
         log.warning("limit counters not updated: %s", exc)
 
     def add(
-        self, conn: Conn, added: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profile]
+        self,
+        conn: Conn,
+        added: Mapping[CounterKey, Decimal],
+        profiles: Mapping[str, Profile],
+        thresholds: Mapping[CounterKey, Decimal] | None = None,
     ) -> dict[CounterKey, Decimal] | None:
         try:
-            return self.backend.add(conn, added, profiles)
+            return self.backend.add(conn, added, profiles, thresholds or {})
         except REDIS_ERRORS as exc:
             self._missed(exc)
             return None

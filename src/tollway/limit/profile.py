@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -101,11 +101,27 @@ class Profile:
     def counters_of(self, meter: str) -> list[Entry]:
         """One entry per distinct counter of the meter (a block and a notify limit on the same
         window share their counter)."""
+        return self._counters.get(meter, [])
+
+    def limits_on(self, meter: str, window: str) -> list[Entry]:
+        return self._limits.get((meter, window), [])
+
+    @cached_property
+    def _counters(self) -> dict[str, list[Entry]]:
         seen: dict[tuple[str, str, Cycle | None], Entry] = {}
         for entry in self.entries:
-            if entry.meter == meter:
-                seen.setdefault(entry.counter, entry)
-        return list(seen.values())
+            seen.setdefault(entry.counter, entry)
+        out: dict[str, list[Entry]] = {}
+        for entry in seen.values():
+            out.setdefault(entry.meter, []).append(entry)
+        return out
+
+    @cached_property
+    def _limits(self) -> dict[tuple[str, str], list[Entry]]:
+        out: dict[tuple[str, str], list[Entry]] = {}
+        for entry in self.entries:
+            out.setdefault((entry.meter, entry.window), []).append(entry)
+        return out
 
     # -- storage -------------------------------------------------------------------------
     def _doc(self) -> dict[str, Any]:

@@ -149,6 +149,18 @@ def increments(
     return out
 
 
+def thresholds(added: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profile]) -> dict[CounterKey, Decimal]:
+    """The smallest max of the limits on each counter: below it no limit can have been reached,
+    so a backend need not send the counter's value back."""
+    out = {}
+    for key in added:
+        profile = profiles.get(key.customer)
+        limits = profile.limits_on(key.meter, key.window) if profile is not None else []
+        if limits:
+            out[key] = min(e.max for e in limits)
+    return out
+
+
 def crossings(
     totals: Mapping[CounterKey, Decimal], added: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profile]
 ) -> list[tuple[Entry, CounterKey, Decimal]]:
@@ -157,16 +169,11 @@ def crossings(
     out = []
     for key, total in totals.items():
         inc = added.get(key, Decimal(0))
-        if inc <= 0:
+        profile = profiles.get(key.customer)
+        if inc <= 0 or profile is None:
             continue
         before = EXACT.subtract(total, inc)
-        profile = profiles.get(key.customer)
-        for entry in profile.entries if profile else ():
-            if entry.meter != key.meter or entry.window != key.window:
-                continue
-            if before < entry.max <= total and entry.bounds(key.start, profile.tz if profile else "UTC") == (
-                key.start,
-                key.end,
-            ):
+        for entry in profile.limits_on(key.meter, key.window):
+            if before < entry.max <= total and entry.bounds(key.start, profile.tz) == (key.start, key.end):
                 out.append((entry, key, total))
     return out
