@@ -24,6 +24,7 @@ from tollway.limit.keeper import LimitKeeper
 from tollway.limit.protect import KeyRateLimiter
 from tollway.meter.endpoints import router as meters_router
 from tollway.meter.service import register_mutation_guard
+from tollway.payment.endpoints import router as payments_router
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
@@ -36,6 +37,7 @@ ROUTERS = [
     invoices_router,
     settings_router,
     limits_router,
+    payments_router,
 ]
 
 
