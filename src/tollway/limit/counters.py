@@ -275,6 +275,7 @@ def _key_suffix(key: CounterKey) -> str:
     return f"|{key.meter}|{key.window}|{_us(key.start)}|{_us(key.end)}"
 
 
+@lru_cache(maxsize=10_000)
 def _threshold_at(limit: Decimal | None, scale: int) -> str:
     """A threshold in units of ``scale`` (the field the script adds to and compares): "" for
     none (never sent back), "0" when it is not a whole number of such units (always sent back)."""
@@ -301,6 +302,7 @@ class RedisCounters:
         self.prefix = prefix
         self._add = self.client.register_script(_ADD)
         self._read = self.client.register_script(_READ)
+        self._names: dict[tuple[str, CounterKey], str] = {}  # counter key names, as built last
         self.missed = False
 
     # -- keys ------------------------------------------------------------------------------
@@ -360,9 +362,15 @@ class RedisCounters:
         self._recover()
         keys = sorted(increments)
         items = []
+        names = self._names
+        if len(names) > 200_000:
+            names.clear()
         for key in keys:
             scale, mantissa = split_decimal(increments[key])
-            name = self._counter_key(profiles[key.customer].key_version, key)
+            ver = profiles[key.customer].key_version
+            name = names.get((ver, key))
+            if name is None:
+                name = names[(ver, key)] = self._counter_key(ver, key)
             thr = _threshold_at(thresholds.get(key), scale)
             items.append([name, str(scale), str(mantissa), int((key.end + 2 * GRACE).timestamp()), thr])
         found = orjson.loads(self._add(args=[orjson.dumps(items)], client=self.client))

@@ -106,6 +106,14 @@ class Profile:
     def limits_on(self, meter: str, window: str) -> list[Entry]:
         return self._limits.get((meter, window), [])
 
+    def lowest_max(self, meter: str, window: str) -> Decimal | None:
+        """The smallest max of the limits on a meter's window (below it none is reached)."""
+        return self._lowest.get((meter, window))
+
+    @cached_property
+    def _lowest(self) -> dict[tuple[str, str], Decimal]:
+        return {k: min(e.max for e in v) for k, v in self._limits.items()}
+
     @cached_property
     def _counters(self) -> dict[str, list[Entry]]:
         seen: dict[tuple[str, str, Cycle | None], Entry] = {}

@@ -155,9 +155,9 @@ def thresholds(added: Mapping[CounterKey, Decimal], profiles: Mapping[str, Profi
     out = {}
     for key in added:
         profile = profiles.get(key.customer)
-        limits = profile.limits_on(key.meter, key.window) if profile is not None else []
-        if limits:
-            out[key] = min(e.max for e in limits)
+        lowest = profile.lowest_max(key.meter, key.window) if profile is not None else None
+        if lowest is not None:
+            out[key] = lowest
     return out
 
 
