@@ -16,7 +16,7 @@ from tests.limits.conftest import CHARGES, REDIS_URL, iso, now
 from tollway.db import make_engine, session_scope
 from tollway.db import make_sessionmaker as sessions
 from tollway.limit.counters import purge_ended
-from tollway.meter.query import dialect_for
+from tollway.meter.sql import dialect_for
 
 
 def visible(api: httpx.Client, path: str) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from tollway.limit.profile import Profile
 from tollway.limit.tally import EXACT, GRACE, CounterKey
-from tollway.meter.query import dialect_for
+from tollway.meter.sql import dialect_for
 
 log = logging.getLogger("tollway.limit")
 

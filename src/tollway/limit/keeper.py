@@ -26,7 +26,8 @@ from tollway.limit.counters import Conn, CounterBackend, DatabaseCounters, Redis
 from tollway.limit.profile import Profile
 from tollway.limit.tally import CounterKey
 from tollway.meter import rollup
-from tollway.meter.query import Dialect, MeterDefinition, dialect_for
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.sql import Dialect, dialect_for
 from tollway.models import Event
 
 log = logging.getLogger("tollway.limit")

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, text
 
 from tollway.event.ingest import IncomingEvent
 from tollway.limit.counters import as_utc
-from tollway.meter.query import dialect_for
+from tollway.meter.sql import dialect_for
 
 log = logging.getLogger("tollway.limit")
 

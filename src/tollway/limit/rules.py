@@ -2,7 +2,7 @@
 
 Limits are enforced from counters kept as events are stored (``tollway.limit.tally``): a window's
 counter is the sum of its events' contributions, so only meters whose aggregation is additive
-(``count``, ``sum``) can be limited exactly. ``max``, ``min``, ``latest`` and ``unique_count``
+(``count``, ``sum``: ``can_be_limited`` on the aggregation) can be limited exactly. ``max``, ``min``, ``latest`` and ``unique_count``
 meters are refused with a 422 naming ``limits[i].meter``: a distinct count or an extreme value
 cannot be kept by adding events and taking voided ones off, and an approximate limit would
 block customers on numbers that the invoice does not show.
@@ -30,7 +30,7 @@ def check_limits(limits: Sequence[Limit], meters: Mapping[str, Meter]) -> list[F
             message = f"a '{limit.action}' limit per {limit.window} on meter '{limit.meter}' is already limits[{first}]"
             errors.append(FieldError(f"limits[{i}]", message))
         meter = meters.get(limit.meter)
-        if meter is not None and not REGISTRY[meter.aggregation].additive:
+        if meter is not None and not REGISTRY[meter.aggregation].can_be_limited:
             message = (
                 f"meter '{limit.meter}' aggregates with '{meter.aggregation}'; only count and sum meters "
                 "can be limited (their value is kept as a counter as events arrive)"

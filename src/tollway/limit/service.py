@@ -28,7 +28,9 @@ from tollway.limit.counters import CounterBackend, as_utc
 from tollway.limit.profile import Cycle, Entry, Profile
 from tollway.limit.tally import CounterKey
 from tollway.meter import rollup
-from tollway.meter.query import MeterDefinition, dialect_for, query_usage
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import query_usage
+from tollway.meter.sql import dialect_for
 from tollway.models import Meter
 from tollway.notification.outbox import emit_now
 

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 from tollway.limit.profile import Entry, Profile
 from tollway.meter.aggregations import REGISTRY
-from tollway.meter.query import Dialect, MeterDefinition, filter_sql
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.sql import Dialect, filter_sql
 
 GRACE = timedelta(seconds=60)
 """Windows that ended longer ago than this are not counted into: no check reads them again
@@ -60,7 +61,7 @@ def rows_sql(
     for meter in meters:
         limited = customers.get(meter.key)
         agg = REGISTRY[meter.aggregation]
-        if not limited or not agg.additive:
+        if not limited or not agg.can_be_limited:
             continue
         if agg.value_kind == "number":
             assert meter.value_property
