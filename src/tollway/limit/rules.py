@@ -1,9 +1,9 @@
 """What a plan's ``limits`` may say, checked when the plan is written and again when published.
 
 Limits are enforced from counters kept as events are stored (``tollway.limit.tally``): a window's
-counter is the sum of its events' contributions, so only meters whose aggregation is additive
-(``count``, ``sum``: ``can_be_limited`` on the aggregation) can be limited exactly. ``max``, ``min``, ``latest`` and ``unique_count``
-meters are refused with a 422 naming ``limits[i].meter``: a distinct count or an extreme value
+counter is the sum of its events' contributions, so only meters whose aggregation says
+``can_be_limited`` (``count``, ``sum``) can be limited exactly. ``max``, ``min``, ``latest`` and
+``unique_count`` meters are refused with a 422 naming ``limits[i].meter``: a distinct count or an extreme value
 cannot be kept by adding events and taking voided ones off, and an approximate limit would
 block customers on numbers that the invoice does not show.
 """
