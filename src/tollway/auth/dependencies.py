@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, Request
 
 from tollway.auth.keys import Principal
-from tollway.errors import Forbidden, Unauthorized
+from tollway.errors import Forbidden, TollwayError, Unauthorized
 from tollway.kit.inputs import check_request
 from tollway.kit.time import utcnow
+from tollway.limit.protect import retry_after
 from tollway.portal.errors import PortalTokenNotAllowed
 from tollway.portal.tokens import TOKEN_PREFIX, lookup
 
@@ -39,6 +40,17 @@ def authenticate(request: Request) -> Principal:
         if is_live_portal_token(request, token):
             raise PortalTokenNotAllowed()
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
+    limiter = request.app.state.key_rate_limiter
+    if limiter is not None:
+        wait = limiter.hit(principal.key_id)
+        if wait > 0:
+            raise TollwayError(
+                "too many requests for this API key (TOLLWAY_KEY_RATE_LIMIT)",
+                status=429,
+                code="rate_limited",
+                headers={"Retry-After": retry_after(wait)},
+            )
+    request.state.principal = principal
     return principal
 
 
