@@ -11,6 +11,7 @@ from tollway import __version__
 from tollway.auth.keys import KeyCache
 from tollway.catalog.endpoints import router as catalog_router
 from tollway.config import Settings, get_settings
+from tollway.credit.endpoints import router as credits_router
 from tollway.customer.endpoints import router as customers_router
 from tollway.db import make_engine, make_sessionmaker
 from tollway.errors import install_error_handlers
@@ -21,7 +22,15 @@ from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
+ROUTERS = [
+    customers_router,
+    events_router,
+    meters_router,
+    catalog_router,
+    subscriptions_router,
+    invoices_router,
+    credits_router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

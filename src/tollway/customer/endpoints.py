@@ -27,6 +27,8 @@ def to_schema(row: CustomerRow) -> Customer:
         category=row.category,
         company=row.company,
         tax_rate=row.tax_rate,
+        billing_type=row.billing_type,  # type: ignore[arg-type]
+        low_balance_threshold=row.low_balance_threshold,
         metadata=row.metadata_ or {},
         created_at=row.created_at,
         updated_at=row.updated_at,

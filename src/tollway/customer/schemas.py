@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, TimezoneName
+from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, NonNegativeDecimalStr, TimezoneName
 
 
 def _tax_rate(value: Decimal) -> Decimal:
@@ -16,6 +16,7 @@ def _tax_rate(value: Decimal) -> Decimal:
 
 
 TaxRate = Annotated[DecimalStr, AfterValidator(_tax_rate)]
+BillingType = Literal["postpaid", "prepaid"]
 
 
 class CustomerBase(BaseModel):
@@ -28,6 +29,12 @@ class CustomerBase(BaseModel):
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
     tax_rate: TaxRate = Decimal(0)
+    billing_type: BillingType = Field(
+        default="postpaid", description="prepaid: the limits check refuses at an ongoing balance <= 0"
+    )
+    low_balance_threshold: NonNegativeDecimalStr | None = Field(
+        default=None, description="credits.low_balance fires when the ongoing balance falls to it"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -45,6 +52,8 @@ class CustomerUpdate(BaseModel):
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
     tax_rate: TaxRate | None = None
+    billing_type: BillingType | None = None
+    low_balance_threshold: NonNegativeDecimalStr | None = None
     metadata: dict[str, Any] | None = None
 
 

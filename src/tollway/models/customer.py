@@ -22,6 +22,10 @@ class Customer(Base):
     category: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(200))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(9, 6), default=Decimal(0))
+    # Prepaid credits: ``prepaid`` customers are refused by the limits check when their ongoing
+    # balance is <= 0; the threshold (customer's currency) arms ``credits.low_balance``.
+    billing_type: Mapped[str] = mapped_column(String(20), default="postpaid")
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Numeric(30, 12))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDoc, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
