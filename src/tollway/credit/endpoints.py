@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
-from tollway.credit import service
+from tollway.credit import alerts, service
 from tollway.credit.schemas import CreditGrant, CreditGrantCreate, Credits, LedgerEntry
 from tollway.deps import get_session
 from tollway.kit.listing import ListParams, list_params, time_param
@@ -28,13 +28,17 @@ def create_grant(customer_id: str, body: CreditGrantCreate, session: SessionDep,
     grant, created = service.create_grant(session, customer_id, body, now=now)
     if not created:
         response.status_code = 200
+    else:
+        alerts.check_balance(session, customer_id, now=now)
     return service.to_schema(grant, now)
 
 
 @router.post("/v1/credit-grants/{grant_id}/void", response_model=CreditGrant)
 def void_grant(grant_id: str, session: SessionDep) -> CreditGrant:
     now = utcnow()
-    return service.to_schema(service.void_grant(session, grant_id, now=now), now)
+    grant = service.void_grant(session, grant_id, now=now)
+    alerts.check_balance(session, grant.customer_id, now=now)
+    return service.to_schema(grant, now)
 
 
 @router.get("/v1/credit-grants/{grant_id}", response_model=CreditGrant)

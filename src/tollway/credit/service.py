@@ -113,7 +113,9 @@ def void_grant(session: Session, grant_id: str, *, now: datetime) -> CreditGrant
     if grant.voided_at is not None:
         raise CreditGrantAlreadyVoided(grant_id)
     settle_expired(session, grant.customer_id, now=now)
-    post(session, grant, "voided", -grant.remaining_minor, at=now)
+    # A grant voided before it takes effect: the void takes effect with it, so that replaying the
+    # ledger up to any instant never counts the void without the grant.
+    post(session, grant, "voided", -grant.remaining_minor, at=max(now, grant.effective_at))
     grant.voided_at = now
     grant.updated_at = now
     session.flush()
@@ -123,7 +125,7 @@ def void_grant(session: Session, grant_id: str, *, now: datetime) -> CreditGrant
 def status_of(grant: CreditGrant, at: datetime) -> schemas.GrantStatus:
     if grant.voided_at is not None:
         return "voided"
-    if grant.expires_at is not None and grant.expires_at <= at:
+    if grant.expired_at is not None or (grant.expires_at is not None and grant.expires_at <= at):
         return "expired"
     if grant.remaining_minor <= 0:
         return "depleted"
