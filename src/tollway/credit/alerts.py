@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from tollway.credit.ledger import settle_expired
 from tollway.credit.service import balance, upcoming_total
 from tollway.customer.service import get_customer
 from tollway.db import is_postgres, session_scope
@@ -69,6 +70,7 @@ def check_balance(session: Session, customer_id: str, *, now: datetime) -> list[
     """Observe the customer's ongoing balance at ``now``; emit what it crossed. Returns the topics
     emitted. The caller commits."""
     customer = get_customer(session, customer_id)
+    settle_expired(session, customer_id, now=now)  # expiries reach the ledger at least this often
     threshold = customer.low_balance_threshold
     had_credit = session.scalar(select(exists().where(CreditGrant.customer_id == customer_id)))
     if threshold is None and not had_credit:
