@@ -30,6 +30,7 @@ from tollway.credit.ledger import settle_expired
 from tollway.credit.service import balance, upcoming_total
 from tollway.customer.service import get_customer
 from tollway.db import is_postgres, session_scope
+from tollway.invoice.errors import UnbillableUsage
 from tollway.kit.fields import format_decimal
 from tollway.kit.money import money_context, money_str, parse_currency
 from tollway.models import CreditAlertState, CreditGrant, Customer
@@ -77,8 +78,13 @@ def check_balance(session: Session, customer_id: str, *, now: datetime) -> list[
         return []
     cur = parse_currency(customer.currency)
     bal = balance(session, customer_id, now)
+    try:
+        total = upcoming_total(session, customer_id, now)
+    except UnbillableUsage:  # usage past what can be priced: no balance to observe (never a 5xx)
+        log.warning("credit balance of %s not checked: its upcoming invoice cannot be priced", customer_id)
+        return []
     with money_context():
-        ongoing = bal - upcoming_total(session, customer_id, now)
+        ongoing = bal - total
     low = threshold is not None and ongoing <= Decimal(threshold)
     depleted = bool(had_credit) and ongoing <= 0
     state, seen = _lock_state(session, customer_id)
