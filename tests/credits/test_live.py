@@ -6,9 +6,16 @@ from __future__ import annotations
 import httpx
 
 from tests.credits.conftest import PER_CALL
+from tests.invoice._helpers import calls, create_customer, create_meter, create_plan, send_events, subscribe
 
 
-def test_grant_bill_and_read_the_ledger_through_a_real_server(live_server):
+def test_grant_bill_and_read_the_ledger_through_a_real_server(api, live_server):
+    # The catalog is set up in-process on the same database; the credits go through the server.
+    create_customer(api, id="live", billing_type="prepaid")
+    create_meter(api, key="api_calls", event_type="api_call")
+    create_plan(api, code="p", charges=PER_CALL)
+    subscribe(api, id="s", customer="live", plan="p", start="2026-01-01T00:00:00Z")
+    send_events(api, calls("live", 10, day="2026-01-05"))  # 5.00
     key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
 
@@ -16,23 +23,13 @@ def test_grant_bill_and_read_the_ledger_through_a_real_server(live_server):
             assert r.status_code == status, r.text
             return dict(r.json())
 
-        ok(http.post("/v1/customers", json={"id": "live", "billing_type": "prepaid"}), 201)
-        meter = {"key": "api_calls", "event_type": "api_call", "aggregation": "count"}
-        ok(http.post("/v1/meters", json=meter), 201)
-        ok(http.post("/v1/plans", json={"code": "p", "name": "P", "currency": "USD", "charges": PER_CALL}), 201)
-        ok(http.post("/v1/plans/p/publish"))
-        sub = {"id": "s", "customer": "live", "plan": "p", "start": "2026-01-01T00:00:00Z"}
-        ok(http.post("/v1/subscriptions", json=sub), 201)
         body = {"id": "g", "amount": "3.00", "effective_at": "2026-01-01T00:00:00Z"}
         ok(http.post("/v1/customers/live/credit-grants", json=body), 201)
         assert ok(http.post("/v1/customers/live/credit-grants", json=body))["amount"] == "3.00"  # retry: 200
         conflict = http.post("/v1/customers/live/credit-grants", json={**body, "amount": "4.00"})
         assert conflict.status_code == 409 and conflict.headers["content-type"] == "application/problem+json"
-        events = [
-            {"id": f"e{i}", "customer": "live", "type": "api_call", "timestamp": "2026-01-05T10:00:00Z"}
-            for i in range(10)
-        ]
-        ok(http.post("/v1/events", json={"events": events}), 202)  # 5.00
+        bad = http.post("/v1/customers/live/credit-grants", json={**body, "id": "g2", "amount": "-1"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "amount"
         ok(http.post("/v1/billing/run", json={"until": "2026-02-01T00:00:00Z"}))
         [inv] = ok(http.get("/v1/invoices", params={"customer": "live"}))["data"]
         assert (inv["total"], inv["credits_applied"], inv["amount_due"]) == ("5.00", "3.00", "2.00")

@@ -14,7 +14,8 @@ from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 
 router = APIRouter(tags=["credits"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
+# Committed before the response is sent (scope="function"), so a 2xx means the grant is stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @router.post(
