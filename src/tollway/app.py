@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from tollway import __version__
 from tollway.auth.keys import KeyCache
 from tollway.catalog.endpoints import router as catalog_router
+from tollway.catalog.service import published_plan_meter_guard
 from tollway.config import Settings, get_settings
 from tollway.credit.endpoints import router as credits_router
 from tollway.customer.endpoints import router as customers_router
@@ -20,6 +21,7 @@ from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
+from tollway.meter.service import register_mutation_guard
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
@@ -30,6 +32,7 @@ ROUTERS.append(credits_router)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    register_mutation_guard(published_plan_meter_guard)  # a meter a published plan uses stays as it is
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
