@@ -22,12 +22,21 @@ from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
 from tollway.meter.service import register_mutation_guard
+from tollway.payment.endpoints import router as payments_router
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
-ROUTERS.append(settings_router)
-ROUTERS.append(credits_router)
+ROUTERS = [
+    customers_router,
+    events_router,
+    meters_router,
+    catalog_router,
+    subscriptions_router,
+    invoices_router,
+    settings_router,
+    payments_router,
+    credits_router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, NonNegativeDecimalStr, TimezoneName
+from tollway.payment.schemas import PaymentCollection
 
 
 def _tax_rate(value: Decimal) -> Decimal:
@@ -35,6 +36,9 @@ class CustomerBase(BaseModel):
     low_balance_threshold: NonNegativeDecimalStr | None = Field(
         default=None, description="credits.low_balance fires when the ongoing balance falls to it"
     )
+    payment_collection: PaymentCollection = Field(
+        default="charge_automatically", description="how the payment provider collects this customer's invoices"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -54,6 +58,7 @@ class CustomerUpdate(BaseModel):
     tax_rate: TaxRate | None = None
     billing_type: BillingType | None = None
     low_balance_threshold: NonNegativeDecimalStr | None = None
+    payment_collection: PaymentCollection | None = None
     metadata: dict[str, Any] | None = None
 
 

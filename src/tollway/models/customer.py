@@ -26,6 +26,10 @@ class Customer(Base):
     # balance is <= 0; the threshold (customer's currency) arms ``credits.low_balance``.
     billing_type: Mapped[str] = mapped_column(String(20), default="postpaid")
     low_balance_threshold: Mapped[Decimal | None] = mapped_column(Numeric(30, 12))
+    # How the payment provider collects: charge_automatically | send_invoice.
+    payment_collection: Mapped[str] = mapped_column(
+        String(30), default="charge_automatically", server_default="charge_automatically"
+    )
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDoc, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
