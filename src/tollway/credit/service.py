@@ -15,6 +15,7 @@ from tollway.credit.allocation import usable_balance
 from tollway.credit.errors import CreditGrantAlreadyVoided, CreditGrantConflict, CreditGrantNotFound
 from tollway.credit.ledger import grant_states, lock_grants, post, settle_expired
 from tollway.customer.service import get_customer
+from tollway.db import get_or_404
 from tollway.errors import ValidationFailed
 from tollway.invoice.service import upcoming_invoice
 from tollway.kit.money import Currency, from_minor_units, money_context, money_str, parse_currency
@@ -98,10 +99,7 @@ def create_grant(
 
 
 def get_grant(session: Session, grant_id: str) -> CreditGrant:
-    grant = session.get(CreditGrant, grant_id)
-    if grant is None:
-        raise CreditGrantNotFound(grant_id)
-    return grant
+    return get_or_404(session, CreditGrant, grant_id, CreditGrantNotFound)
 
 
 def void_grant(session: Session, grant_id: str, *, now: datetime) -> CreditGrant:
