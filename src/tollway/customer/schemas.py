@@ -29,6 +29,10 @@ class CustomerBase(BaseModel):
     timezone: TimezoneName = "UTC"
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(
+        default=None, max_length=2000, description="printed on invoices; lines separated by \\n"
+    )
+    tax_id: str | None = Field(default=None, max_length=100, description="the customer's VAT or tax number")
     tax_rate: TaxRate = Decimal(0)
     billing_type: BillingType = Field(
         default="postpaid", description="prepaid: the limits check refuses at an ongoing balance <= 0"
@@ -55,6 +59,8 @@ class CustomerUpdate(BaseModel):
     timezone: TimezoneName | None = None
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=2000)
+    tax_id: str | None = Field(default=None, max_length=100)
     tax_rate: TaxRate | None = None
     billing_type: BillingType | None = None
     low_balance_threshold: NonNegativeDecimalStr | None = None

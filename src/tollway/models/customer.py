@@ -21,6 +21,9 @@ class Customer(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     category: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(200))
+    # The buyer block of invoices (free text, lines separated by \n) and the buyer's tax id.
+    address: Mapped[str | None] = mapped_column(String(2000))
+    tax_id: Mapped[str | None] = mapped_column(String(100))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(9, 6), default=Decimal(0))
     # Prepaid credits: ``prepaid`` customers are refused by the limits check when their ongoing
     # balance is <= 0; the threshold (customer's currency) arms ``credits.low_balance``.
