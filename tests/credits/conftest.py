@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.invoice._helpers import create_customer, create_meter, create_plan
+from tests.factories import create_customer, create_meter, create_plan
 
 PER_CALL = [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}]
 """0.50 per call: 100 calls = 50.00."""
@@ -48,7 +48,7 @@ def replay(entries: list[dict[str, Any]]) -> Decimal:
 def per_call_plan(api: TestClient) -> str:
     """A published USD plan charging 0.50 per ``api_call`` event (meter ``api_calls``)."""
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pay", charges=PER_CALL)
+    create_plan(api, code="pay", charges=PER_CALL, publish=True)
     return "pay"
 
 

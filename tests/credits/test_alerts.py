@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.credits.conftest import grant
-from tests.invoice._helpers import create_customer, send_events, subscribe
+from tests.factories import create_customer, send_events, subscribe
 from tollway.config import Settings
 from tollway.credit.alerts import check_all
 from tollway.models import OutboxMessage

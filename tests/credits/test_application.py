@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from tests.credits.conftest import credits, grant, ledger, replay
-from tests.invoice._helpers import calls, create_customer, invoices_of, run_billing, send_events, subscribe
+from tests.factories import calls, create_customer, invoices_of, run_billing, send_events, subscribe
 from tollway.credit import service as credit_service
 from tollway.invoice.finalize import finalize_next
 from tollway.invoice.finalize import run_billing as run_billing_direct

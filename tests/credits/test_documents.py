@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.credits.conftest import grant
 from tests.documents.test_invoice_documents import documents
-from tests.invoice._helpers import calls, create_customer, invoices_of, run_billing, send_events, subscribe
+from tests.factories import calls, create_customer, invoices_of, run_billing, send_events, subscribe
 
 
 def test_documents_show_credits_applied_and_amount_due(api, acme, per_call_plan):

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.credits.conftest import credits, grant, ledger, replay
-from tests.invoice._helpers import calls, create_customer, send_events, subscribe
+from tests.factories import calls, create_customer, send_events, subscribe
 
 
 def test_a_grant_is_created_once_and_a_retry_returns_it(api, acme):

@@ -6,14 +6,14 @@ from __future__ import annotations
 import httpx
 
 from tests.credits.conftest import PER_CALL
-from tests.invoice._helpers import calls, create_customer, create_meter, create_plan, send_events, subscribe
+from tests.factories import calls, create_customer, create_meter, create_plan, send_events, subscribe
 
 
 def test_grant_bill_and_read_the_ledger_through_a_real_server(api, live_server):
     # The catalog is set up in-process on the same database; the credits go through the server.
     create_customer(api, id="live", billing_type="prepaid")
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="p", charges=PER_CALL)
+    create_plan(api, code="p", charges=PER_CALL, publish=True)
     subscribe(api, id="s", customer="live", plan="p", start="2026-01-01T00:00:00Z")
     send_events(api, calls("live", 10, day="2026-01-05"))  # 5.00
     key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from tests.invoice._helpers import create_customer, send_events, subscribe
+from tests.factories import create_customer, send_events, subscribe
 from tollway.credit import ledger as credit_ledger
 from tollway.credit import service as credit_service
 from tollway.credit.allocation import GrantState, allocate, order_key, usable_balance

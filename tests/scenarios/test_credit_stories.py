@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.invoice._helpers import (
+from tests.factories import (
     calls,
     create_customer,
     create_meter,
@@ -39,6 +39,7 @@ def test_prepaid_weather_api_customer_two_months(api):
         code="starter",
         fees={"recurring": {"amount": "10.00", "in_advance": True, "prorate": False}},
         charges=[{"code": "calls", "meter": "forecasts", "model": "flat", "unit_price": "0.002"}],
+        publish=True,
     )
     create_customer(api, id="kite", tax_rate="10", billing_type="prepaid", low_balance_threshold="5.00")
     subscribe(api, id="kite-starter", customer="kite", plan="starter", start="2026-01-01T00:00:00Z")
