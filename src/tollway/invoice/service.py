@@ -135,6 +135,7 @@ def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | 
             for grant, minor in (invoice_credits(session, invoice.id) if invoice.credits_applied_minor else [])
         ],
         amount_due=money_str(from_minor_units(invoice.amount_due_minor, cur), cur),
+        kind=invoice.kind,  # type: ignore[arg-type]
         plan=invoice.plan_code,
         tax_rate=decimal_str(Decimal(invoice.tax_rate)),
         as_of=invoice.as_of,

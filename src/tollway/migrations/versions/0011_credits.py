@@ -1,7 +1,7 @@
 """credits: grants, ledger, alert states; customers.billing_type/low_balance_threshold; invoice credits
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-25 16:34:37.212029
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import tollway.db
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
