@@ -20,6 +20,9 @@ from tollway.event.endpoints import router as events_router
 from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
+from tollway.limit.endpoints import router as limits_router
+from tollway.limit.keeper import LimitKeeper
+from tollway.limit.protect import KeyRateLimiter
 from tollway.meter.endpoints import router as meters_router
 from tollway.meter.service import register_mutation_guard
 from tollway.payment.endpoints import router as payments_router
@@ -34,6 +37,7 @@ ROUTERS = [
     subscriptions_router,
     invoices_router,
     settings_router,
+    limits_router,
     payments_router,
     credits_router,
 ]
@@ -68,7 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.key_cache = KeyCache()
-    app.state.event_sink = SqlEventStore(engine)
+    app.state.limits = LimitKeeper.from_settings(settings)
+    app.state.key_rate_limiter = (
+        KeyRateLimiter(settings.key_rate_limit, redis_url=settings.redis_url, prefix=settings.redis_prefix)
+        if settings.key_rate_limit
+        else None
+    )
+    app.state.event_sink = SqlEventStore(engine, observer=app.state.limits)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

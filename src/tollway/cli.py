@@ -89,6 +89,9 @@ def worker(
 def keys_create(
     scope: Annotated[str, typer.Option(help="admin | ingest")],
     name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
+    customer: Annotated[
+        str | None, typer.Option(help="ingest keys only: the one customer this key may send events for")
+    ] = None,
 ) -> None:
     """Create an API key. The key is printed alone on the last line; it is stored only hashed."""
     from tollway.auth.keys import SCOPES, create_key
@@ -97,11 +100,14 @@ def keys_create(
     if scope not in SCOPES:
         typer.echo(f"error: --scope must be one of: {', '.join(SCOPES)}", err=True)
         raise typer.Exit(code=2)
+    if customer is not None and scope != "ingest":
+        typer.echo("error: --customer is for ingest keys only", err=True)
+        raise typer.Exit(code=2)
     _migrate()
     engine = make_engine(get_settings().database_url)
     try:
         with session_scope(make_sessionmaker(engine)) as session:
-            key, secret = create_key(session, scope=scope, name=name)
+            key, secret = create_key(session, scope=scope, name=name, customer=customer)
             key_id = key.id
     finally:
         engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,16 @@ class Settings(BaseSettings):
         "or postgresql://user@host/db (psycopg 3 is used).",
     )
     redis_url: str | None = None
+    # Every Redis key this deployment writes starts with this (several deployments, or tests,
+    # can share one Redis).
+    redis_prefix: str = "tollway"
+    # A limits check that cannot reach Redis: "database" computes from the events (exact,
+    # slower), "allow" lets the request through.
+    limits_redis_fallback: Literal["database", "allow"] = "database"
+    # Requests per second per API key (bursts of one second's worth); unset = no limit.
+    key_rate_limit: float | None = Field(default=None, gt=0)
+    # Refuse events whose billing period was invoiced more than N days ago; unset = accept all.
+    late_event_days: int | None = Field(default=None, ge=0)
     smtp_url: str | None = None
     secret_key: str | None = None
     # Background worker (runs inside `tollway serve` unless disabled).

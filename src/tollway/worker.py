@@ -21,6 +21,7 @@ from tollway.credit import alerts as credit_alerts
 from tollway.db import session_scope
 from tollway.invoice.finalize import run_billing
 from tollway.kit.time import utcnow
+from tollway.limit.counters import purge_ended
 from tollway.meter import rollup
 from tollway.notification.outbox import drain
 from tollway.payment.sync import PaymentSync
@@ -102,6 +103,11 @@ class Worker:
                 self.rollup_step()
             except Exception:
                 log.exception("rollup step failed; retrying")
+            try:
+                with session_scope(self.factory) as session:
+                    purge_ended(session, utcnow())
+            except Exception:
+                log.exception("purging ended limit counters failed; retrying")
             self._next_rollup = now + self.settings.rollup_interval_seconds
         if now >= self._next_billing:
             try:

@@ -82,7 +82,7 @@ def test_create_plan_with_every_contract_field(api):
     expected["charges"][0].update(package_size="1000", free_units="5000")
     expected["charges"][1]["tiers"][0]["up_to"] = "1000"
     expected["notifications"] = {"meter": "api_calls", "target": "10000", "thresholds": ["90", "100", "150"]}
-    expected["limits"] = [{"meter": "api_calls", "max": "100000", "action": "block"}]
+    expected["limits"] = [{"meter": "api_calls", "max": "100000", "window": "period", "action": "block"}]
     expected["end_date"] = "2026-12-31T23:00:00Z"
     for key, value in expected.items():
         assert plan[key] == value, key

@@ -34,7 +34,7 @@ def test_create_get_list(api):
         overrides={"notification_target": 20000},
     )
     assert sub["status"] in ("active", "ended") and sub["customer"] == "acme" and sub["plan"] == "pro"
-    assert sub["overrides"] == {"notification_target": 20000}
+    assert sub["overrides"] == {"notification_target": 20000, "limits": None}
     assert sub["timezone"] == "UTC"
     subscribe(api, id="sub_2", customer="acme", plan="pro", start="2026-02-01T00:00:00Z")  # several allowed
     create_customer(api, id="other")

@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, Request
 
 from tollway.auth.keys import Principal
-from tollway.errors import Forbidden, Unauthorized
+from tollway.errors import Forbidden, TollwayError, Unauthorized
 from tollway.kit.inputs import check_request
+from tollway.limit.protect import retry_after
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tollway"'}
 
@@ -34,6 +35,17 @@ def authenticate(request: Request) -> Principal:
         principal: Principal | None = request.app.state.key_cache.lookup(session, token)
     if principal is None:
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
+    limiter = request.app.state.key_rate_limiter
+    if limiter is not None:
+        wait = limiter.hit(principal.key_id)
+        if wait > 0:
+            raise TollwayError(
+                "too many requests for this API key (TOLLWAY_KEY_RATE_LIMIT)",
+                status=429,
+                code="rate_limited",
+                headers={"Retry-After": retry_after(wait)},
+            )
+    request.state.principal = principal
     return principal
 
 

@@ -20,6 +20,7 @@ SCOPES = ("admin", "ingest")
 class Principal:
     key_id: str
     scope: str
+    customer: str | None = None  # an ingest key scoped to one customer
 
 
 def hash_key(secret: str) -> str:
@@ -27,9 +28,13 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, *, scope: str, name: str | None = None) -> tuple[ApiKey, str]:
+def create_key(
+    session: Session, *, scope: str, name: str | None = None, customer: str | None = None
+) -> tuple[ApiKey, str]:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    if customer is not None and scope != "ingest":
+        raise ValueError("only ingest keys can be scoped to a customer")
     secret = f"tw_{scope}_{secrets.token_urlsafe(32)}"
     key = ApiKey(
         id=f"key_{secrets.token_hex(8)}",
@@ -37,6 +42,7 @@ def create_key(session: Session, *, scope: str, name: str | None = None) -> tupl
         scope=scope,
         key_hash=hash_key(secret),
         prefix=secret[: len(scope) + 8],
+        customer=customer,
     )
     session.add(key)
     session.flush()
@@ -60,11 +66,13 @@ class KeyCache:
         if hit and hit[0] > now:
             return hit[1]
         row = session.execute(
-            select(ApiKey.id, ApiKey.scope).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
+            select(ApiKey.id, ApiKey.scope, ApiKey.customer).where(
+                ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
+            )
         ).first()
         if row is None:
             return None
-        principal = Principal(key_id=row.id, scope=row.scope)
+        principal = Principal(key_id=row.id, scope=row.scope, customer=row.customer)
         with self._lock:
             if len(self._items) > 10_000:
                 self._items.clear()

@@ -16,6 +16,7 @@ from tollway.catalog.errors import field_errors, invalid
 from tollway.catalog.products import existing_products
 from tollway.catalog.schemas import PlanCreate, PlanTerms
 from tollway.errors import FieldError
+from tollway.limit import rules as limit_rules
 from tollway.models import Bundle, Meter, Plan, PlanMeter
 from tollway.pricing import PlanPricing, PricingError, plan_pricing_from_dict
 
@@ -171,12 +172,7 @@ def validate_definition(session: Session, definition: PlanCreate) -> PlanPricing
                 )
             )
 
-    seen: dict[tuple[str, str], int] = {}
-    for i, limit in enumerate(definition.limits):
-        first = seen.setdefault((limit.meter, limit.action), i)
-        if first != i:
-            message = f"a '{limit.action}' limit on meter '{limit.meter}' is already limits[{first}]"
-            errors.append(FieldError(f"limits[{i}]", message))
+    errors.extend(limit_rules.check_limits(definition.limits, meters))
 
     if definition.start_date and definition.end_date and definition.end_date <= definition.start_date:
         errors.append(FieldError("end_date", "must be after start_date"))

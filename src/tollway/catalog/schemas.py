@@ -21,6 +21,7 @@ Visibility = Literal["public", "private"]
 AudienceType = Literal["all", "categories", "companies", "customers"]
 PlanStatus = Literal["draft", "published"]
 LimitAction = Literal["block", "notify"]
+LimitWindow = Literal["period", "day", "hour", "minute"]
 
 
 def _positive(value: Decimal) -> Decimal:
@@ -149,12 +150,15 @@ class Notifications(BaseModel):
 
 
 class Limit(BaseModel):
-    """A usage ceiling per period: ``block`` refuses usage past ``max``; ``notify`` only alerts."""
+    """A usage ceiling per window: ``block`` refuses usage past ``max``; ``notify`` only alerts.
+    ``window`` is the billing period or a fixed day, hour or minute in the customer's time zone.
+    Only count and sum meters can be limited (see ``tollway.limit``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     meter: Identifier
     max: PositiveDecimalStr
+    window: LimitWindow = "period"
     action: LimitAction = "block"
 
 

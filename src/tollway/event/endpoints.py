@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -15,11 +17,12 @@ from tollway.auth.dependencies import require_admin, require_ingest
 from tollway.deps import get_session
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
-from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IngestResult, ingest
+from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IncomingEvent, IngestResult, Screen, ingest
 from tollway.event.schemas import EventOut, EventPage, IngestResponse, StoredEvent, UnknownCustomers
 from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
+from tollway.limit import protect
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -101,14 +104,16 @@ async def post_events(request: Request) -> Response:
         if batch and names is NATIVE_FIELDS
         else ((lambda i: f"[{i}].") if batch else (lambda i: ""))
     )
+    now = utcnow()
     result: IngestResult = await run_in_threadpool(
         ingest,
         request.app.state.event_sink,
         events,
-        now=utcnow(),
+        now=now,
         names=names,
         field_prefix=prefix,
         check_nul=b"\\u0000" in body,
+        screen=_screen(request, now),
     )
     if result.errors and result.accepted == 0 and result.duplicates == 0:
         raise ValidationFailed(
@@ -116,6 +121,25 @@ async def post_events(request: Request) -> Response:
             [FieldError(e.field, e.message) for e in result.errors],
         )
     return Response(orjson.dumps(result.as_dict()), status_code=202, media_type="application/json")
+
+
+def _screen(request: Request, now: datetime) -> Screen | None:
+    """The protections that may refuse single events (off unless configured)."""
+    principal = getattr(request.state, "principal", None)
+    scoped = principal.customer if principal is not None else None
+    days = request.app.state.settings.late_event_days
+    if scoped is None and days is None:
+        return None
+    engine = request.app.state.engine
+
+    def screen(valid: Sequence[IncomingEvent]) -> dict[str, tuple[str, str]]:
+        refused = protect.other_customers(valid, scoped) if scoped is not None else {}
+        if days is not None:
+            rest = [e for e in valid if e.id not in refused]
+            refused.update(protect.late_events(engine, rest, now=now, days=days))
+        return refused
+
+    return screen
 
 
 @router.get("", response_model=EventPage, dependencies=[Depends(require_admin)], summary="List stored events")
@@ -149,5 +173,6 @@ def get_event(event_id: str, session: Annotated[Session, Depends(get_session)]) 
 
 
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
-def void_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
-    return service.to_schema(service.void_event(session, event_id, now=utcnow()))
+def void_event(event_id: str, request: Request, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+    limits = request.app.state.limits
+    return service.to_schema(service.void_event(session, event_id, now=utcnow(), on_void=limits.on_void))

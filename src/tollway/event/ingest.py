@@ -138,6 +138,19 @@ def validate_event(
     return IncomingEvent(values["id"], values["customer"], values["type"], timestamp, props)
 
 
+Screen = Callable[[Sequence[IncomingEvent]], dict[str, tuple[str, str]]]
+
+
+def _positions(raw_events: Sequence[Any], names: dict[str, str], ids: set[str]) -> dict[str, int]:
+    """Index in the request of the first event with each of ``ids``."""
+    out: dict[str, int] = {}
+    for i, raw in enumerate(raw_events):
+        value = raw.get(names["id"]) if isinstance(raw, dict) else None
+        if isinstance(value, str) and value in ids and value not in out:
+            out[value] = i
+    return out
+
+
 def _contains_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -156,8 +169,11 @@ def ingest(
     names: dict[str, str] = NATIVE_FIELDS,
     field_prefix: Callable[[int], str] = lambda i: f"events[{i}].",
     check_nul: bool = True,
+    screen: Screen | None = None,
 ) -> IngestResult:
-    """Validate every event, drop repeats within the batch, store the rest; never all-or-nothing."""
+    """Validate every event, drop repeats within the batch, store the rest; never all-or-nothing.
+    ``screen`` may refuse valid events (``{id: (field, message)}``): a customer-scoped key's
+    events for others, events too late to bill (``tollway.limit.protect``)."""
     result = IngestResult()
     valid: list[IncomingEvent] = []
     seen: set[str] = set()
@@ -173,6 +189,17 @@ def ingest(
         else:
             event_id, name, message = checked
             result.errors.append(EventError(index, event_id, f"{field_prefix(index)}{name}".rstrip("."), message))
+    if valid and screen is not None:
+        refused = screen(valid)
+        if refused:
+            positions = _positions(raw_events, names, set(refused))
+            for event in valid:
+                if event.id in refused:
+                    name, message = refused[event.id]
+                    at = positions[event.id]
+                    result.errors.append(EventError(at, event.id, f"{field_prefix(at)}{name}".rstrip("."), message))
+            result.errors.sort(key=lambda e: e.index)
+            valid = [e for e in valid if e.id not in refused]
     if valid:
         stored = sink.store(valid, now)
         result.accepted = stored

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,10 +28,17 @@ def get_event(session: Session, event_id: str) -> Event:
     return get_or_404(session, Event, event_id, EventNotFound)
 
 
-def void_event(session: Session, event_id: str, *, now: datetime) -> Event:
-    """Stop an event from counting. It is kept, marked void, for audit. Voiding twice is a no-op."""
+VoidHook = Callable[[Session, Event, datetime], None]
+
+
+def void_event(session: Session, event_id: str, *, now: datetime, on_void: VoidHook | None = None) -> Event:
+    """Stop an event from counting. It is kept, marked void, for audit. Voiding twice is a no-op.
+    ``on_void`` runs in the same transaction when the event is newly voided (the limits take it
+    off their counters)."""
     event = get_event(session, event_id)
     if event.voided_at is None:
+        if on_void is not None:
+            on_void(session, event, now)
         event.voided_at = now
         session.flush()
         # The hour's rollups of every meter on this event type lose the event.

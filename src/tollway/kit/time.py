@@ -84,6 +84,8 @@ def get_zone(name: str) -> ZoneInfo:
 
 
 def _floor_local(local: datetime, window: str) -> datetime:
+    if window == "minute":
+        return local.replace(second=0, microsecond=0)
     if window == "hour":
         return local.replace(minute=0, second=0, microsecond=0)
     if window == "day":
@@ -131,11 +133,11 @@ def window_start(instant: datetime, window: str, tz: ZoneInfo) -> datetime:
 
 
 def _window_start(instant: datetime, window: str, tz: ZoneInfo) -> datetime:
-    if window == "hour":
-        # Hours are absolute: step in UTC so DST repeats/skips give 1-hour windows. Zones with
-        # sub-hour offsets (Asia/Kolkata) align the hour to local wall-clock time.
+    if window in ("hour", "minute"):
+        # Hours and minutes are absolute: step in UTC so DST repeats/skips give 1-hour windows.
+        # Zones with sub-hour offsets (Asia/Kolkata) align the hour to local wall-clock time.
         local = instant.astimezone(tz)
-        floored = local.replace(minute=0, second=0, microsecond=0)
+        floored = _floor_local(local, window)
         return floored.astimezone(UTC)
     local = _floor_local(instant.astimezone(tz).replace(tzinfo=None), window)
     return localize(local, tz)
@@ -158,10 +160,10 @@ def next_window_start(start: datetime, window: str, tz: ZoneInfo) -> datetime:
 
 
 def _next_window_start(start: datetime, window: str, tz: ZoneInfo) -> datetime:
-    if window == "hour":
-        nxt = start + timedelta(hours=1)
+    if window in ("hour", "minute"):
+        nxt = start + (timedelta(hours=1) if window == "hour" else timedelta(minutes=1))
         # Re-align in case a sub-hour offset change happened (rare; e.g. Lord Howe Island).
-        aligned = _window_start(nxt, "hour", tz)
+        aligned = _window_start(nxt, window, tz)
         return aligned if aligned > start else nxt
     local = start.astimezone(tz).replace(tzinfo=None)
     return localize(_add_local(_floor_local(local, window), window), tz)

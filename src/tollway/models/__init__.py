@@ -12,6 +12,9 @@ from tollway.models.idempotency import IdempotencyRecord
 from tollway.models.invoice import Invoice
 from tollway.models.invoice_line import InvoiceLine
 from tollway.models.invoice_sequence import InvoiceSequence
+from tollway.models.limit_counter import LimitCounter
+from tollway.models.limit_notice import LimitNotice
+from tollway.models.limit_profile import LimitProfile
 from tollway.models.meter import Meter
 from tollway.models.meter_rollup import MeterRollup
 from tollway.models.outbox import OutboxMessage
@@ -37,6 +40,9 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "InvoiceSequence",
+    "LimitCounter",
+    "LimitNotice",
+    "LimitProfile",
     "Meter",
     "MeterRollup",
     "OutboxMessage",

@@ -21,3 +21,5 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An ingest key scoped to one customer may only send events (and check limits) for it.
+    customer: Mapped[str | None] = mapped_column(String(200))

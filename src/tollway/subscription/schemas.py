@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tollway.catalog.schemas import PositiveDecimalStr
 from tollway.kit.fields import Identifier, Timestamp
 
 SubscriptionStatus = Literal["active", "canceled", "ended"]
@@ -17,6 +18,12 @@ class Overrides(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     notification_target: int | None = Field(default=None, ge=0, description="replaces the plan's notifications.target")
+    limits: dict[Identifier, PositiveDecimalStr] | None = Field(
+        default=None,
+        max_length=100,
+        description="meter key → max: replaces the max of the plan's 'period' limits on that meter",
+        examples=[{"api_calls": "200000"}],
+    )
 
 
 class SubscriptionCreate(BaseModel):

@@ -8,10 +8,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tollway.catalog.service import get_subscribable_plan
+from tollway.catalog.service import get_subscribable_plan, plan_limits
 from tollway.customer.service import get_customer
 from tollway.db import get_or_404
+from tollway.errors import ValidationFailed
 from tollway.kit.pagination import paginate
+from tollway.limit import rules as limit_rules
 from tollway.models import Plan, Subscription
 from tollway.notification.outbox import emit
 from tollway.subscription.errors import (
@@ -70,6 +72,10 @@ def create_subscription(session: Session, data: SubscriptionCreate, *, now: date
     # a customer outside the plan's audience.
     plan = get_subscribable_plan(session, data.plan, data.customer, at=start, via_admin=True)
     customer = get_customer(session, data.customer)
+    if data.overrides.limits:
+        problems = limit_rules.check_overrides(plan_limits(plan), data.overrides.limits)
+        if problems:
+            raise ValidationFailed("; ".join(f"{p.field}: {p.message}" for p in problems), problems)
     sub = Subscription(
         id=data.id,
         customer_id=customer.id,
@@ -77,7 +83,7 @@ def create_subscription(session: Session, data: SubscriptionCreate, *, now: date
         start=start,
         timezone=customer.timezone,
         charge_setup_fee=True,
-        overrides=data.overrides.model_dump(exclude_none=True),
+        overrides=data.overrides.model_dump(mode="json", exclude_none=True),
     )
     session.add(sub)
     session.flush()

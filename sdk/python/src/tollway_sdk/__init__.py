@@ -12,12 +12,15 @@ __version__ = "0.1.0"
 from tollway_sdk.aio import AsyncClient
 from tollway_sdk.asgi import TollwayASGIMiddleware
 from tollway_sdk.client import Client, Stats
+from tollway_sdk.limits import Decision, LimitChecker
 from tollway_sdk.middleware import ResponseInfo
 from tollway_sdk.wsgi import TollwayWSGIMiddleware
 
 __all__ = [
     "AsyncClient",
     "Client",
+    "Decision",
+    "LimitChecker",
     "ResponseInfo",
     "Stats",
     "TollwayASGIMiddleware",

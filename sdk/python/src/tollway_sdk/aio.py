@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from tollway_sdk.client import Client, Stats
+from tollway_sdk.limits import Decision, LimitChecker
 
 __all__ = ["AsyncClient"]
 
@@ -40,6 +42,14 @@ class AsyncClient:
     ) -> str | None:
         """Non-blocking; safe to call from a coroutine. See :meth:`Client.track`."""
         return self.client.track(customer, type, properties, id=id, timestamp=timestamp)
+
+    @property
+    def limits(self) -> LimitChecker:
+        return self.client.limits
+
+    async def check(self, customer: str, meter: str | None = None, quantity: int | str | Decimal = 1) -> Decision:
+        """:meth:`Client.check` off the event loop."""
+        return await asyncio.to_thread(self.client.check, customer, meter, quantity)
 
     async def flush(self, timeout: float | None = None) -> bool:
         return await asyncio.to_thread(self.client.flush, timeout)

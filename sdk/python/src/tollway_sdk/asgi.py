@@ -14,6 +14,7 @@ raise into the request (see :mod:`tollway_sdk.middleware`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -69,6 +70,11 @@ class TollwayASGIMiddleware:
       is a :class:`~tollway_sdk.ResponseInfo`. They are merged over the standard
       ones.
     - ``route(request) -> str | None``: overrides the route template.
+    - ``enforce_limits=True``: before the app runs, ``identify(request)`` names the customer
+      and Tollway's decision (cached for at most 1 s per customer, see
+      :mod:`tollway_sdk.limits`) is asked; a refused request is answered 429
+      ``application/problem+json`` with ``Retry-After`` and never reaches the app (nor is it
+      metered). ``limits_meter`` checks one meter's limits instead of all of them.
     """
 
     def __init__(
@@ -80,14 +86,44 @@ class TollwayASGIMiddleware:
         event_type: str = "api_call",
         *,
         route: RouteHook | None = None,
+        enforce_limits: bool = False,
+        limits_meter: str | None = None,
     ) -> None:
         self.app = app
         self._metering = Metering(client, identify, properties, event_type, route)
+        self._metering.enforce(enforce_limits, limits_meter)
+
+    async def _refused(self, scope: Scope, send: Send) -> bool:
+        """Answer the request here when Tollway refuses it."""
+        metering = self._metering
+        request = _StarletteRequest(scope) if _StarletteRequest is not None else ScopeRequest(scope)
+        customer = metering.customer_of(request)
+        if customer is None:
+            return False
+        checker = metering.client.limits
+        decision = checker.cached(customer, metering.limits_meter)
+        if decision is None:  # ask off the event loop
+            decision = await asyncio.to_thread(checker.decide, customer, metering.limits_meter)
+        if decision.allowed:
+            return False
+        status, headers, body = metering.refusal(decision)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
+        if self._metering.enforce_limits:
+            try:
+                refused = await self._refused(scope, send)
+            except Exception:
+                self._metering.failed("checking limits failed (request let through)")
+                refused = False
+            if refused:
+                return
 
         exchange = _Exchange()
         root_path = scope.get("root_path", "") or ""

@@ -19,6 +19,7 @@ Life of an event
 from __future__ import annotations
 
 import atexit
+import functools
 import gzip
 import logging
 import os
@@ -29,6 +30,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -37,6 +39,7 @@ import httpx
 from tollway_sdk import __version__
 from tollway_sdk._json import dumps, rfc3339, utc_now_rfc3339
 from tollway_sdk._log import Throttle, logger
+from tollway_sdk.limits import Decision, LimitChecker
 
 __all__ = ["MAX_BATCH_EVENTS", "MAX_BODY_BYTES", "Client", "Stats"]
 
@@ -179,6 +182,7 @@ class Client:
         encrypt_fields: tuple[str, ...] | list[str] = (),
         encryption_key: bytes | str | None = None,
         transport: httpx.BaseTransport | None = None,
+        limits_fail_open: bool = True,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL, e.g. http://127.0.0.1:8080")
@@ -208,6 +212,7 @@ class Client:
         self.close_timeout = close_timeout
         self.gzip_level = gzip_level
         self._transport = transport
+        self.limits_fail_open = limits_fail_open
 
         self._encrypt: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
         if encrypt_fields:
@@ -255,6 +260,16 @@ class Client:
             return len(self._queue)
 
     # -- public API --------------------------------------------------------------
+
+    @functools.cached_property
+    def limits(self) -> LimitChecker:
+        """Limit checks with this client's server and key (see :mod:`tollway_sdk.limits`)."""
+        return LimitChecker(self.base_url, self._api_key, fail_open=self.limits_fail_open, transport=self._transport)
+
+    def check(self, customer: str, meter: str | None = None, quantity: int | str | Decimal = 1) -> Decision:
+        """May ``customer`` use ``quantity`` more of ``meter`` (every limit when omitted)? Asks
+        ``POST /v1/limits/check`` now; fail-open when Tollway cannot be reached."""
+        return self.limits.check(customer, meter, quantity)
 
     def track(
         self,
@@ -386,6 +401,8 @@ class Client:
             self.stats.add(failed=leftover)
             logger.error("Tollway client closed with %d undelivered events", leftover)
         atexit.unregister(self._atexit_hook)
+        if "limits" in self.__dict__:  # a checker was made: close its connections
+            self.limits.close()
         return ok
 
     def __enter__(self) -> Client:

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from tollway_sdk._json import dumps
 from tollway_sdk._log import Throttle
 from tollway_sdk.client import Stats
+from tollway_sdk.limits import Decision, LimitChecker
 
 __all__ = ["ResponseInfo", "Tracker"]
 
@@ -35,6 +37,9 @@ class Tracker(Protocol):
         id: str | None = None,
         timestamp: datetime | str | None = None,
     ) -> str | None: ...
+
+    @property
+    def limits(self) -> LimitChecker: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,45 @@ class Metering:
         self.event_type = event_type
         self.route = route
         self.throttle = Throttle()
+        self.enforce_limits = False
+        self.limits_meter: str | None = None
+
+    def enforce(self, enforce_limits: bool, limits_meter: str | None) -> None:
+        if limits_meter is not None and (not isinstance(limits_meter, str) or not limits_meter):
+            raise ValueError("limits_meter must be a meter key")
+        self.enforce_limits = bool(enforce_limits)
+        self.limits_meter = limits_meter
+
+    def customer_of(self, request: Any) -> str | None:
+        """``identify(request)`` for enforcement: None when it fails or names nobody."""
+        try:
+            customer = self.identify(request)
+        except Exception:
+            self.failed("identify hook raised (limits not enforced for this request)")
+            return None
+        return customer if isinstance(customer, str) and customer else None
+
+    def refusal(self, decision: Decision) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The answer to a request refused by Tollway: 429 with Retry-After (seconds to the
+        reset of the limit), or 503 when Tollway could not be reached and the client fails
+        closed."""
+        if decision.reason == "unreachable":
+            body = {
+                "type": "urn:tollway:problem:limits_unavailable",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": "usage limits could not be checked",
+            }
+            status, retry = 503, 1
+        else:
+            body, status, retry = decision.problem(), 429, decision.retry_after()
+        data = dumps(body)
+        headers = [
+            ("content-type", "application/problem+json"),
+            ("retry-after", str(retry)),
+            ("content-length", str(len(data))),
+        ]
+        return status, headers, data
 
     def failed(self, what: str) -> None:
         """Log (with traceback, throttled) and count a swallowed failure."""

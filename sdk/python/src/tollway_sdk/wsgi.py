@@ -114,7 +114,10 @@ class TollwayWSGIMiddleware:
 
     ``identify(request)`` gets the framework's request object when it left one in
     the environ (Flask/Werkzeug: ``environ["werkzeug.request"]``), otherwise a
-    :class:`WSGIRequest` (``method``, ``path``, ``headers``, ``environ``).
+    :class:`WSGIRequest` (``method``, ``path``, ``headers``, ``environ``). With
+    ``enforce_limits=True``, ``identify`` runs before the app too (on a :class:`WSGIRequest`,
+    the framework has not made its own yet) and a request Tollway refuses is answered 429
+    ``application/problem+json`` with ``Retry-After``, as for the ASGI middleware.
     """
 
     def __init__(
@@ -126,11 +129,35 @@ class TollwayWSGIMiddleware:
         event_type: str = "api_call",
         *,
         route: RouteHook | None = None,
+        enforce_limits: bool = False,
+        limits_meter: str | None = None,
     ) -> None:
         self.app = app
         self._metering = Metering(client, identify, properties, event_type, route)
+        self._metering.enforce(enforce_limits, limits_meter)
+
+    def _refused(self, environ: Environ, start_response: StartResponse) -> list[bytes] | None:
+        metering = self._metering
+        try:
+            customer = metering.customer_of(WSGIRequest(environ))
+            if customer is None:
+                return None
+            decision = metering.client.limits.decide(customer, metering.limits_meter)
+            if decision.allowed:
+                return None
+            status, headers, body = metering.refusal(decision)
+        except Exception:
+            metering.failed("checking limits failed (request let through)")
+            return None
+        reason = "Too Many Requests" if status == 429 else "Service Unavailable"
+        start_response(f"{status} {reason}", headers)
+        return [body]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self._metering.enforce_limits:
+            refused = self._refused(environ, start_response)
+            if refused is not None:
+                return refused
         exchange = _Exchange()
         try:
             length = environ.get("CONTENT_LENGTH")

@@ -1,0 +1,218 @@
+"""Limits: the profile a customer's subscriptions give now, seeding its counters from the events,
+and the check (``POST /v1/limits/check``).
+
+A check reads the counters of the windows containing now (one database query or one Redis
+round trip) after comparing the stored profile with the one the subscriptions give; when they
+differ (or Redis lost the profile, or missed increments) the counters are seeded again from the
+events under the exclusive ingestion lock, so the answer is exact either way: ``used`` is the
+meter's value for the window over every event stored before the check.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from tollway.errors import ValidationFailed
+from tollway.kit.fields import format_decimal
+from tollway.kit.time import utcnow
+from tollway.limit import tally
+from tollway.limit.counters import CounterBackend, as_utc
+from tollway.limit.profile import Cycle, Entry, Profile
+from tollway.limit.tally import CounterKey
+from tollway.meter import rollup
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import query_usage
+from tollway.meter.sql import dialect_for
+from tollway.models import Meter
+from tollway.notification.outbox import emit_now
+
+log = logging.getLogger("tollway.limit")
+
+
+@dataclass(frozen=True)
+class LimitState:
+    entry: Entry
+    used: Decimal
+    start: datetime
+    end: datetime
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(Decimal(0), self.entry.max - self.used)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str | None
+    limits: list[LimitState]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a check needs to know of a customer, read in one query."""
+
+    customer: str
+    timezone: str
+    profile: Profile
+    subscribed: bool
+
+
+_ACTIVE = (
+    "SELECT c.timezone, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, p.interval_count, "
+    "p.billing_anchor, p.limits FROM customers c "
+    "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.start <= :now AND (s.ends_at IS NULL OR s.ends_at > :now) "
+    "LEFT JOIN plans p ON p.code = s.plan_code WHERE c.id = :c ORDER BY s.id"
+)
+
+
+def standing(session: Session, customer_id: str, now: datetime) -> Standing | None:
+    """The customer's time zone and the limits of its subscriptions active at ``now`` (None for
+    an unknown customer). One query: a check runs this on every call."""
+    d = dialect_for(session.get_bind().dialect.name)
+    rows = session.execute(text(_ACTIVE), {"c": customer_id, "now": d.ts(now)}).all()
+    if not rows:
+        return None
+    entries: list[Entry] = []
+    subscribed = False
+    for _, sub, start, ends_at, sub_tz, overrides, interval, count, anchor, limits in rows:
+        if sub is None:
+            continue
+        subscribed = True
+        # Stored documents were validated when written (plans, subscriptions).
+        raised = _doc(overrides).get("limits") or {}
+        for limit in _doc(limits) or []:
+            window = limit.get("window", "period")
+            maximum = Decimal(str(limit["max"]))
+            cycle = None
+            if window == "period":
+                if limit["meter"] in raised:
+                    maximum = Decimal(str(raised[limit["meter"]]))
+                cycle = Cycle(interval, int(count or 1), anchor, sub_tz, as_utc(start),
+                              as_utc(ends_at) if ends_at is not None else None)  # fmt: skip
+            entries.append(Entry(sub, limit["meter"], window, maximum, limit.get("action", "block"), cycle))
+    return Standing(customer_id, rows[0][0], Profile.of(customer_id, rows[0][0], entries), subscribed)
+
+
+def _doc(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else (value if value is not None else {})
+
+
+def current_keys(profile: Profile, now: datetime, meter: str | None = None) -> dict[tuple[Any, ...], CounterKey]:
+    """The counter of each limit's window containing ``now``, by counter identity."""
+    out: dict[tuple[Any, ...], CounterKey] = {}
+    for entry in profile.entries:
+        if meter is not None and entry.meter != meter:
+            continue
+        bounds = entry.bounds(now, profile.tz)
+        if bounds is not None:
+            out[entry.counter] = CounterKey(profile.customer, entry.meter, entry.window, bounds[0], bounds[1])
+    return out
+
+
+def _meters(session: Session, keys: set[str]) -> dict[str, MeterDefinition]:
+    if not keys:
+        return {}
+    rows = session.scalars(select(Meter).where(Meter.key.in_(sorted(keys))))
+    return {m.key: MeterDefinition.from_row(m) for m in rows}
+
+
+def measure(session: Session, profile: Profile, keys: dict[tuple[Any, ...], CounterKey]) -> dict[CounterKey, Decimal]:
+    """Each counter's value computed from the events (the meter's usage query)."""
+    meters = _meters(session, {k.meter for k in keys.values()})
+    out = {}
+    for key in keys.values():
+        meter = meters.get(key.meter)
+        if meter is None:
+            continue
+        rows = query_usage(session, meter, start=key.start, end=key.end, customer=profile.customer)
+        out[key] = rows[0].value if rows and rows[0].value is not None else Decimal(0)
+    return out
+
+
+def seed(session: Session, backend: CounterBackend, profile: Profile, now: datetime) -> dict[CounterKey, Decimal]:
+    """Compute the customer's counters from the events and store them with the profile.
+
+    Holds the ingestion lock exclusively (PostgreSQL; SQLite has one writer), so no batch counts
+    between the computation and the store. Windows after the current ones get the events already
+    stored for them (timestamps in the future). Returns the current windows' values."""
+    rollup.lock_exclusive(session)
+    keys = current_keys(profile, now)
+    values = measure(session, profile, keys)
+    if keys:
+        d = dialect_for(session.get_bind().dialect.name)
+        horizon = min(k.end for k in keys.values())
+        meters = _meters(session, profile.meters())
+        sql = tally.rows_sql(
+            d,
+            meters.values(),
+            {m: [profile.customer] for m in meters},
+            "events",
+            ["e.voided_at IS NULL", f"e.timestamp >= {d.bind(d.ts(horizon))}"],
+        )
+        if sql:
+            rows = [tally.to_row(r) for r in session.execute(text(sql), d.params)]
+            later = tally.increments(rows, {profile.customer: profile}, now=now)
+            values.update({k: v for k, v in later.items() if k not in values})
+    backend.seed(session, profile, values, now)
+    notify(session, profile, {k: v for k, v in values.items() if k in keys.values()})
+    return values
+
+
+def notify(session: Session | Any, profile: Profile, totals: dict[CounterKey, Decimal]) -> None:
+    """Send ``limit.reached`` for each limit whose window's counter is at or past its max, once
+    per subscription, limit and window (``limit_notices`` is the memory)."""
+    for key, total in totals.items():
+        for entry in profile.entries:
+            if entry.meter == key.meter and entry.window == key.window and total >= entry.max:
+                if entry.bounds(key.start, profile.tz) == (key.start, key.end):
+                    reached(session, entry, key, total)
+
+
+def reached(conn: Session | Any, entry: Entry, key: CounterKey, used: Decimal) -> None:
+    d = dialect_for((conn.get_bind() if isinstance(conn, Session) else conn).dialect.name)
+    inserted = conn.execute(
+        text(
+            "INSERT INTO limit_notices (subscription, meter_key, window_kind, action, window_start, created_at) "
+            "VALUES (:s, :m, :w, :a, :start, :at) ON CONFLICT DO NOTHING RETURNING subscription"
+        ),
+        {
+            "s": entry.subscription,
+            "m": entry.meter,
+            "w": entry.window,
+            "a": entry.action,
+            "start": d.ts(key.start),
+            "at": d.ts(utcnow()),
+        },
+    ).first()
+    if inserted is None:
+        return
+    payload = {
+        "customer": key.customer,
+        "subscription": entry.subscription,
+        "meter": entry.meter,
+        "window": entry.window,
+        "max": _fmt(entry.max),
+        "used": _fmt(used),
+        "resets_at": key.end.isoformat(),
+        "action": entry.action,
+        "window_start": key.start.isoformat(),
+    }
+    emit_now(conn, "limit.reached", payload, key=f"{entry.subscription}|{entry.meter}|{entry.window}|{entry.action}")
+
+
+def _fmt(value: Decimal) -> str:
+    return format_decimal(value)
+
+
+def check_meter(session: Session, meter: str | None) -> None:
+    if meter is not None and session.get(Meter, meter) is None:
+        raise ValidationFailed.field("meter", f"meter '{meter}' does not exist")

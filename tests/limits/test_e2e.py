@@ -1,0 +1,93 @@
+"""Limits through a real ``tollway serve`` process, with Redis counters and with database ones."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import LiveServer, start_server
+from tests.limits.conftest import CHARGES, REDIS_URL, iso, now
+from tollway.db import make_engine, session_scope
+from tollway.db import make_sessionmaker as sessions
+from tollway.limit.counters import purge_ended
+from tollway.meter.sql import dialect_for
+
+
+def visible(api: httpx.Client, path: str) -> None:
+    """Wait until a resource just created can be read (until the request commits before it
+    answers, a write's commit may trail its response on PostgreSQL)."""
+    deadline = time.monotonic() + 5
+    while api.get(path).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def server(db_url: str, counters: str, redis_prefix: str) -> Iterator[LiveServer]:
+    env = {"TOLLWAY_RUN_WORKER_IN_SERVE": "false"}
+    if counters == "redis":
+        env |= {"TOLLWAY_REDIS_URL": REDIS_URL, "TOLLWAY_REDIS_PREFIX": redis_prefix}
+    live = start_server(db_url, extra_env=env)
+    yield live
+    live.process.terminate()
+    try:
+        live.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        live.process.kill()
+
+
+@pytest.mark.e2e
+def test_a_gateway_is_stopped_at_its_limit(server: LiveServer) -> None:
+    admin = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    ingest = server.cli("keys", "create", "--scope", "ingest").strip().splitlines()[-1]
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as api:
+        meter = {"key": "api_calls", "event_type": "api_call", "aggregation": "count"}
+        assert api.post("/v1/meters", json=meter).status_code == 201
+        visible(api, "/v1/meters/api_calls")
+        assert api.post("/v1/customers", json={"id": "acme"}).status_code == 201
+        plan = {"code": "p", "currency": "USD", "charges": CHARGES, "limits": [{"meter": "api_calls", "max": 5}]}
+        assert api.post("/v1/plans", json=plan).status_code == 201
+        visible(api, "/v1/plans/p")
+        assert api.post("/v1/plans/p/publish").status_code == 200
+        visible(api, "/v1/customers/acme")
+        start = iso(now() - timedelta(days=1))
+        sub = {"id": "s1", "customer": "acme", "plan": "p", "start": start}
+        assert api.post("/v1/subscriptions", json=sub).status_code == 201
+        visible(api, "/v1/subscriptions/s1")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ingest}"}, timeout=10) as gw:
+        decisions = []
+        for i in range(7):
+            r = gw.post("/v1/limits/check", json={"customer": "acme", "meter": "api_calls"})
+            assert r.status_code == 200, r.text
+            decisions.append(r.json()["allowed"])
+            if r.json()["allowed"]:
+                event = {"id": f"e{i}", "customer": "acme", "type": "api_call"}
+                assert gw.post("/v1/events", json=event).status_code == 202
+        assert decisions == [True] * 5 + [False] * 2  # no lag: each event counts at once
+        state = gw.post("/v1/limits/check", json={"customer": "acme"}).json()
+        assert state["reason"] == "limit_reached" and state["limits"][0]["used"] == "5"
+
+
+def test_ended_windows_are_purged(db_url: str) -> None:
+    engine = make_engine(db_url)
+    factory = sessions(engine)
+    t = now()
+    d = dialect_for(engine.dialect.name)
+    with session_scope(factory) as session:
+        for i, end in enumerate((t - timedelta(hours=1), t + timedelta(hours=1))):
+            session.execute(
+                text(
+                    "INSERT INTO limit_counters (customer, meter_key, window_kind, window_start, window_end, value) "
+                    "VALUES (:c, 'm', 'hour', :s, :e, '1')"
+                ),
+                {"c": f"c{i}", "s": d.ts(end - timedelta(hours=1)), "e": d.ts(end)},
+            )
+    with session_scope(factory) as session:
+        assert purge_ended(session, t) == 1
+        assert session.execute(text("SELECT customer FROM limit_counters")).scalars().all() == ["c1"]
+    engine.dispose()
