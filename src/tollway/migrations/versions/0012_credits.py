@@ -1,7 +1,7 @@
 """credits: grants, ledger, alert states; customers.billing_type/low_balance_threshold; invoice credits
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-25 16:34:37.212029
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import tollway.db
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
