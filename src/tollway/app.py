@@ -12,6 +12,7 @@ from tollway.auth.keys import KeyCache
 from tollway.catalog.endpoints import router as catalog_router
 from tollway.catalog.service import published_plan_meter_guard
 from tollway.config import Settings, get_settings
+from tollway.credit.endpoints import router as credits_router
 from tollway.customer.endpoints import router as customers_router
 from tollway.db import make_engine, make_sessionmaker
 from tollway.errors import install_error_handlers
@@ -45,6 +46,7 @@ ROUTERS = [
     portal_sessions_router,
     portal_router,
     portal_pages_router,
+    credits_router,
 ]
 
 

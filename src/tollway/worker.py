@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.config import Settings
+from tollway.credit import alerts as credit_alerts
 from tollway.db import session_scope
 from tollway.invoice.finalize import run_billing
 from tollway.kit.time import utcnow
@@ -40,6 +41,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
         self._next_rollup = 0.0
+        self._next_credits = 0.0
         self.payments = self._payments()
 
     def _payments(self) -> PaymentSync | None:
@@ -77,6 +79,10 @@ class Worker:
                 break
         return total
 
+    def credits_step(self) -> int:
+        """Observe credit balances: credits.low_balance / credits.depleted once per crossing."""
+        return credit_alerts.check_all(self.factory, now=utcnow())
+
     def outbox_step(self) -> int:
         total = 0
         while not self.stopping:
@@ -109,6 +115,12 @@ class Worker:
             except Exception:
                 log.exception("billing run failed; retrying at the next interval")
             self._next_billing = now + self.settings.billing_run_interval_seconds
+        if now >= self._next_credits:
+            try:
+                self.credits_step()
+            except Exception:
+                log.exception("credit balance check failed; retrying")
+            self._next_credits = now + self.settings.credits_check_interval_seconds
         try:
             self.outbox_step()
         except Exception:

@@ -29,6 +29,8 @@ def to_schema(row: CustomerRow) -> Customer:
         address=row.address,
         tax_id=row.tax_id,
         tax_rate=row.tax_rate,
+        billing_type=row.billing_type,  # type: ignore[arg-type]
+        low_balance_threshold=row.low_balance_threshold,
         payment_collection=row.payment_collection,  # type: ignore[arg-type]
         metadata=row.metadata_ or {},
         created_at=row.created_at,

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, TimezoneName
+from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, NonNegativeDecimalStr, TimezoneName
 from tollway.payment.schemas import PaymentCollection
 
 
@@ -17,6 +17,7 @@ def _tax_rate(value: Decimal) -> Decimal:
 
 
 TaxRate = Annotated[DecimalStr, AfterValidator(_tax_rate)]
+BillingType = Literal["postpaid", "prepaid"]
 
 
 class CustomerBase(BaseModel):
@@ -33,6 +34,12 @@ class CustomerBase(BaseModel):
     )
     tax_id: str | None = Field(default=None, max_length=100, description="the customer's VAT or tax number")
     tax_rate: TaxRate = Decimal(0)
+    billing_type: BillingType = Field(
+        default="postpaid", description="prepaid: the limits check refuses at an ongoing balance <= 0"
+    )
+    low_balance_threshold: NonNegativeDecimalStr | None = Field(
+        default=None, description="credits.low_balance fires when the ongoing balance falls to it"
+    )
     payment_collection: PaymentCollection = Field(
         default="charge_automatically", description="how the payment provider collects this customer's invoices"
     )
@@ -55,6 +62,8 @@ class CustomerUpdate(BaseModel):
     address: str | None = Field(default=None, max_length=2000)
     tax_id: str | None = Field(default=None, max_length=100)
     tax_rate: TaxRate | None = None
+    billing_type: BillingType | None = None
+    low_balance_threshold: NonNegativeDecimalStr | None = None
     payment_collection: PaymentCollection | None = None
     metadata: dict[str, Any] | None = None
 

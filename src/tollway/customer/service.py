@@ -36,8 +36,9 @@ def get_customer_view(session: Session, customer_id: str) -> Customer:
 
 def update_customer(session: Session, customer_id: str, data: CustomerUpdate) -> Customer:
     customer = get_customer(session, customer_id)
+    not_nullable = ("currency", "timezone", "tax_rate", "billing_type", "payment_collection", "metadata")
     for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field in ("currency", "timezone", "tax_rate", "payment_collection", "metadata"):
+        if value is None and field in not_nullable:
             continue  # not nullable: an explicit null leaves the value as it is
         setattr(customer, "metadata_" if field == "metadata" else field, value)
     session.flush()

@@ -8,6 +8,8 @@ counter row, locked ``FOR UPDATE`` and advanced in the same transaction, so numb
 (a rolled-back invoice gives its number back); the invoice, its lines, the new bookmark and the
 ``invoice.finalized`` outbox message are committed together. A crash leaves either all of it or
 none of it. The unique constraint on (subscription, period_start) is the last line of defence.
+Prepaid credits pay the invoice in the same transaction (``credit.apply``); an invoice left with
+nothing to pay is ``paid`` at once.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tollway.credit.apply import apply_credits
 from tollway.invoice.adjust import CORRECTION, REGULAR, adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
 from tollway.invoice.correct import candidates as correction_candidates
 from tollway.invoice.correct import correction_due
 from tollway.invoice.snapshot import RunSources
 from tollway.invoice.snapshot import take as snapshot_take
-from tollway.kit.money import Currency, money_context, round_money, to_minor_units
+from tollway.kit.money import Currency, from_minor_units, money_context, round_money, to_minor_units
 from tollway.kit.periods import Period
 from tollway.kit.time import utcnow
 from tollway.models import Customer, Invoice, InvoiceLine, InvoiceSequence, Plan, Subscription
@@ -167,6 +170,7 @@ def write_invoice(
     terms_days = payment_terms_days(ctx.terms.plan.payment_terms_days, provider)
     tax_rate = Decimal(customer.tax_rate or 0)
     t = totals(lines, tax_rate, cur)
+    total_minor = to_minor_units(t.total, cur)
     snapshot = snapshot_take(
         session,
         customer=customer,
@@ -182,7 +186,7 @@ def write_invoice(
         subscription_id=sub.id,
         plan_code=sub.plan_code,
         currency=cur.code,
-        status="finalized",
+        status="paid" if total_minor == 0 else "finalized",
         kind=kind,
         period_start=period.start,
         period_end=period.end,
@@ -192,7 +196,10 @@ def write_invoice(
         tax_rate=tax_rate,
         subtotal_minor=to_minor_units(t.subtotal, cur),
         tax_minor=to_minor_units(t.tax, cur),
-        total_minor=to_minor_units(t.total, cur),
+        total_minor=total_minor,
+        credits_applied_minor=0,
+        amount_due_minor=total_minor,
+        paid_at=now if total_minor == 0 else None,
         snapshot=snapshot.model_dump(mode="json"),
         created_at=now,
         updated_at=now,
@@ -223,21 +230,40 @@ def write_invoice(
                 for i, line in enumerate(lines)
             ],
         )
-    emit_now(
-        session,
-        "invoice.finalized",
-        {
-            "id": invoice.id,
-            "number": invoice.number,
-            "customer": customer.id,
-            "subscription": sub.id,
-            "currency": cur.code,
-            "total": str(t.total),
-            "period_start": period.start.isoformat(),
-            "period_end": period.end.isoformat(),
-        },
-        key=invoice.id,
+    credits = apply_credits(
+        session, invoice_id=invoice.id, customer_id=customer.id, currency=cur.code, total_minor=total_minor, now=now
     )
+    if credits:
+        invoice.credits_applied_minor = sum(amount for _, amount in credits)
+        invoice.amount_due_minor = total_minor - invoice.credits_applied_minor
+        if invoice.amount_due_minor == 0:
+            invoice.status, invoice.paid_at = "paid", now
+        session.execute(
+            update(Invoice)
+            .where(Invoice.id == invoice.id)
+            .values(
+                credits_applied_minor=invoice.credits_applied_minor,
+                amount_due_minor=invoice.amount_due_minor,
+                status=invoice.status,
+                paid_at=invoice.paid_at,
+            )
+        )
+    event = {
+        "id": invoice.id,
+        "number": invoice.number,
+        "customer": customer.id,
+        "subscription": sub.id,
+        "currency": cur.code,
+        "status": invoice.status,
+        "total": str(t.total),
+        "credits_applied": str(from_minor_units(invoice.credits_applied_minor, cur)),
+        "amount_due": str(from_minor_units(invoice.amount_due_minor, cur)),
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.isoformat(),
+    }
+    emit_now(session, "invoice.finalized", event, key=invoice.id)
+    if invoice.status == "paid":  # nothing left to pay: paid at once
+        emit_now(session, "invoice.paid", event, key=invoice.id)
     return invoice
 
 

@@ -26,6 +26,13 @@ class InvoiceLine(BaseModel):
     details: dict[str, Any]
 
 
+class InvoiceCredit(BaseModel):
+    """Prepaid credit of one grant applied to the invoice at finalization."""
+
+    grant: str
+    amount: str
+
+
 class Invoice(BaseModel):
     id: str | None
     number: str | None
@@ -41,6 +48,9 @@ class Invoice(BaseModel):
     subtotal: str | None
     tax: str | None
     total: str | None
+    credits_applied: str | None = None
+    credits: list[InvoiceCredit] = Field(default_factory=list)
+    amount_due: str | None = Field(default=None, description="total - credits_applied")
     # Beyond the contract:
     kind: Literal["regular", "correction"] = Field(
         default="regular",

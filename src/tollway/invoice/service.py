@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from tollway.credit.ledger import grant_states, invoice_credits, preview, restore_invoice_credits
 from tollway.customer.service import get_customer
 from tollway.db import get_or_404
 from tollway.invoice import schemas
@@ -20,7 +21,7 @@ from tollway.invoice.document import build as build_document
 from tollway.invoice.errors import InvoiceNotFound, InvoiceTransitionNotAllowed
 from tollway.invoice.finalize import totals
 from tollway.invoice.snapshot import snapshot_of
-from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency
+from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency, to_minor_units
 from tollway.kit.pagination import paginate
 from tollway.models import Invoice, InvoiceLine, Plan, Subscription
 from tollway.notification.outbox import emit
@@ -78,11 +79,15 @@ def mark_paid(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
 
 
 def void_invoice(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
+    """Finalized → void; so is an invoice ``paid`` at finalization with nothing due (paid by
+    credits, or a zero total): nothing was collected. Its credits go back to their grants."""
     invoice = get_invoice(session, invoice_id, for_update=True)
-    if invoice.status != "finalized":
+    paid_by_credits = invoice.status == "paid" and invoice.amount_due_minor == 0
+    if invoice.status != "finalized" and not paid_by_credits:
         raise InvoiceTransitionNotAllowed(invoice_id, invoice.status, "voided")
     invoice.status = "void"
     invoice.voided_at = now
+    restore_invoice_credits(session, invoice, now=now)
     session.flush()
     emit(session, "invoice.voided", event_data(invoice), key=invoice.id)
     return invoice
@@ -124,6 +129,12 @@ def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | 
         subtotal=money_str(from_minor_units(invoice.subtotal_minor, cur), cur),
         tax=money_str(from_minor_units(invoice.tax_minor, cur), cur),
         total=money_str(from_minor_units(invoice.total_minor, cur), cur),
+        credits_applied=money_str(from_minor_units(invoice.credits_applied_minor, cur), cur),
+        credits=[
+            schemas.InvoiceCredit(grant=grant, amount=money_str(from_minor_units(minor, cur), cur))
+            for grant, minor in (invoice_credits(session, invoice.id) if invoice.credits_applied_minor else [])
+        ],
+        amount_due=money_str(from_minor_units(invoice.amount_due_minor, cur), cur),
         kind=invoice.kind,  # type: ignore[arg-type]
         plan=invoice.plan_code,
         tax_rate=decimal_str(Decimal(invoice.tax_rate)),
@@ -178,6 +189,33 @@ def _draft(
     )
 
 
+def _minor_of(amount: str, cur: Currency) -> int:
+    return to_minor_units(Decimal(amount), cur)
+
+
+def _minor(invoice: schemas.Invoice) -> int:
+    if invoice.currency is None or invoice.total is None:
+        return 0
+    return _minor_of(invoice.total, parse_currency(invoice.currency))
+
+
+def _with_credits(invoice: schemas.Invoice, taken: list[tuple[str, int]]) -> schemas.Invoice:
+    """The draft with the credits it would use (``taken``: grant id, minor units) and what is left due."""
+    if invoice.currency is None or invoice.total is None:
+        return invoice
+    cur = parse_currency(invoice.currency)
+    applied = sum(minor for _, minor in taken)
+    return invoice.model_copy(
+        update={
+            "credits_applied": money_str(from_minor_units(applied, cur), cur),
+            "credits": [
+                schemas.InvoiceCredit(grant=g, amount=money_str(from_minor_units(m, cur), cur)) for g, m in taken
+            ],
+            "amount_due": money_str(from_minor_units(_minor(invoice) - applied, cur), cur),
+        }
+    )
+
+
 def upcoming_invoice(session: Session, customer_id: str, *, at: datetime) -> schemas.UpcomingInvoice:
     """The invoice of the period containing ``at`` for every subscription active then, computed
     live from the usage ingested so far (no cutoff), with pending corrections to finalized periods."""
@@ -208,6 +246,9 @@ def upcoming_invoice(session: Session, customer_id: str, *, at: datetime) -> sch
         lines += adjustment_lines(session, sub, as_of=None, skip_period_start=period.start)
         parts.append((sub, ctx, lines, period.start, period.end))
     invoices = [_draft(customer_id, s, c.currency, ls, tax_rate, a, b) for s, c, ls, a, b in parts]
+    grants = grant_states(session, customer_id)
+    due = [(inv.currency or "", _minor(inv)) for inv in invoices]
+    invoices = [_with_credits(inv, taken) for inv, taken in zip(invoices, preview(grants, due, at=at), strict=True)]
     if len(parts) == 1:
         return schemas.UpcomingInvoice(**invoices[0].model_dump(), at=at, invoices=invoices)
     currencies = {c.currency.code for _, c, _, _, _ in parts}
@@ -222,4 +263,10 @@ def upcoming_invoice(session: Session, customer_id: str, *, at: datetime) -> sch
     start = min((a for _, _, _, a, _ in parts), default=None)
     end = max((b for _, _, _, _, b in parts), default=None)
     body = _draft(customer_id, None, cur, combined, tax_rate, start, end)
+    merged: dict[str, int] = {}
+    if cur is not None:
+        for inv in invoices:
+            for credit in inv.credits:
+                merged[credit.grant] = merged.get(credit.grant, 0) + _minor_of(credit.amount, cur)
+    body = _with_credits(body, list(merged.items()))
     return schemas.UpcomingInvoice(**body.model_dump(), at=at, invoices=invoices)

@@ -3,6 +3,9 @@
 from tollway.models.api_key import ApiKey
 from tollway.models.bundle import Bundle
 from tollway.models.bundle_product import BundleProduct
+from tollway.models.credit_alert_state import CreditAlertState
+from tollway.models.credit_grant import CreditGrant
+from tollway.models.credit_ledger import CreditLedgerEntry
 from tollway.models.customer import Customer
 from tollway.models.event import Event
 from tollway.models.idempotency import IdempotencyRecord
@@ -29,6 +32,9 @@ __all__ = [
     "ApiKey",
     "Bundle",
     "BundleProduct",
+    "CreditAlertState",
+    "CreditGrant",
+    "CreditLedgerEntry",
     "Customer",
     "Event",
     "IdempotencyRecord",

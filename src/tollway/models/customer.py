@@ -25,6 +25,10 @@ class Customer(Base):
     address: Mapped[str | None] = mapped_column(String(2000))
     tax_id: Mapped[str | None] = mapped_column(String(100))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(9, 6), default=Decimal(0))
+    # Prepaid credits: ``prepaid`` customers are refused by the limits check when their ongoing
+    # balance is <= 0; the threshold (customer's currency) arms ``credits.low_balance``.
+    billing_type: Mapped[str] = mapped_column(String(20), default="postpaid")
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Numeric(30, 12))
     # How the payment provider collects: charge_automatically | send_invoice.
     payment_collection: Mapped[str] = mapped_column(
         String(30), default="charge_automatically", server_default="charge_automatically"

@@ -38,6 +38,10 @@ class Invoice(Base):
     subtotal_minor: Mapped[int] = mapped_column(BigInteger)
     tax_minor: Mapped[int] = mapped_column(BigInteger)
     total_minor: Mapped[int] = mapped_column(BigInteger)
+    # Prepaid credits applied at finalization (the ledger's ``applied`` entries name this invoice)
+    # and what is left to pay: total - credits_applied.
+    credits_applied_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_due_minor: Mapped[int] = mapped_column(BigInteger)
     # What the document printed when it was finalized (seller, buyer, plan and meter names, terms):
     # an issued invoice never changes when the customer or the settings do. See invoice/snapshot.py.
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
