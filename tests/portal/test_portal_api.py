@@ -63,6 +63,8 @@ OWN_AND_OTHER = [
     ("/v1/portal/invoices", None),
     ("/v1/portal/invoices/{acme_invoice}", "/v1/portal/invoices/{globex_invoice}"),
     ("/v1/portal/invoices/{acme_invoice}/pdf", "/v1/portal/invoices/{globex_invoice}/pdf"),
+    ("/v1/portal/credits", None),
+    ("/v1/portal/limits", None),
 ]
 
 
@@ -245,3 +247,15 @@ def test_page_theme_and_frame_ancestors_from_the_settings(api, anon, world):
     page = anon.get("/portal")
     assert "<title>Weather &lt;Co&gt;</title>" in page.text and "--primary: #123456" in page.text
     assert page.headers["content-security-policy"].endswith("frame-ancestors 'self' https://app.example.com")
+
+
+def test_credits_and_limits_are_the_customers(api, anon, world):
+    r = api.post("/v1/customers/acme/credit-grants", json={"id": "cg_acme", "amount": "50.00", "category": "paid"})
+    assert r.status_code in (200, 201), r.text
+    h = bearer(portal_session(api, "acme")["token"])
+    credits = anon.get("/v1/portal/credits", headers=h).json()
+    assert credits["balance"] == "50.00" and [g["id"] for g in credits["grants"]] == ["cg_acme"]
+    other = anon.get("/v1/portal/credits", headers=bearer(portal_session(api, "globex")["token"])).json()
+    assert other["balance"] == "0.00" and other["grants"] == []
+    limits = anon.get("/v1/portal/limits", headers=h).json()
+    assert limits["allowed"] is True and limits["limits"] == []  # the world's plans have no limits

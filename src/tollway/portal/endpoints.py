@@ -5,6 +5,7 @@ the admin route does (the same handler), so both stay one implementation."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tollway.auth.dependencies import require_admin
+from tollway.credit import endpoints as credit_endpoints
+from tollway.credit.schemas import Credits
 from tollway.customer.endpoints import get_customer
 from tollway.customer.schemas import Customer
 from tollway.deps import get_session
@@ -20,6 +23,8 @@ from tollway.invoice.schemas import Invoice, UpcomingInvoice
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
+from tollway.limit import endpoints as limit_endpoints
+from tollway.limit.schemas import LimitCheck, LimitCheckResult
 from tollway.meter.endpoints import meter_usage
 from tollway.meter.schemas import Usage
 from tollway.portal import service
@@ -144,6 +149,18 @@ def portal_invoice(invoice_id: str, principal: PortalDep, session: SessionDep) -
 def portal_invoice_pdf(invoice_id: str, principal: PortalDep, session: SessionDep) -> Response:
     service.own_invoice(session, principal.customer_id, invoice_id)
     return invoices.invoice_pdf(invoice_id, session)
+
+
+@router.get("/credits", response_model=Credits)
+def portal_credits(principal: PortalDep, session: SessionDep) -> Credits:
+    """Its credit balance and grants (as `GET /v1/customers/{id}/credits`, now)."""
+    return credit_endpoints.credits(principal.customer_id, session, at=None)
+
+
+@router.get("/limits", response_model=LimitCheckResult)
+def portal_limits(principal: PortalDep, session: SessionDep, request: Request) -> Response:
+    """Every limit with its use and what remains (a `POST /v1/limits/check` of quantity 0)."""
+    return limit_endpoints.check(LimitCheck(customer=principal.customer_id, quantity=Decimal(0)), request, session)
 
 
 # ------------------------------------------------------------------------------ self-service
