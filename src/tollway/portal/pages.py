@@ -11,10 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse
 
+from tollway.credit import endpoints as credit_endpoints
 from tollway.customer.service import get_customer
 from tollway.deps import get_session
 from tollway.errors import TollwayError
@@ -72,7 +73,9 @@ def _meter_usage(session: Session, customer_id: str, key: str, start: datetime, 
     }
 
 
-def dashboard_context(session: Session, principal: PortalPrincipal, theme: PortalSettings) -> dict[str, Any]:
+def dashboard_context(
+    request: Request, session: Session, principal: PortalPrincipal, theme: PortalSettings
+) -> dict[str, Any]:
     """Everything the dashboard shows, read through the same functions as the portal API."""
     now = utcnow()
     cid = principal.customer_id
@@ -94,6 +97,8 @@ def dashboard_context(session: Session, principal: PortalPrincipal, theme: Porta
     past = invoices.list_invoices(session, ListParams(limit=100, after=None), customer=cid, subscription=None).data
     past.sort(key=lambda inv: (inv.period_start or now, inv.id or ""), reverse=True)
     plans = service.offers(session, cid, now=now) if principal.can_subscribe else []
+    credits = credit_endpoints.credits(cid, session, at=None)
+    limits = request.app.state.limits.decide(session, cid, None, Decimal(0), now).limits
     portal_session = session.get(PortalSession, principal.session_id)
     return {
         "customer": customer,
@@ -109,14 +114,21 @@ def dashboard_context(session: Session, principal: PortalPrincipal, theme: Porta
         "can_subscribe": principal.can_subscribe,
         "return_url": portal_session.return_url if portal_session is not None else None,
         "tz": customer.timezone,
+        "credits": credits,
+        "limits": limits,
     }
 
 
 def _dashboard(
-    session: Session, principal: PortalPrincipal, *, message: str | None = None, error: str | None = None
+    request: Request,
+    session: Session,
+    principal: PortalPrincipal,
+    *,
+    message: str | None = None,
+    error: str | None = None,
 ) -> HTMLResponse:
     theme = get_provider_settings(session).portal
-    context = dashboard_context(session, principal, theme)
+    context = dashboard_context(request, session, principal, theme)
     return page_response(
         "portal/dashboard.html",
         _page(theme),
@@ -128,11 +140,11 @@ def _dashboard(
 
 
 @router.get("/portal/ui/dashboard", response_class=HTMLResponse)
-def dashboard(principal: PortalDep, session: SessionDep) -> HTMLResponse:
-    return _dashboard(session, principal)
+def dashboard(principal: PortalDep, session: SessionDep, request: Request) -> HTMLResponse:
+    return _dashboard(request, session, principal)
 
 
-def _act(session: Session, principal: PortalPrincipal, action: Any, done: str) -> HTMLResponse:
+def _act(request: Request, session: Session, principal: PortalPrincipal, action: Any, done: str) -> HTMLResponse:
     """Run a self-service action; its refusal (plan not open to the customer, period already
     invoiced, ...) is shown on the dashboard rather than swallowed by htmx's error handling."""
     try:
@@ -140,13 +152,14 @@ def _act(session: Session, principal: PortalPrincipal, action: Any, done: str) -
             action()
     except TollwayError as exc:
         detail = "; ".join(f"{e.field}: {e.message}" for e in exc.errors) or exc.message
-        return _dashboard(session, principal, error=detail)
-    return _dashboard(session, principal, message=done)
+        return _dashboard(request, session, principal, error=detail)
+    return _dashboard(request, session, principal, message=done)
 
 
 @router.post("/portal/ui/subscribe/{plan}", response_class=HTMLResponse)
-def ui_subscribe(plan: str, principal: SelfServiceDep, session: SessionDep) -> HTMLResponse:
+def ui_subscribe(plan: str, principal: SelfServiceDep, session: SessionDep, request: Request) -> HTMLResponse:
     return _act(
+        request,
         session,
         principal,
         lambda: service.subscribe(session, principal.customer_id, plan, now=utcnow()),
@@ -155,8 +168,11 @@ def ui_subscribe(plan: str, principal: SelfServiceDep, session: SessionDep) -> H
 
 
 @router.post("/portal/ui/subscriptions/{subscription_id}/change-plan/{plan}", response_class=HTMLResponse)
-def ui_change_plan(subscription_id: str, plan: str, principal: SelfServiceDep, session: SessionDep) -> HTMLResponse:
+def ui_change_plan(
+    subscription_id: str, plan: str, principal: SelfServiceDep, session: SessionDep, request: Request
+) -> HTMLResponse:
     return _act(
+        request,
         session,
         principal,
         lambda: service.change_plan(session, principal.customer_id, subscription_id, plan, now=utcnow()),
@@ -165,8 +181,9 @@ def ui_change_plan(subscription_id: str, plan: str, principal: SelfServiceDep, s
 
 
 @router.post("/portal/ui/subscriptions/{subscription_id}/cancel", response_class=HTMLResponse)
-def ui_cancel(subscription_id: str, principal: SelfServiceDep, session: SessionDep) -> HTMLResponse:
+def ui_cancel(subscription_id: str, principal: SelfServiceDep, session: SessionDep, request: Request) -> HTMLResponse:
     return _act(
+        request,
         session,
         principal,
         lambda: service.cancel_at_period_end(session, principal.customer_id, subscription_id, now=utcnow()),
