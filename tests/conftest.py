@@ -262,7 +262,7 @@ def start_server(db_url: str, port: int | None = None, extra_env: dict[str, str]
     port = port or free_port()
     env = {**os.environ, "TOLLWAY_DATABASE_URL": db_url, **(extra_env or {})}
     # The server's stderr goes to a file: a pipe nobody reads fills up and then blocks the server.
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

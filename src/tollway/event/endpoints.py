@@ -173,6 +173,8 @@ def get_event(event_id: str, session: Annotated[Session, Depends(get_session, sc
 
 
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
-def void_event(event_id: str, request: Request, session: Annotated[Session, Depends(get_session, scope="function")]) -> EventOut:
+def void_event(
+    event_id: str, request: Request, session: Annotated[Session, Depends(get_session, scope="function")]
+) -> EventOut:
     limits = request.app.state.limits
     return service.to_schema(service.void_event(session, event_id, now=utcnow(), on_void=limits.on_void))
