@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -260,17 +261,20 @@ class LiveServer:
 def start_server(db_url: str, port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
     port = port or free_port()
     env = {**os.environ, "TOLLWAY_DATABASE_URL": db_url, **(extra_env or {})}
+    # The server's stderr goes to a file: a pipe nobody reads fills up and then blocks the server.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            log.seek(0)
+            err = log.read().decode(errors="replace")
             raise RuntimeError(f"tollway serve exited with {proc.returncode}: {err[-2000:]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:

@@ -32,7 +32,7 @@ from tollway.models import Plan as PlanRow
 from tollway.models import Product as ProductRow
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ListDep = Annotated[ListParams, Depends(list_params)]
 
 

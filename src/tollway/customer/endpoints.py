@@ -14,7 +14,7 @@ from tollway.kit.pagination import Page
 from tollway.models import Customer as CustomerRow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def to_schema(row: CustomerRow) -> Customer:

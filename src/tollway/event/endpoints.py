@@ -144,7 +144,7 @@ def _screen(request: Request, now: datetime) -> Screen | None:
 
 @router.get("", response_model=EventPage, dependencies=[Depends(require_admin)], summary="List stored events")
 def list_events(
-    session: Annotated[Session, Depends(get_session)],
+    session: Annotated[Session, Depends(get_session, scope="function")],
     params: Annotated[ListParams, Depends(list_params)],
     customer: Annotated[str | None, Query(description="only this customer's events")] = None,
     type: Annotated[str | None, Query(description="only events of this type")] = None,
@@ -168,11 +168,13 @@ def list_events(
 
 
 @router.get("/{event_id}", response_model=EventOut, dependencies=[Depends(require_admin)])
-def get_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+def get_event(event_id: str, session: Annotated[Session, Depends(get_session, scope="function")]) -> EventOut:
     return service.to_schema(service.get_event(session, event_id))
 
 
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
-def void_event(event_id: str, request: Request, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+def void_event(
+    event_id: str, request: Request, session: Annotated[Session, Depends(get_session, scope="function")]
+) -> EventOut:
     limits = request.app.state.limits
     return service.to_schema(service.void_event(session, event_id, now=utcnow(), on_void=limits.on_void))

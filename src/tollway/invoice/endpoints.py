@@ -18,7 +18,7 @@ from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 
 router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @router.get("/v1/customers/{customer_id}/upcoming-invoice", response_model=UpcomingInvoice)

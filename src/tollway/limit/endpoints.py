@@ -23,7 +23,9 @@ router = APIRouter(prefix="/v1/limits", tags=["limits"])
     dependencies=[Depends(require_ingest)],
     summary="Check a customer's limits (admin or ingest key)",
 )
-def check(body: LimitCheck, request: Request, session: Annotated[Session, Depends(get_session)]) -> Response:
+def check(
+    body: LimitCheck, request: Request, session: Annotated[Session, Depends(get_session, scope="function")]
+) -> Response:
     principal = getattr(request.state, "principal", None)
     if principal is not None and principal.customer is not None and principal.customer != body.customer:
         raise Forbidden(f"this API key may only check the limits of customer '{principal.customer}'")

@@ -14,7 +14,7 @@ from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, 
 from tollway.models import Meter as MeterRow
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def to_schema(row: MeterRow) -> Meter:

@@ -17,7 +17,7 @@ from tollway.payment.providers import configured_provider
 from tollway.payment.schemas import WebhookAck
 
 router = APIRouter(tags=["payments"])
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def raw_body(request: Request) -> bytes:

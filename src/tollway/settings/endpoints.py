@@ -11,7 +11,7 @@ from tollway.settings import service
 from tollway.settings.schemas import ProviderSettings
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @router.get("", response_model=ProviderSettings)

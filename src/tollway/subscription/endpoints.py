@@ -21,7 +21,7 @@ from tollway.subscription.schemas import (
 )
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def to_schema(session: Session, row: SubscriptionRow) -> Subscription:
