@@ -41,7 +41,7 @@ from tollway.portal.tokens import PortalPrincipal
 from tollway.subscription import endpoints as subscriptions
 from tollway.subscription.schemas import Subscription
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PortalDep = Annotated[PortalPrincipal, Depends(require_portal)]
 SelfServiceDep = Annotated[PortalPrincipal, Depends(require_self_service)]
 

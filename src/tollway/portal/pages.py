@@ -33,7 +33,7 @@ from tollway.subscription import endpoints as subscriptions
 from tollway.web import PageContext, page_response
 
 router = APIRouter(include_in_schema=False)
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PortalDep = Annotated[PortalPrincipal, Depends(require_portal)]
 SelfServiceDep = Annotated[PortalPrincipal, Depends(require_self_service)]
 
