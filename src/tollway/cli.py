@@ -14,6 +14,8 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 rollups_app = typer.Typer(help="Maintain the meters' hourly rollups.", no_args_is_help=True)
 app.add_typer(rollups_app, name="rollups")
+users_app = typer.Typer(help="Manage console operators.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 def _migrate() -> None:
@@ -128,6 +130,60 @@ def rollups_rebuild(
     finally:
         engine.dispose()
     typer.echo(f"rebuilt the rollups of {count} meter(s)")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="the operator's e-mail address (the sign-in name)")],
+    password: Annotated[str | None, typer.Option(help="the password (prefer --password-stdin)")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Create a console operator (password stored as an argon2id hash)."""
+    import sys
+
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.errors import TollwayError
+    from tollway.kit.time import utcnow
+    from tollway.operator.service import create_operator
+
+    if (password is None) == (not password_stdin):
+        typer.echo("error: give exactly one of --password or --password-stdin", err=True)
+        raise typer.Exit(code=2)
+    secret = sys.stdin.readline().rstrip("\r\n") if password_stdin else password
+    assert secret is not None
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            operator = create_operator(session, email=email, password=secret, now=utcnow())
+            op_id, op_email = operator.id, operator.email
+    except TollwayError as exc:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in exc.errors) or exc.message
+        typer.echo(f"error: {detail}", err=True)
+        raise typer.Exit(code=2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"created operator {op_id} <{op_email}>")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List console operators (e-mail, created, last sign-in, locked)."""
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.kit.time import utcnow
+    from tollway.operator.service import list_operators
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            now = utcnow()
+            for op in list_operators(session):
+                last = op.last_sign_in_at.isoformat() if op.last_sign_in_at else "never"
+                locked = " locked" if op.locked_until and op.locked_until > now else ""
+                typer.echo(f"{op.id}\t{op.email}\tcreated {op.created_at.isoformat()}\tlast sign-in {last}{locked}")
+    finally:
+        engine.dispose()
 
 
 def main() -> None:

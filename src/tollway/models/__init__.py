@@ -11,6 +11,7 @@ from tollway.models.invoice_line import InvoiceLine
 from tollway.models.invoice_sequence import InvoiceSequence
 from tollway.models.meter import Meter
 from tollway.models.meter_rollup import MeterRollup
+from tollway.models.operator import ConsoleSession, Operator
 from tollway.models.outbox import OutboxMessage
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
@@ -22,6 +23,7 @@ __all__ = [
     "ApiKey",
     "Bundle",
     "BundleProduct",
+    "ConsoleSession",
     "Customer",
     "Event",
     "IdempotencyRecord",
@@ -30,6 +32,7 @@ __all__ = [
     "InvoiceSequence",
     "Meter",
     "MeterRollup",
+    "Operator",
     "OutboxMessage",
     "Plan",
     "PlanMeter",
