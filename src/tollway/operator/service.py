@@ -86,8 +86,9 @@ def list_operators(session: Session) -> list[Operator]:
 
 
 def _lockout_for(failures: int) -> timedelta:
-    extra = failures - MAX_FAILED_ATTEMPTS
-    return min(LOCKOUT * (2 ** min(max(extra, 0), 20)), MAX_LOCKOUT)
+    extra = min(max(failures - MAX_FAILED_ATTEMPTS, 0), 20)
+    lockout: timedelta = LOCKOUT * (1 << extra)
+    return min(lockout, MAX_LOCKOUT)
 
 
 def sign_in(session: Session, *, email: str, password: str, now: datetime) -> SignedIn:
