@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # larger batches that merge more events per rollup row (cheaper per event); queries read the
     # events not rolled up yet raw, so this only trades query work for ingestion work.
     rollup_interval_seconds: float = 5.0
+    # How often the worker refreshes the stored upcoming-invoice totals (the console's "expected
+    # this month") of customers with new events; 0 turns it off.
+    forecast_interval_seconds: float = 60.0
     # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression).
     max_events_per_batch: int = 1000
     max_body_bytes: int = 1024 * 1024

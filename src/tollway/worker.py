@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.config import Settings
 from tollway.db import session_scope
+from tollway.invoice import forecast
 from tollway.invoice.finalize import run_billing
 from tollway.kit.time import utcnow
 from tollway.meter import rollup
@@ -38,6 +39,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
         self._next_rollup = 0.0
+        self._next_forecast = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -63,6 +65,10 @@ class Worker:
                 break
         return total
 
+    def forecast_step(self) -> int:
+        """Refresh the stored upcoming-invoice totals of customers with new usage or a new period."""
+        return forecast.refresh(self.factory, now=utcnow())
+
     def outbox_step(self) -> int:
         total = 0
         while not self.stopping:
@@ -86,6 +92,12 @@ class Worker:
             except Exception:
                 log.exception("billing run failed; retrying at the next interval")
             self._next_billing = now + self.settings.billing_run_interval_seconds
+        if self.settings.forecast_interval_seconds > 0 and now >= self._next_forecast:
+            try:
+                self.forecast_step()
+            except Exception:
+                log.exception("upcoming-totals refresh failed; retrying at the next interval")
+            self._next_forecast = now + self.settings.forecast_interval_seconds
         try:
             self.outbox_step()
         except Exception:

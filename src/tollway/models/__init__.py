@@ -18,6 +18,7 @@ from tollway.models.plan_meter import PlanMeter
 from tollway.models.product import Product
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
+from tollway.models.upcoming_total import UpcomingTotal
 
 __all__ = [
     "ApiKey",
@@ -39,4 +40,5 @@ __all__ = [
     "Product",
     "RollupPending",
     "Subscription",
+    "UpcomingTotal",
 ]

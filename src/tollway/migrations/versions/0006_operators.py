@@ -1,4 +1,4 @@
-"""console operators and their sessions
+"""console operators, their sessions, upcoming-invoice totals
 
 Revision ID: 0006
 Revises: 0005
@@ -49,9 +49,21 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_console_sessions_token_hash")),
     )
     op.create_index(op.f("ix_console_sessions_operator_id"), "console_sessions", ["operator_id"])
+    op.create_table(
+        "upcoming_totals",
+        sa.Column("customer_id", sa.String(length=200), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("total_minor", sa.BigInteger(), nullable=True),
+        sa.Column("period_start", UTCDateTime(), nullable=True),
+        sa.Column("period_end", UTCDateTime(), nullable=True),
+        sa.Column("computed_at", UTCDateTime(), nullable=False),
+        sa.Column("events_seen_until", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_upcoming_totals")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("upcoming_totals")
     op.drop_index(op.f("ix_console_sessions_operator_id"), table_name="console_sessions")
     op.drop_table("console_sessions")
     op.drop_table("operators")
