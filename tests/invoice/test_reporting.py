@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tollway.invoice import forecast, reporting
 from tests.invoice._helpers import create_customer, create_meter, create_plan, send_events, subscribe
+from tollway.invoice import forecast, reporting
 
 # In production refreshes look back OVERLAP (60 s) before the newest event they saw, so an event
 # whose transaction commits late is not missed; here every event is committed before the refresh.

@@ -35,7 +35,7 @@ def _month(api, usage: dict[str, int], currency: str = "USD") -> None:  # type: 
     create_meter(api, key="units", event_type="work", aggregation="sum", value_property="n")
     create_plan(api, code="pro", **PRO)
     create_plan(api, code="flat", publish=False, **FLAT)
-    for cid, n in usage.items():
+    for cid in usage:
         create_customer(api, id=cid, currency=currency, timezone="UTC")
         subscribe(api, id=f"sub_{cid}", customer=cid, plan="pro", start="2026-01-01T00:00:00Z")
     send_events(
