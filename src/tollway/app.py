@@ -19,9 +19,23 @@ from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
+from tollway.portal.endpoints import router as portal_router
+from tollway.portal.endpoints import sessions_router as portal_sessions_router
+from tollway.portal.pages import router as portal_pages_router
 from tollway.subscription.endpoints import router as subscriptions_router
+from tollway.web import mount_static
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
+ROUTERS = [
+    customers_router,
+    events_router,
+    meters_router,
+    catalog_router,
+    subscriptions_router,
+    invoices_router,
+    portal_sessions_router,
+    portal_router,
+    portal_pages_router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    mount_static(app)
     app.add_middleware(IdempotencyMiddleware, sessionmaker_getter=lambda: app.state.sessionmaker)
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
         "or postgresql://user@host/db (psycopg 3 is used).",
     )
     redis_url: str | None = None
+    # Where customers reach this server (portal links); default: the base URL of each request.
+    public_url: str | None = None
     smtp_url: str | None = None
     secret_key: str | None = None
     # Background worker (runs inside `tollway serve` unless disabled).

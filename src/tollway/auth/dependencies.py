@@ -11,6 +11,9 @@ from fastapi import Depends, Request
 from tollway.auth.keys import Principal
 from tollway.errors import Forbidden, Unauthorized
 from tollway.kit.inputs import check_request
+from tollway.kit.time import utcnow
+from tollway.portal.errors import PortalTokenNotAllowed
+from tollway.portal.tokens import TOKEN_PREFIX, lookup
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tollway"'}
 
@@ -33,8 +36,18 @@ def authenticate(request: Request) -> Principal:
     with factory() as session:
         principal: Principal | None = request.app.state.key_cache.lookup(session, token)
     if principal is None:
+        if is_live_portal_token(request, token):
+            raise PortalTokenNotAllowed()
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
     return principal
+
+
+def is_live_portal_token(request: Request, token: str) -> bool:
+    """A customer-portal session token (``pt_…``) that is valid: it may call only ``/v1/portal/``."""
+    if not token.startswith(TOKEN_PREFIX):
+        return False
+    with request.app.state.sessionmaker() as session:
+        return lookup(session, token, now=utcnow()) is not None
 
 
 def require_scope(*allowed: str) -> Callable[..., Awaitable[Principal]]:

@@ -15,6 +15,7 @@ from tollway.models.operator import ConsoleSession, Operator
 from tollway.models.outbox import OutboxMessage
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
+from tollway.models.portal_session import PortalSession
 from tollway.models.product import Product
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
@@ -37,6 +38,7 @@ __all__ = [
     "OutboxMessage",
     "Plan",
     "PlanMeter",
+    "PortalSession",
     "Product",
     "RollupPending",
     "Subscription",

@@ -68,13 +68,16 @@ def _payload(sub: Subscription) -> dict[str, Any]:
     }
 
 
-def create_subscription(session: Session, data: SubscriptionCreate, *, now: datetime) -> Subscription:
+def create_subscription(
+    session: Session, data: SubscriptionCreate, *, now: datetime, via_admin: bool = True
+) -> Subscription:
+    """``via_admin=False`` (the customer portal): private plans are refused."""
     if session.get(Subscription, data.id) is not None:
         raise SubscriptionAlreadyExists(data.id)
     start = data.start or now
     # Names the field in a 422: an unknown plan or customer, a draft, a plan out of its dates,
     # a customer outside the plan's audience.
-    plan = get_subscribable_plan(session, data.plan, data.customer, at=start, via_admin=True)
+    plan = get_subscribable_plan(session, data.plan, data.customer, at=start, via_admin=via_admin)
     customer = get_customer(session, data.customer)
     sub = Subscription(
         id=data.id,
@@ -155,7 +158,7 @@ def _successor_id(session: Session, sub: Subscription) -> str:
 
 
 def change_plan(
-    session: Session, subscription_id: str, data: SubscriptionChangePlan, *, now: datetime
+    session: Session, subscription_id: str, data: SubscriptionChangePlan, *, now: datetime, via_admin: bool = True
 ) -> tuple[Subscription, Subscription]:
     """Switch plans at ``at``: the old subscription's period closes there, prorated; a new
     subscription on the new plan starts there (its first period prorated as its plan says).
@@ -166,7 +169,7 @@ def change_plan(
     if at == sub.start:
         raise InvalidSubscriptionTime("at", "must be after the subscription start (cancel and subscribe instead)")
     customer = get_customer(session, sub.customer_id)
-    plan = get_subscribable_plan(session, data.plan, customer, at=at, via_admin=True)
+    plan = get_subscribable_plan(session, data.plan, customer, at=at, via_admin=via_admin)
     new_id = data.id or _successor_id(session, sub)
     if session.get(Subscription, new_id) is not None:
         raise SubscriptionAlreadyExists(new_id)

@@ -1,0 +1,40 @@
+"""The portal's own admission: a live portal session token (``Authorization: Bearer pt_…``)."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+
+from tollway.auth.dependencies import bearer_token
+from tollway.errors import Unauthorized
+from tollway.kit.inputs import check_request
+from tollway.kit.time import utcnow
+from tollway.portal.errors import PORTAL_CHALLENGE, SelfServiceDisabled
+from tollway.portal.tokens import PortalPrincipal, lookup
+from tollway.web.theme import portal_settings
+
+
+def portal_principal(request: Request) -> PortalPrincipal:  # sync: the look-up runs in the threadpool
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("missing portal session token (Authorization: Bearer pt_…)", headers=PORTAL_CHALLENGE)
+    with request.app.state.sessionmaker() as session:
+        principal = lookup(session, token, now=utcnow())
+    if principal is None:
+        raise Unauthorized("invalid, expired or revoked portal session token", headers=PORTAL_CHALLENGE)
+    return principal
+
+
+async def require_portal(request: Request, principal: PortalPrincipal = Depends(portal_principal)) -> PortalPrincipal:
+    await check_request(request)
+    return principal
+
+
+def require_self_service(request: Request, principal: PortalPrincipal = Depends(require_portal)) -> PortalPrincipal:
+    """Self-service needs a ``subscribe`` session and ``settings.portal.self_service`` on."""
+    if not principal.can_subscribe:
+        raise SelfServiceDisabled("this portal session may only read (it lacks the 'subscribe' permission)")
+    with request.app.state.sessionmaker() as session:
+        enabled = portal_settings(session).self_service
+    if not enabled:
+        raise SelfServiceDisabled("self-service is turned off (settings.portal.self_service)")
+    return principal

@@ -1,0 +1,176 @@
+"""The portal API: sessions, the scoping matrix (every route x own / other / none), self-service."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from tests.portal._world import bearer, portal_session
+from tollway.kit.time import utcnow
+from tollway.models import PortalSession
+
+
+def test_session_create_and_shape(api, world):
+    s = portal_session(api, "acme", expires_in=120, return_url="https://app.example.com/account")
+    assert s["token"].startswith("pt_") and len(s["token"]) > 40
+    assert s["url"] == f"http://testserver/portal#token={s['token']}"
+    assert s["permissions"] == ["read"] and s["customer"] == "acme"
+    assert s["return_url"] == "https://app.example.com/account"
+    left = datetime.fromisoformat(s["expires_at"]) - utcnow()
+    assert timedelta(seconds=100) < left <= timedelta(seconds=120)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"expires_in": 59}, "expires_in"),
+        ({"expires_in": 86401}, "expires_in"),
+        ({"permissions": ["admin"]}, "permissions[0]"),
+        ({"permissions": []}, "permissions"),
+        ({"return_url": "javascript:alert(1)"}, "return_url"),
+    ],
+)
+def test_session_bad_input_names_the_field(api, world, body, field):
+    r = api.post("/v1/customers/acme/portal-sessions", json=body)
+    assert r.status_code == 422, r.text
+    assert field in [e["field"] for e in r.json()["errors"]]
+
+
+def test_session_needs_admin_and_an_existing_customer(api, anon, world, ingest_key):
+    assert anon.post("/v1/customers/acme/portal-sessions", json={}).status_code == 401
+    r = anon.post("/v1/customers/acme/portal-sessions", json={}, headers=bearer(ingest_key))
+    assert r.status_code == 403
+    assert api.post("/v1/customers/nobody/portal-sessions", json={}).status_code == 404
+
+
+def test_token_is_stored_hashed(api, world, session_factory):
+    s = portal_session(api, "acme")
+    with session_factory() as db:
+        row = db.get(PortalSession, s["id"])
+        assert row is not None and s["token"] not in row.token_hash and len(row.token_hash) == 64
+
+
+OWN_AND_OTHER = [
+    # (path for acme's own resource, path for globex's resource or None when the route has no id)
+    ("/v1/portal/customer", None),
+    ("/v1/portal/subscriptions", None),
+    ("/v1/portal/subscriptions/sub_acme", "/v1/portal/subscriptions/sub_globex"),
+    ("/v1/portal/plans", None),
+    ("/v1/portal/usage?meter=api_calls", "/v1/portal/usage?meter=storage"),
+    ("/v1/portal/upcoming-invoice", None),
+    ("/v1/portal/invoices", None),
+    ("/v1/portal/invoices/{acme_invoice}", "/v1/portal/invoices/{globex_invoice}"),
+    ("/v1/portal/invoices/{acme_invoice}/pdf", "/v1/portal/invoices/{globex_invoice}/pdf"),
+]
+
+
+def test_matrix_every_route_own_other_none(api, anon, world):
+    token = portal_session(api, "acme")["token"]
+    ids = {"acme_invoice": world.acme_invoice["id"], "globex_invoice": world.globex_invoice["id"]}
+    for own, other in OWN_AND_OTHER:
+        own = own.format(**ids)
+        r = anon.get(own, headers=bearer(token))
+        assert r.status_code == 200, (own, r.text)
+        if not own.endswith("/pdf"):
+            text = r.text.lower()
+            assert "globex" not in text and world.globex_invoice["id"] not in text, own
+        else:
+            assert r.content.startswith(b"%PDF")
+        if other is not None:
+            other = other.format(**ids)
+            r = anon.get(other, headers=bearer(token))
+            assert r.status_code == 404, (other, r.text)
+            assert "globex" not in r.text.lower() or "does not exist" in r.text
+        # none: no token, an unknown token, a tampered one, an admin key's scheme typo
+        assert anon.get(own).status_code == 401, own
+        assert anon.get(own, headers=bearer("pt_" + "x" * 43)).status_code == 401, own
+        assert (
+            anon.get(own, headers=bearer(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))).status_code == 401
+        )
+
+
+def test_own_figures(api, anon, world):
+    h = bearer(portal_session(api, "acme")["token"])
+    assert anon.get("/v1/portal/customer", headers=h).json()["id"] == "acme"
+    subs = anon.get("/v1/portal/subscriptions", headers=h).json()["data"]
+    assert [s["id"] for s in subs] == ["sub_acme"]
+    usage = anon.get(
+        "/v1/portal/usage",
+        params={"meter": "api_calls", "from": world.this_month.isoformat(), "group_by": "endpoint"},
+        headers=h,
+    ).json()
+    assert usage["customer"] == "acme"
+    assert {row["groups"]["endpoint"]: row["value"] for row in usage["data"]} == {"/search": "8", "/forecast": "4"}
+    upcoming = anon.get("/v1/portal/upcoming-invoice", headers=h).json()
+    assert upcoming["customer"] == "acme" and upcoming["total"] == "16.00"  # 10.00 + 12 calls x 0.50
+    invoices = anon.get("/v1/portal/invoices", headers=h).json()["data"]
+    assert [i["id"] for i in invoices] == [world.acme_invoice["id"]]
+    assert invoices[0]["total"] == "12.00"  # 10.00 + 4 calls x 0.50
+
+
+def test_plans_are_public_published_and_in_the_audience(api, anon, world):
+    h = bearer(portal_session(api, "acme")["token"])
+    plans = {p["code"]: p for p in anon.get("/v1/portal/plans", headers=h).json()}
+    assert set(plans) == {"basic", "pro", "storage"}  # never secret (private), partners (audience), drafty
+    assert plans["basic"]["current"] is True and plans["pro"]["current"] is False
+    assert "audience" not in plans["pro"]
+    assert plans["pro"]["prices"] == [
+        "Recurring fee: 25.00 USD per period, billed in advance",
+        "calls: 0.10 USD per unit, the first 5 units free",
+    ]
+    # the usage so far this period (12 calls) priced on each plan, through the invoice engine
+    assert plans["pro"]["preview"]["total"] == "25.70"  # 25.00 + (12 - 5) x 0.10
+    assert plans["basic"]["preview"]["total"] == "16.00"
+    globex = {
+        p["code"] for p in anon.get("/v1/portal/plans", headers=bearer(portal_session(api, "globex")["token"])).json()
+    }
+    assert "partners" in globex and "secret" not in globex
+
+
+def test_portal_token_on_any_other_route_is_403(api, anon, world):
+    h = bearer(portal_session(api, "acme")["token"])
+    for method, path in [
+        ("GET", "/v1/customers/acme"),
+        ("GET", "/v1/invoices"),
+        ("GET", f"/v1/invoices/{world.acme_invoice['id']}/pdf"),
+        ("GET", "/v1/meters/api_calls/usage?customer=acme"),
+        ("POST", "/v1/events"),
+        ("POST", "/v1/customers/acme/portal-sessions"),
+        ("DELETE", "/v1/customers/acme/portal-sessions"),
+        ("GET", "/v1/plans"),
+    ]:
+        r = anon.request(method, path, headers=h, json={} if method == "POST" else None)
+        assert r.status_code == 403, (method, path, r.text)
+
+
+def test_expired_and_revoked_tokens_are_401(api, anon, world, session_factory):
+    a1, a2, g = portal_session(api, "acme"), portal_session(api, "acme"), portal_session(api, "globex")
+    with session_factory() as db:
+        db.execute(update(PortalSession).where(PortalSession.id == a1["id"]).values(expires_at=utcnow()))
+        db.commit()
+    assert anon.get("/v1/portal/customer", headers=bearer(a1["token"])).status_code == 401
+    assert anon.get("/v1/portal/customer", headers=bearer(a2["token"])).status_code == 200
+    r = api.delete("/v1/customers/acme/portal-sessions")
+    assert r.status_code == 200 and r.json() == {"customer": "acme", "revoked": 1}  # a1 had expired
+    assert anon.get("/v1/portal/customer", headers=bearer(a2["token"])).status_code == 401
+    # a revoked token on a non-portal route is no longer a portal token: 401, not 403
+    assert anon.get("/v1/customers/acme", headers=bearer(a2["token"])).status_code == 401
+    assert anon.get("/v1/portal/customer", headers=bearer(g["token"])).status_code == 200  # others' sessions live on
+
+
+def test_page_is_a_shell_with_the_security_headers(anon, world):
+    r = anon.get("/portal")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
+    assert "Acme" not in r.text and 'hx-get="/portal/ui/dashboard"' in r.text
+    assert anon.get("/portal/ui/dashboard").status_code == 401
+
+
+def test_dashboard_fragment_shows_only_the_customers_figures(api, anon, world):
+    r = anon.get("/portal/ui/dashboard", headers=bearer(portal_session(api, "acme")["token"]))
+    assert r.status_code == 200, r.text
+    assert "Acme Corp" in r.text and "Globex" not in r.text and world.globex_invoice["number"] not in r.text
+    assert world.acme_invoice["number"] in r.text and "16.00 USD" in r.text
