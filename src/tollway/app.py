@@ -24,6 +24,7 @@ from tollway.portal.endpoints import sessions_router as portal_sessions_router
 from tollway.portal.pages import router as portal_pages_router
 from tollway.subscription.endpoints import router as subscriptions_router
 from tollway.web import mount_static
+from tollway.web.console.routes import install as install_console
 
 ROUTERS = [
     customers_router,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app)
     mount_static(app)
     app.add_middleware(IdempotencyMiddleware, sessionmaker_getter=lambda: app.state.sessionmaker)
 
