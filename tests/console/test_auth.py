@@ -80,7 +80,17 @@ def test_sign_in_form_without_its_token_is_refused(app, operator: str) -> None: 
 def test_signed_in_overview(console: TestClient) -> None:
     r = console.get("/console")
     assert r.status_code == 200
-    for label in ("Overview", "Customers", "Meters", "Events", "Plans", "Simulator", "Invoices", "Webhooks", "Settings"):
+    for label in (
+        "Overview",
+        "Customers",
+        "Meters",
+        "Events",
+        "Plans",
+        "Simulator",
+        "Invoices",
+        "Webhooks",
+        "Settings",
+    ):
         assert f">{label}</a>" in r.text
     assert "No invoices for last month" in r.text
     _ = sign_in  # the fixture signs in through the same helper
