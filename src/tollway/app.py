@@ -22,6 +22,7 @@ from tollway.meter.endpoints import router as meters_router
 from tollway.portal.endpoints import router as portal_router
 from tollway.portal.endpoints import sessions_router as portal_sessions_router
 from tollway.portal.pages import router as portal_pages_router
+from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 from tollway.web import mount_static
 from tollway.web.console.routes import install as install_console
@@ -33,6 +34,7 @@ ROUTERS = [
     catalog_router,
     subscriptions_router,
     invoices_router,
+    settings_router,
     portal_sessions_router,
     portal_router,
     portal_pages_router,

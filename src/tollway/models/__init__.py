@@ -17,6 +17,7 @@ from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
 from tollway.models.portal_session import PortalSession
 from tollway.models.product import Product
+from tollway.models.provider_settings import ProviderSettingsRow
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
 from tollway.models.upcoming_total import UpcomingTotal
@@ -40,6 +41,7 @@ __all__ = [
     "PlanMeter",
     "PortalSession",
     "Product",
+    "ProviderSettingsRow",
     "RollupPending",
     "Subscription",
     "UpcomingTotal",
