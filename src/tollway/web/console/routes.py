@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from tollway.web.console import customers, overview, plans, signin
+from tollway.web.console import admin, billing, customers, overview, plans, signin
 from tollway.web.console.auth import SignInRequired, sign_in_redirect
 
-ROUTERS = [signin.router, overview.router, customers.router, plans.router]
+ROUTERS = [signin.router, overview.router, customers.router, plans.router, billing.router, admin.router]
 
 
 def install(app: FastAPI) -> None:
