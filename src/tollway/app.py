@@ -27,18 +27,9 @@ from tollway.subscription.endpoints import router as subscriptions_router
 from tollway.web import mount_static
 from tollway.web.console.routes import install as install_console
 
-ROUTERS = [
-    customers_router,
-    events_router,
-    meters_router,
-    catalog_router,
-    subscriptions_router,
-    invoices_router,
-    settings_router,
-    portal_sessions_router,
-    portal_router,
-    portal_pages_router,
-]
+ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
+ROUTERS.append(settings_router)
+ROUTERS += [portal_sessions_router, portal_router, portal_pages_router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

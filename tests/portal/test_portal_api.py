@@ -174,3 +174,74 @@ def test_dashboard_fragment_shows_only_the_customers_figures(api, anon, world):
     assert r.status_code == 200, r.text
     assert "Acme Corp" in r.text and "Globex" not in r.text and world.globex_invoice["number"] not in r.text
     assert world.acme_invoice["number"] in r.text and "16.00 USD" in r.text
+
+
+def _self_service(api, on: bool) -> None:
+    r = api.put("/v1/settings", json={"portal": {"self_service": on}})
+    assert r.status_code == 200, r.text
+
+
+def test_self_service_needs_subscribe_and_the_setting(api, anon, world):
+    read = bearer(portal_session(api, "acme")["token"])
+    sub = bearer(portal_session(api, "acme", permissions=["subscribe"])["token"])
+    change = "/v1/portal/subscriptions/sub_acme/change-plan"
+    assert anon.post(change, json={"plan": "pro"}, headers=sub).status_code == 403  # setting off (default)
+    _self_service(api, True)
+    assert anon.post(change, json={"plan": "pro"}, headers=read).status_code == 403  # read session
+    assert anon.post("/v1/portal/subscriptions/sub_acme/cancel", headers=read).status_code == 403
+    # the admin rules apply: private plans and plans of another audience are refused, naming the field
+    for plan, field in [("secret", "plan"), ("partners", "customer"), ("drafty", "plan"), ("nope", "plan")]:
+        r = anon.post(change, json={"plan": plan}, headers=sub)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, (plan, r.text)
+    # another customer's subscription is a 404
+    assert (
+        anon.post("/v1/portal/subscriptions/sub_globex/change-plan", json={"plan": "pro"}, headers=sub).status_code
+        == 404
+    )
+    assert anon.post("/v1/portal/subscriptions/sub_globex/cancel", headers=sub).status_code == 404
+    r = anon.post(change, json={"plan": "pro"}, headers=sub)
+    assert r.status_code == 200, r.text
+    new = r.json()
+    assert new["plan"] == "pro" and new["previous"] == "sub_acme" and new["customer"] == "acme"
+    old = api.get("/v1/subscriptions/sub_acme").json()
+    assert old["changed_to"] == new["id"] and old["ends_at"] == new["start"]
+    # subscribing again while subscribed: 409
+    r = anon.post("/v1/portal/subscriptions", json={"plan": "basic"}, headers=sub)
+    assert r.status_code == 409, r.text
+    # cancel at period end
+    r = anon.post(f"/v1/portal/subscriptions/{new['id']}/cancel", headers=sub)
+    assert r.status_code == 200, r.text
+    assert r.json()["cancel_mode"] == "period_end" and r.json()["ends_at"] == r.json()["current_period"]["end"]
+    _self_service(api, False)
+    assert anon.post(f"/v1/portal/subscriptions/{new['id']}/cancel", headers=sub).status_code == 403
+
+
+def test_self_service_subscribe_from_nothing(api, anon, world):
+    api.post("/v1/customers", json={"id": "newco", "name": "Newco", "currency": "USD", "timezone": "UTC"})
+    _self_service(api, True)
+    h = bearer(portal_session(api, "newco", permissions=["read", "subscribe"])["token"])
+    plans = {p["code"]: p for p in anon.get("/v1/portal/plans", headers=h).json()}
+    assert plans["basic"]["current"] is False and plans["basic"]["preview"]["total"] == "10.00"  # no usage yet
+    r = anon.post("/v1/portal/subscriptions", json={"plan": "secret"}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "plan"
+    r = anon.post("/v1/portal/subscriptions", json={"plan": "basic"}, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["customer"] == "newco" and r.json()["plan"] == "basic"
+    assert [s["plan"] for s in anon.get("/v1/portal/subscriptions", headers=h).json()["data"]] == ["basic"]
+
+
+def test_page_theme_and_frame_ancestors_from_the_settings(api, anon, world):
+    r = api.put(
+        "/v1/settings",
+        json={
+            "portal": {
+                "title": "Weather <Co>",
+                "primary_color": "#123456",
+                "frame_ancestors": ["https://app.example.com"],
+            }
+        },
+    )
+    assert r.status_code == 200, r.text
+    page = anon.get("/portal")
+    assert "<title>Weather &lt;Co&gt;</title>" in page.text and "--primary: #123456" in page.text
+    assert page.headers["content-security-policy"].endswith("frame-ancestors 'self' https://app.example.com")

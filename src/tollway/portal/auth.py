@@ -10,7 +10,7 @@ from tollway.kit.inputs import check_request
 from tollway.kit.time import utcnow
 from tollway.portal.errors import PORTAL_CHALLENGE, SelfServiceDisabled
 from tollway.portal.tokens import PortalPrincipal, lookup
-from tollway.web.theme import portal_settings
+from tollway.settings.service import get_provider_settings
 
 
 def portal_principal(request: Request) -> PortalPrincipal:  # sync: the look-up runs in the threadpool
@@ -34,7 +34,7 @@ def require_self_service(request: Request, principal: PortalPrincipal = Depends(
     if not principal.can_subscribe:
         raise SelfServiceDisabled("this portal session may only read (it lacks the 'subscribe' permission)")
     with request.app.state.sessionmaker() as session:
-        enabled = portal_settings(session).self_service
+        enabled = get_provider_settings(session).portal.self_service
     if not enabled:
         raise SelfServiceDisabled("self-service is turned off (settings.portal.self_service)")
     return principal

@@ -26,9 +26,10 @@ from tollway.models import Meter, Plan, PortalSession
 from tollway.portal import service
 from tollway.portal.auth import require_portal, require_self_service
 from tollway.portal.tokens import PortalPrincipal
+from tollway.settings.schemas import PortalSettings
+from tollway.settings.service import get_provider_settings
 from tollway.subscription import endpoints as subscriptions
 from tollway.web import PageContext, page_response
-from tollway.web.theme import PortalTheme, portal_settings
 
 router = APIRouter(include_in_schema=False)
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -38,7 +39,7 @@ SelfServiceDep = Annotated[PortalPrincipal, Depends(require_self_service)]
 DEFAULT_TITLE = "Billing"
 
 
-def _page(theme: PortalTheme) -> PageContext:
+def _page(theme: PortalSettings) -> PageContext:
     return PageContext(
         title=theme.title or DEFAULT_TITLE,
         primary_color=theme.primary_color or "",
@@ -48,7 +49,7 @@ def _page(theme: PortalTheme) -> PageContext:
 
 @router.get("/portal", response_class=HTMLResponse)
 def portal_page(session: SessionDep) -> HTMLResponse:
-    theme = portal_settings(session)
+    theme = get_provider_settings(session).portal
     return page_response("portal/page.html", _page(theme), frame_ancestors=theme.frame_ancestors)
 
 
@@ -71,7 +72,7 @@ def _meter_usage(session: Session, customer_id: str, key: str, start: datetime, 
     }
 
 
-def dashboard_context(session: Session, principal: PortalPrincipal, theme: PortalTheme) -> dict[str, Any]:
+def dashboard_context(session: Session, principal: PortalPrincipal, theme: PortalSettings) -> dict[str, Any]:
     """Everything the dashboard shows, read through the same functions as the portal API."""
     now = utcnow()
     cid = principal.customer_id
@@ -114,7 +115,7 @@ def dashboard_context(session: Session, principal: PortalPrincipal, theme: Porta
 def _dashboard(
     session: Session, principal: PortalPrincipal, *, message: str | None = None, error: str | None = None
 ) -> HTMLResponse:
-    theme = portal_settings(session)
+    theme = get_provider_settings(session).portal
     context = dashboard_context(session, principal, theme)
     return page_response(
         "portal/dashboard.html",
