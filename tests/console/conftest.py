@@ -45,3 +45,7 @@ def operator(session_factory) -> str:  # type: ignore[no-untyped-def]
 def console(app, operator: str) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     with TestClient(app) as client:
         yield sign_in(client)
+
+
+# The browser and a real server, shared with the portal's browser tests.
+from tests.portal.conftest import chromium, portal_server  # noqa: E402, F401

@@ -109,7 +109,8 @@ class Receivable:
 
 
 def receivables(session: Session, *, now: datetime, limit: int = 20) -> tuple[list[Receivable], list[Amount]]:
-    """The first ``limit`` unpaid invoices by due date, and the total due per currency."""
+    """The first ``limit`` unpaid invoices by due date, and the total due per currency. An invoice
+    is overdue from the day (UTC) after its due date."""
     rows = session.execute(
         select(Invoice.id, Invoice.number, Invoice.customer_id, Invoice.currency, Invoice.total_minor, Invoice.due_at)
         .where(Invoice.status == "finalized", Invoice.total_minor > 0)
@@ -117,7 +118,7 @@ def receivables(session: Session, *, now: datetime, limit: int = 20) -> tuple[li
         .limit(limit)
     )
     items = [
-        Receivable(i, num, c, cur, from_minor_units(int(m), parse_currency(cur)), due, due < now)
+        Receivable(i, num, c, cur, from_minor_units(int(m), parse_currency(cur)), due, due.date() < now.date())
         for i, num, c, cur, m, due in rows
     ]
     totals = session.execute(
