@@ -1,4 +1,4 @@
-"""console operators, their sessions, upcoming-invoice totals
+"""console operators, their sessions, upcoming-invoice totals, invoice indexes for reports
 
 Revision ID: 0008
 Revises: 0007
@@ -60,9 +60,13 @@ def upgrade() -> None:
         sa.Column("events_seen_until", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_upcoming_totals")),
     )
+    op.create_index("ix_invoices_period_start", "invoices", ["period_start"])
+    op.create_index("ix_invoices_status_due_at", "invoices", ["status", "due_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_invoices_status_due_at", table_name="invoices")
+    op.drop_index("ix_invoices_period_start", table_name="invoices")
     op.drop_table("upcoming_totals")
     op.drop_index(op.f("ix_console_sessions_operator_id"), table_name="console_sessions")
     op.drop_table("console_sessions")
