@@ -28,7 +28,7 @@ def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     folder = os.environ.get("TOLLWAY_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+        page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=False)
 
 
 def _last_month() -> tuple[datetime, datetime]:
