@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from tollway import __version__
 from tollway.auth.keys import KeyCache
 from tollway.catalog.endpoints import router as catalog_router
+from tollway.catalog.service import published_plan_meter_guard
 from tollway.config import Settings, get_settings
 from tollway.customer.endpoints import router as customers_router
 from tollway.db import make_engine, make_sessionmaker
@@ -19,6 +20,8 @@ from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
+from tollway.meter.service import register_mutation_guard
+from tollway.payment.endpoints import router as payments_router
 from tollway.portal.endpoints import router as portal_router
 from tollway.portal.endpoints import sessions_router as portal_sessions_router
 from tollway.portal.pages import router as portal_pages_router
@@ -27,13 +30,22 @@ from tollway.subscription.endpoints import router as subscriptions_router
 from tollway.web import mount_static
 from tollway.web.console.routes import install as install_console
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
-ROUTERS.append(settings_router)
+ROUTERS = [
+    customers_router,
+    events_router,
+    meters_router,
+    catalog_router,
+    subscriptions_router,
+    invoices_router,
+    settings_router,
+    payments_router,
+]
 ROUTERS += [portal_sessions_router, portal_router, portal_pages_router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    register_mutation_guard(published_plan_meter_guard)  # a meter a published plan uses stays as it is
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager

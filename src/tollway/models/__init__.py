@@ -13,6 +13,8 @@ from tollway.models.meter import Meter
 from tollway.models.meter_rollup import MeterRollup
 from tollway.models.operator import ConsoleSession, Operator
 from tollway.models.outbox import OutboxMessage
+from tollway.models.payment_inbox import PaymentInboxEvent
+from tollway.models.payment_link import PaymentLink
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
 from tollway.models.portal_session import PortalSession
@@ -37,6 +39,8 @@ __all__ = [
     "MeterRollup",
     "Operator",
     "OutboxMessage",
+    "PaymentInboxEvent",
+    "PaymentLink",
     "Plan",
     "PlanMeter",
     "PortalSession",

@@ -1,7 +1,7 @@
 """console operators, their sessions, upcoming-invoice totals, invoice indexes for reports
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from tollway.db import UTCDateTime
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
