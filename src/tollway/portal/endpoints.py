@@ -143,7 +143,7 @@ def portal_invoice(invoice_id: str, principal: PortalDep, session: SessionDep) -
 @router.get("/invoices/{invoice_id}/pdf", response_class=Response)
 def portal_invoice_pdf(invoice_id: str, principal: PortalDep, session: SessionDep, request: Request) -> Response:
     service.own_invoice(session, principal.customer_id, invoice_id)
-    return invoices.invoice_pdf(invoice_id, session, request)
+    return invoices.invoice_pdf(invoice_id, session)
 
 
 # ------------------------------------------------------------------------------ self-service

@@ -104,8 +104,8 @@ def invoice_page(invoice_id: str, operator: OperatorDep, session: SessionDep) ->
 
 
 @router.get("/console/invoices/{invoice_id}/pdf", response_model=None)
-def invoice_pdf(invoice_id: str, operator: OperatorDep, session: SessionDep, request: Request) -> Response:
-    return invoice_api.invoice_pdf(invoice_id, session, request)
+def invoice_pdf(invoice_id: str, operator: OperatorDep, session: SessionDep) -> Response:
+    return invoice_api.invoice_pdf(invoice_id, session)
 
 
 @router.post("/console/invoices/{invoice_id}/{action}", response_model=None)
