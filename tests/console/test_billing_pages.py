@@ -76,3 +76,16 @@ def test_settings_form_round_trips_through_the_api(api: TestClient, console: Tes
     bad = console.post("/console/settings", data={**form, "portal.primary_color": "teal"})
     assert bad.status_code == 422 and "portal.primary_color" in bad.text
     assert api.get("/v1/settings").json()["portal"]["primary_color"] == "#0b7285"
+
+
+def test_events_page_lists_what_arrived_and_flags_unknown_customers(api: TestClient, console: TestClient) -> None:
+    _month(api, {"a": 6200})
+    send_events(api, [{"id": "ghost-1", "customer": "ghost", "type": "work", "timestamp": "2026-01-20T00:00:00Z",
+                       "properties": {"n": 1}}])  # fmt: skip
+    page = console.get("/console/events")
+    assert "w_a" in page.text and "ghost-1" in page.text
+    assert 'data-testid="unknown-customers"' in page.text and "ghost" in page.text
+    only = console.get("/console/events", params={"customer": "ghost"})
+    assert "ghost-1" in only.text and "w_a" not in only.text and 'data-testid="no-such-customer"' in only.text
+    typed = console.get("/console/events", params={"type": "nothing"})
+    assert "No events match" in typed.text

@@ -13,6 +13,8 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tollway.errors import FieldError, TollwayError, validation_errors_from_pydantic
+from tollway.event.endpoints import list_events
+from tollway.kit.listing import ListParams
 from tollway.kit.time import utcnow
 from tollway.meter.endpoints import meter_usage
 from tollway.models import Meter
@@ -23,6 +25,7 @@ from tollway.web.console.common import SessionDep, console_page, error_text
 
 router = APIRouter(include_in_schema=False)
 DAYS = (7, 30, 90)
+EVENTS_PAGE = 50
 
 
 @router.get("/console/meters", response_class=HTMLResponse)
@@ -116,3 +119,25 @@ async def save_settings(request: Request, operator: CsrfDep, session: SessionDep
         return _settings_page(operator, body, errors=exc.errors or [FieldError("settings", exc.message)],
                               status_code=exc.status)  # fmt: skip
     return RedirectResponse("/console/settings?saved=1", status_code=303)
+
+
+@router.get("/console/events", response_class=HTMLResponse)
+def events_page(
+    operator: OperatorDep,
+    session: SessionDep,
+    customer: str | None = Query(default=None, max_length=200),
+    type: str | None = Query(default=None, max_length=200),
+    after: str | None = Query(default=None, max_length=500),
+) -> HTMLResponse:
+    """The integration debugger: stored events newest first, filtered by customer and type, with
+    the events of customers that do not exist marked (``GET /v1/events``)."""
+    context: dict[str, Any] = {"customer": customer or "", "type": type or "", "events": [], "next_after": None}
+    try:
+        page = list_events(session, ListParams(limit=EVENTS_PAGE, after=after), customer=customer or None,
+                           type=type or None, from_=None, to=None)  # fmt: skip
+    except TollwayError as exc:
+        context["error"] = error_text(exc)
+    else:
+        context.update(events=page.data, next_after=page.next, unknown=page.unknown_customers,
+                       customer_exists=page.customer_exists)  # fmt: skip
+    return console_page("console/events.html", operator, active="events", **context)
