@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import zlib
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tollway.auth.dependencies import require_admin, require_ingest
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
 from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IngestResult, ingest
@@ -117,10 +116,10 @@ async def post_events(request: Request) -> Response:
 
 
 @router.get("/{event_id}", response_model=EventOut, dependencies=[Depends(require_admin)])
-def get_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+def get_event(event_id: str, session: SessionDep) -> EventOut:
     return service.to_schema(service.get_event(session, event_id))
 
 
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
-def void_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+def void_event(event_id: str, session: SessionDep) -> EventOut:
     return service.to_schema(service.void_event(session, event_id, now=utcnow()))

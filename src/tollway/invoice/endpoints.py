@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, Response
 
 from tollway.auth.dependencies import require_admin
 from tollway.customer.service import get_customer
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.invoice import service
 from tollway.invoice.finalize import run_billing
 from tollway.invoice.render import render_html, render_pdf
@@ -21,7 +21,6 @@ from tollway.kit.time import utcnow
 from tollway.models import Subscription
 
 router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def _zone(session: Session, subscription_id: str) -> ZoneInfo:

@@ -3,10 +3,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.errors import ValidationFailed
 from tollway.kit.fields import format_decimal
 from tollway.kit.listing import ListParams, list_params, time_param
@@ -19,7 +18,6 @@ from tollway.models import Customer
 from tollway.models import Meter as MeterRow
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def to_schema(row: MeterRow) -> Meter:
