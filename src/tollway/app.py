@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tollway import __version__
-from tollway.auth.keys import KeyCache
+from tollway.auth.endpoints import router as api_keys_router
+from tollway.auth.gate import AdmissionGate
 from tollway.catalog.endpoints import router as catalog_router
 from tollway.config import Settings, get_settings
 from tollway.customer.endpoints import router as customers_router
@@ -21,7 +22,15 @@ from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
+ROUTERS = [
+    api_keys_router,
+    customers_router,
+    events_router,
+    meters_router,
+    catalog_router,
+    subscriptions_router,
+    invoices_router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,12 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.key_cache = KeyCache()
+    app.state.admission_hooks = []  # async (request, principal) -> None, run by the gate (auth.gate)
     app.state.event_sink = SqlEventStore(engine)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    # Middleware: the last added runs first. The gate authenticates by route and bounds the body
+    # before Idempotency-Key handling (which needs the admitted principal) sees the request.
     app.add_middleware(IdempotencyMiddleware, sessionmaker_getter=lambda: app.state.sessionmaker)
+    app.add_middleware(AdmissionGate, fastapi_app=app)
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -106,6 +106,50 @@ def keys_create(
     typer.echo(secret)
 
 
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never the keys themselves: their first characters only)."""
+    from tollway.auth.keys import list_keys
+    from tollway.db import make_engine, make_sessionmaker
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = list_keys(session)
+    finally:
+        engine.dispose()
+    typer.echo(f"{'ID':<22} {'SCOPE':<7} {'PREFIX':<17} {'CREATED':<26} {'STATUS':<34} NAME")
+    for key in rows:
+        status = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+        typer.echo(
+            f"{key.id:<22} {key.scope:<7} {key.prefix + '…':<17} {key.created_at.isoformat():<26} "
+            f"{status:<34} {key.name or ''}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (see `tollway keys list`)")]) -> None:
+    """Revoke an API key: every server refuses it from the next request on."""
+    from tollway.auth.keys import revoke_key
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.errors import NotFound
+    from tollway.kit.time import utcnow
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            key = revoke_key(session, key_id, now=utcnow())
+            revoked_at = key.revoked_at
+    except NotFound as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"revoked {key_id} at {revoked_at.isoformat() if revoked_at else '?'}")
+
+
 @rollups_app.command("rebuild")
 def rollups_rebuild(
     meter: Annotated[str | None, typer.Option(help="one meter key; default: every meter")] = None,

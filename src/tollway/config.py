@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,18 +18,27 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = None
     smtp_url: str | None = None
+    # Encryption keys for secrets at rest are derived from it (kit.crypto); at least 32 characters.
     secret_key: str | None = None
     # Background worker (runs inside `tollway serve` unless disabled).
     run_worker_in_serve: bool = True
-    billing_run_interval_seconds: float = 3600.0
+    billing_run_interval_seconds: float = Field(default=3600.0, ge=0, description="0 turns the scheduled run off")
     outbox_poll_interval_seconds: float = 2.0
     # How often the worker adds newly stored events to the meters' rollups. Less often means
     # larger batches that merge more events per rollup row (cheaper per event); queries read the
     # events not rolled up yet raw, so this only trades query work for ingestion work.
     rollup_interval_seconds: float = 5.0
-    # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression).
+    # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression). max_body_bytes
+    # also bounds every authenticated route's request body as sent (auth.gate: 413 beyond).
     max_events_per_batch: int = 1000
     max_body_bytes: int = 1024 * 1024
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("TOLLWAY_SECRET_KEY must be at least 32 characters")
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -72,9 +72,7 @@ def test_failed_commit_is_a_5xx(app, admin_key: str, session_factory, monkeypatc
     def failing_commit(self: Session) -> None:
         raise OperationalError("COMMIT", {}, Exception("disk full (simulated)"))
 
-    with TestClient(
-        app, headers={"Authorization": f"Bearer {admin_key}"}, raise_server_exceptions=False
-    ) as client:
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}, raise_server_exceptions=False) as client:
         monkeypatch.setattr(Session, "commit", failing_commit)
         r = client.post("/v1/customers", json={"id": "lost", "name": "Lost", "currency": "USD"})
         monkeypatch.undo()

@@ -1,14 +1,16 @@
-"""FastAPI dependencies that admit a request: authenticate the bearer key, check its scope, then
-refuse input no backend can store (``kit.inputs``), in that order, so that a caller without a
-valid key learns nothing about its input. Every API route depends on one of them."""
+"""Admission of API-key routes. The gate (``auth.gate``) authenticates the bearer key and checks
+its scope before the body is read; the route's dependency then returns the admitted principal
+and refuses input no backend can store (``kit.inputs``). So a caller without a valid key learns
+nothing about its input and costs no body parsing. Every API route depends on one of these."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, Request
+from fastapi import Request
 
-from tollway.auth.keys import Principal
+from tollway.auth.gate import Access, admitted, declare
+from tollway.auth.keys import Principal, lookup
 from tollway.errors import Forbidden, Unauthorized
 from tollway.kit.inputs import check_request
 
@@ -26,12 +28,12 @@ def bearer_token(request: Request) -> str | None:
 
 
 def authenticate(request: Request) -> Principal:
+    """The API key's principal (sync: one indexed look-up; a revoked key fails at once)."""
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer API key (Authorization: Bearer <key>)", headers=_CHALLENGE)
-    factory = request.app.state.sessionmaker
-    with factory() as session:
-        principal: Principal | None = request.app.state.key_cache.lookup(session, token)
+    with request.app.state.sessionmaker() as session:
+        principal = lookup(session, token)
     if principal is None:
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
     return principal
@@ -40,16 +42,16 @@ def authenticate(request: Request) -> Principal:
 def require_scope(*allowed: str) -> Callable[..., Awaitable[Principal]]:
     """Admin keys may do everything; other scopes only what the route allows."""
 
-    def authorize(request: Request) -> Principal:  # sync: the key look-up runs in the threadpool
-        principal = authenticate(request)
+    def authorize(principal: Principal) -> None:
         if principal.scope != "admin" and principal.scope not in allowed:
             raise Forbidden(f"this API key's scope '{principal.scope}' does not allow this operation")
-        return principal
 
-    async def admit(request: Request, principal: Principal = Depends(authorize)) -> Principal:
+    async def admit(request: Request) -> Principal:
+        principal: Principal = admitted(request)
         await check_request(request)
         return principal
 
+    declare(admit, Access(authenticate=authenticate, authorize=authorize))
     return admit
 
 
