@@ -175,6 +175,15 @@ def rollups_rebuild(
 
 
 def main() -> None:
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:  # a bad TOLLWAY_* variable: say which, without a traceback
+        for error in exc.errors():
+            name = "TOLLWAY_" + "_".join(str(p) for p in error["loc"]).upper()
+            typer.echo(f"configuration error: {name}: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise SystemExit(2) from None
     app()
 
 
