@@ -32,8 +32,8 @@ def authenticate(request: Request) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer API key (Authorization: Bearer <key>)", headers=_CHALLENGE)
-    with request.app.state.sessionmaker() as session:
-        principal = lookup(session, token)
+    with request.app.state.engine.connect() as conn:
+        principal = lookup(conn, token)
     if principal is None:
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
     return principal
