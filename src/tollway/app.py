@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from tollway import __version__
+from tollway import __version__, apidocs
 from tollway.auth.endpoints import router as api_keys_router
 from tollway.auth.gate import AdmissionGate
 from tollway.catalog.endpoints import router as catalog_router
@@ -19,6 +19,7 @@ from tollway.event.endpoints import router as events_router
 from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
+from tollway.kit.web import AccessLog, SecurityHeaders
 from tollway.meter.endpoints import router as meters_router
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Usage-based billing for APIs: meter, price, bill. Contract: API v1.",
         lifespan=lifespan,
+        docs_url=None,  # served by tollway.apidocs with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -71,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # before Idempotency-Key handling (which needs the admitted principal) sees the request.
     app.add_middleware(IdempotencyMiddleware, sessionmaker_getter=lambda: app.state.sessionmaker)
     app.add_middleware(AdmissionGate, fastapi_app=app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
+
+    apidocs.install(app)
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)
     def healthz() -> dict[str, str]:

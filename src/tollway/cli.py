@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -14,6 +13,23 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 rollups_app = typer.Typer(help="Maintain the meters' hourly rollups.", no_args_is_help=True)
 app.add_typer(rollups_app, name="rollups")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tollway import __version__
+
+        typer.echo(f"tollway {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Tollway: usage-based billing for APIs."""
 
 
 def _migrate() -> None:
@@ -43,7 +59,9 @@ def serve(
     """Apply migrations, then serve the API (and run the background worker in-process)."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tollway import logs
+
+    logs.configure()
     _migrate()
     uvicorn.run(
         "tollway.app:create_app",
@@ -52,7 +70,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
-        access_log=False,
+        log_config=None,  # keep logs.configure(): uvicorn's own config would replace it
+        access_log=False,  # tollway.access logs route templates, never raw paths or queries
     )
 
 
@@ -63,10 +82,11 @@ def worker(
     """Run the background worker alone: scheduled billing runs and the outbox. Stops on SIGTERM."""
     import signal
 
+    from tollway import logs
     from tollway.db import make_engine, make_sessionmaker
     from tollway.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     _migrate()
     settings = get_settings()
     engine = make_engine(settings.database_url)

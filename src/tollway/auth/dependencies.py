@@ -6,8 +6,10 @@ nothing about its input and costs no body parsing. Every API route depends on on
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tollway.auth.gate import Access, admitted, declare
 from tollway.auth.keys import Principal, lookup
@@ -15,6 +17,14 @@ from tollway.errors import Forbidden, Unauthorized
 from tollway.kit.inputs import check_request
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tollway"'}
+
+# Declares the bearer scheme in the OpenAPI document (the /docs "Authorize" button); reads
+# only the header. Authentication itself is the gate's.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key: `Authorization: Bearer tw_admin_…` or `tw_ingest_…`",
+)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -46,7 +56,9 @@ def require_scope(*allowed: str) -> Callable[..., Awaitable[Principal]]:
         if principal.scope != "admin" and principal.scope not in allowed:
             raise Forbidden(f"this API key's scope '{principal.scope}' does not allow this operation")
 
-    async def admit(request: Request) -> Principal:
+    async def admit(
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+    ) -> Principal:
         principal: Principal = admitted(request)
         await check_request(request)
         return principal

@@ -15,7 +15,7 @@ from tollway.deps import SessionDep
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
 from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IngestResult, ingest
-from tollway.event.schemas import EventOut, IngestResponse
+from tollway.event.schemas import EventOut, IngestResponse, ingest_request_body
 from tollway.kit.time import utcnow
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -83,6 +83,7 @@ def _split(payload: Any, content_type: str, max_events: int) -> tuple[list[Any],
     response_model=IngestResponse,
     dependencies=[Depends(require_ingest)],
     summary="Ingest usage events (single, batch, or CloudEvents)",
+    openapi_extra={"requestBody": ingest_request_body(1000)},
 )
 async def post_events(request: Request) -> Response:
     settings = request.app.state.settings
