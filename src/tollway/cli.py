@@ -139,11 +139,11 @@ def keys_list() -> None:
             rows = list_keys(session)
     finally:
         engine.dispose()
-    typer.echo(f"{'ID':<22} {'SCOPE':<7} {'PREFIX':<17} {'CREATED':<26} {'STATUS':<34} NAME")
+    typer.echo(f"{'ID':<22} {'SCOPE':<7} {'PREFIX':<17} {'CREATED':<32} {'STATUS':<34} NAME")
     for key in rows:
         status = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
         typer.echo(
-            f"{key.id:<22} {key.scope:<7} {key.prefix + '…':<17} {key.created_at.isoformat():<26} "
+            f"{key.id:<22} {key.scope:<7} {key.prefix + '…':<17} {key.created_at.isoformat():<32} "
             f"{status:<34} {key.name or ''}"
         )
 
