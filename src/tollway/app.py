@@ -11,6 +11,7 @@ from tollway import __version__, apidocs
 from tollway.auth.endpoints import router as api_keys_router
 from tollway.auth.gate import AdmissionGate
 from tollway.catalog.endpoints import router as catalog_router
+from tollway.catalog.service import published_plan_meter_guard
 from tollway.config import Settings, get_settings
 from tollway.customer.endpoints import router as customers_router
 from tollway.db import make_engine, make_sessionmaker
@@ -21,6 +22,7 @@ from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.kit.web import AccessLog, SecurityHeaders
 from tollway.meter.endpoints import router as meters_router
+from tollway.meter.service import register_mutation_guard
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
@@ -38,6 +40,7 @@ ROUTERS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    register_mutation_guard(published_plan_meter_guard)  # a meter a published plan uses stays as it is
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager

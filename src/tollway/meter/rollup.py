@@ -30,6 +30,7 @@ import orjson
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from tollway.db import is_postgres
 from tollway.kit.time import add_clamped
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.query import MeterDefinition, _Dialect, dialect_for, filter_sql, value_expr
@@ -135,18 +136,13 @@ def _json(value: Any) -> Any:
     return json.loads(value) if value else []
 
 
-def _is_postgres(conn: Connection | Session) -> bool:
-    bind = conn.get_bind() if isinstance(conn, Session) else conn
-    return bind.dialect.name == "postgresql"
-
-
 def lock_shared(conn: Connection | Session) -> None:
-    if _is_postgres(conn):
+    if is_postgres(conn):
         conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": ROLLUP_LOCK})
 
 
 def lock_exclusive(conn: Connection | Session) -> None:
-    if _is_postgres(conn):
+    if is_postgres(conn):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROLLUP_LOCK})
 
 
@@ -195,7 +191,7 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
     workers may run this at once on PostgreSQL: each claims its own rows (SKIP LOCKED)."""
     lock_shared(conn)
     meters = load_meters(conn)
-    if _is_postgres(conn):
+    if is_postgres(conn):
         d = dialect_for("postgresql")
         ctes = [
             "batch AS (DELETE FROM rollup_pending WHERE event_id IN (SELECT event_id FROM rollup_pending "
@@ -214,12 +210,6 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
         conn.execute(text(upsert_sql(d, meter, source)), d.params)
     conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})
     return len(ids)
-
-
-def forget(session: Session, meter_key: str) -> None:
-    """Drop every rollup row of a meter."""
-    lock_exclusive(session)
-    session.execute(text("DELETE FROM meter_rollups WHERE meter_key = :k"), {"k": meter_key})
 
 
 def rebuild_all(session: Session) -> int:
