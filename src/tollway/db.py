@@ -127,6 +127,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # Serialize writers explicitly: BEGIN IMMEDIATE avoids SQLite's deadlock-prone lock upgrade.
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
+            # An AUTOCOMMIT connection (a single read, such as the API-key look-up) takes no lock.
+            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "connect")

@@ -89,3 +89,25 @@ def test_cli_list_and_revoke_against_a_running_server(live_server: LiveServer) -
         text=True,
     )
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_the_key_look_up_does_not_wait_for_writers(app, admin_key: str) -> None:  # type: ignore[no-untyped-def]
+    """The gate's look-up is one autocommit read: on SQLite it takes no write lock, so a long
+    write (an ingestion batch) does not hold every request's authentication up."""
+    import time
+
+    from sqlalchemy import text
+    from starlette.requests import Request
+
+    from tollway.auth.dependencies import authenticate
+
+    writer = app.state.engine.connect()
+    try:
+        writer.execute(text("UPDATE api_keys SET name = 'busy'"))  # holds the write lock (SQLite)
+        request = Request({"type": "http", "headers": [(b"authorization", f"Bearer {admin_key}".encode())], "app": app})
+        started = time.monotonic()
+        assert authenticate(request).scope == "admin"
+        assert time.monotonic() - started < 5  # SQLite's busy timeout is 30 s
+    finally:
+        writer.rollback()
+        writer.close()

@@ -42,7 +42,8 @@ def authenticate(request: Request) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer API key (Authorization: Bearer <key>)", headers=_CHALLENGE)
-    with request.app.state.engine.connect() as conn:
+    # One read, in autocommit: no transaction to end, and on SQLite no write lock to wait for.
+    with request.app.state.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         principal = lookup(conn, token)
     if principal is None:
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
