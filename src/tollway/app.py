@@ -23,6 +23,7 @@ from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.kit.web import AccessLog, SecurityHeaders
 from tollway.meter.endpoints import router as meters_router
 from tollway.meter.service import register_mutation_guard
+from tollway.payment.endpoints import router as payments_router
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
@@ -35,6 +36,7 @@ ROUTERS = [
     subscriptions_router,
     invoices_router,
     settings_router,
+    payments_router,
 ]
 
 

@@ -23,6 +23,7 @@ from tollway.kit.idempotency import purge_expired
 from tollway.kit.time import utcnow
 from tollway.meter import rollup
 from tollway.notification.outbox import drain
+from tollway.payment.sync import PaymentSync
 
 log = logging.getLogger("tollway.worker")
 
@@ -41,6 +42,18 @@ class Worker:
         self._next_billing = 0.0
         self._next_rollup = 0.0
         self._next_housekeeping = 0.0
+        self.payments = self._payments()
+
+    def _payments(self) -> PaymentSync | None:
+        """The payment provider's sync when one is configured; its outbox handlers are registered here."""
+        from tollway.payment.handlers import register_handlers
+        from tollway.payment.providers import configured_provider
+
+        provider = configured_provider(self.settings)
+        if provider is None:
+            return None
+        register_handlers(provider.name)
+        return PaymentSync(self.factory, provider)
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,6 +98,10 @@ class Worker:
         with session_scope(self.factory) as session:
             return purge_expired(session, utcnow())
 
+    def payment_step(self) -> int:
+        """Push due invoices to the payment provider (the loop runs this in its own thread)."""
+        return self.payments.step().done if self.payments is not None else 0
+
     def run_once(self) -> None:
         now = time.monotonic()
         if now >= self._next_housekeeping:
@@ -116,6 +133,8 @@ class Worker:
             f"{self.settings.billing_run_interval_seconds}s" if self.billing_enabled else "- off",
             self.settings.outbox_poll_interval_seconds,
         )
+        if self.payments is not None:  # a slow provider must never delay billing: its own thread
+            self.payments.start_thread(self._stop, self.settings.outbox_poll_interval_seconds)
         while not self.stopping:
             self.run_once()
             self._stop.wait(min(self.settings.outbox_poll_interval_seconds, self.settings.rollup_interval_seconds))

@@ -19,6 +19,7 @@ from tollway.kit.money import Currency, from_minor_units, money_str, parse_curre
 from tollway.kit.pagination import decode_cursor
 from tollway.models import Invoice, InvoiceLine, Plan, Subscription
 from tollway.notification.outbox import emit
+from tollway.payment.service import invoice_payment
 from tollway.pricing.lines import decimal_str
 from tollway.subscription.terms import Terms
 
@@ -52,7 +53,7 @@ def invoice_lines(session: Session, invoice: Invoice) -> list[InvoiceLine]:
     )
 
 
-def _event(invoice: Invoice) -> dict[str, Any]:
+def event_data(invoice: Invoice) -> dict[str, Any]:
     return {"id": invoice.id, "number": invoice.number, "customer": invoice.customer_id, "status": invoice.status}
 
 
@@ -63,7 +64,7 @@ def mark_paid(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
     invoice.status = "paid"
     invoice.paid_at = now
     session.flush()
-    emit(session, "invoice.paid", _event(invoice), key=invoice.id)
+    emit(session, "invoice.paid", event_data(invoice), key=invoice.id)
     return invoice
 
 
@@ -74,7 +75,7 @@ def void_invoice(session: Session, invoice_id: str, *, now: datetime) -> Invoice
     invoice.status = "void"
     invoice.voided_at = now
     session.flush()
-    emit(session, "invoice.voided", _event(invoice), key=invoice.id)
+    emit(session, "invoice.voided", event_data(invoice), key=invoice.id)
     return invoice
 
 
@@ -112,6 +113,7 @@ def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
         as_of=invoice.as_of,
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
+        payment=invoice_payment(session, invoice.id),
     )
 
 
