@@ -5,7 +5,8 @@ from sqlalchemy.orm import Session
 
 from tollway.customer.errors import CustomerAlreadyExists, CustomerNotFound
 from tollway.customer.schemas import CustomerCreate, CustomerUpdate
-from tollway.kit.pagination import decode_cursor
+from tollway.db import get_or_404
+from tollway.kit.pagination import paginate
 from tollway.models import Customer
 
 
@@ -20,10 +21,7 @@ def create_customer(session: Session, data: CustomerCreate) -> Customer:
 
 
 def get_customer(session: Session, customer_id: str) -> Customer:
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise CustomerNotFound(customer_id)
-    return customer
+    return get_or_404(session, Customer, customer_id, CustomerNotFound)
 
 
 def update_customer(session: Session, customer_id: str, data: CustomerUpdate) -> Customer:
@@ -37,7 +35,5 @@ def update_customer(session: Session, customer_id: str, data: CustomerUpdate) ->
 
 
 def list_customers(session: Session, *, limit: int, after: str | None) -> list[Customer]:
-    stmt = select(Customer).order_by(Customer.id).limit(limit + 1)
-    if after:
-        stmt = stmt.where(Customer.id > decode_cursor(after))
+    stmt = paginate(select(Customer), Customer.id, limit=limit, after=after)
     return list(session.scalars(stmt))

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from tollway.db import get_or_404
 from tollway.errors import NotFound
 from tollway.event.schemas import EventOut
 from tollway.kit.time import add_clamped
@@ -19,10 +20,7 @@ class EventNotFound(NotFound):
 
 
 def get_event(session: Session, event_id: str) -> Event:
-    event = session.get(Event, event_id)
-    if event is None:
-        raise EventNotFound(event_id)
-    return event
+    return get_or_404(session, Event, event_id, EventNotFound)
 
 
 def void_event(session: Session, event_id: str, *, now: datetime) -> Event:

@@ -66,7 +66,7 @@ def list_invoices(
     rows = service.list_invoices(
         session, customer=customer, subscription=subscription, limit=params.limit, after=params.after
     )
-    return Page[Invoice].of(rows, params.limit, "id", lambda r: service.to_schema(session, r))
+    return Page[Invoice].of(service.to_schemas(session, rows), params.limit, "id", lambda invoice: invoice)
 
 
 @router.get("/v1/invoices/{invoice_id}", response_model=Invoice)

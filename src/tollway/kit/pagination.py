@@ -8,8 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -47,3 +50,12 @@ def next_cursor(rows: Sequence[Any], limit: int, key: str) -> str | None:
     if len(rows) <= limit:
         return None
     return encode_cursor(str(getattr(rows[limit - 1], key)))
+
+
+def paginate(
+    stmt: Select[R], key: InstrumentedAttribute[str], *, limit: int, after: str | None
+) -> Select[R]:
+    """``stmt`` as one keyset page: ordered by ``key`` (a unique column), past the ``after``
+    cursor, ``limit + 1`` rows so that :meth:`Page.of` can tell whether a further page exists."""
+    stmt = stmt.order_by(key).limit(limit + 1)
+    return stmt.where(key > decode_cursor(after)) if after else stmt
