@@ -3,9 +3,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tollway.customer.errors import CustomerAlreadyExists, CustomerNotFound
+from tollway.customer.errors import EVENT_COUNT_CAP, CustomerAlreadyExists, CustomerNotFound
 from tollway.customer.schemas import CustomerCreate, CustomerUpdate
 from tollway.db import get_or_404
+from tollway.event.service import count_events_of
 from tollway.kit.pagination import paginate
 from tollway.models import Customer
 
@@ -22,6 +23,15 @@ def create_customer(session: Session, data: CustomerCreate) -> Customer:
 
 def get_customer(session: Session, customer_id: str) -> Customer:
     return get_or_404(session, Customer, customer_id, CustomerNotFound)
+
+
+def get_customer_view(session: Session, customer_id: str) -> Customer:
+    """The customer; when it does not exist, the 404 says how many events arrived for its id (an
+    integration sending events under an id nobody created)."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id, count_events_of(session, customer_id, cap=EVENT_COUNT_CAP))
+    return customer
 
 
 def update_customer(session: Session, customer_id: str, data: CustomerUpdate) -> Customer:

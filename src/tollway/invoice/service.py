@@ -15,8 +15,11 @@ from tollway.db import get_or_404
 from tollway.invoice import schemas
 from tollway.invoice.adjust import adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
+from tollway.invoice.document import Document
+from tollway.invoice.document import build as build_document
 from tollway.invoice.errors import InvoiceNotFound, InvoiceTransitionNotAllowed
 from tollway.invoice.finalize import totals
+from tollway.invoice.snapshot import snapshot_of
 from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency
 from tollway.kit.pagination import paginate
 from tollway.models import Invoice, InvoiceLine, Plan, Subscription
@@ -126,8 +129,17 @@ def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | 
         as_of=invoice.as_of,
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
+        seller=snapshot.get("seller") if (snapshot := invoice.snapshot) else None,
+        buyer=snapshot.get("buyer") if snapshot else None,
         payment=invoice_payment(session, invoice.id),
     )
+
+
+def invoice_document(session: Session, invoice_id: str) -> Document:
+    """The finalized invoice as the document its PDF and HTML show, from its frozen snapshot."""
+    row = get_invoice(session, invoice_id)
+    invoice = to_schema(session, row)
+    return build_document(invoice, snapshot_of(session, row, [line.meter for line in invoice.lines]))
 
 
 def _draft(
