@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -249,6 +250,10 @@ class LiveServer:
     db_url: str
     process: subprocess.Popen[bytes]
     env: dict[str, str]
+    log_file: Path | None = None  # the server's stderr (a file: a pipe nobody reads fills up and blocks it)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file else ""
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(
@@ -260,21 +265,24 @@ class LiveServer:
 def start_server(db_url: str, port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
     port = port or free_port()
     env = {**os.environ, "TOLLWAY_DATABASE_URL": db_url, **(extra_env or {})}
+    log_fd, log_name = tempfile.mkstemp(prefix="tollway-serve-", suffix=".log")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_fd,
     )
+    os.close(log_fd)
+    log_file = Path(log_name)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            err = log_file.read_text(errors="replace")
             raise RuntimeError(f"tollway serve exited with {proc.returncode}: {err[-2000:]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return LiveServer(url, db_url, proc, env)
+                return LiveServer(url, db_url, proc, env, log_file)
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
@@ -290,3 +298,5 @@ def live_server(db_url: str) -> Iterator[LiveServer]:
         server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+    if server.log_file:
+        server.log_file.unlink(missing_ok=True)

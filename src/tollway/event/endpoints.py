@@ -8,15 +8,21 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tollway.auth.dependencies import require_admin, require_ingest
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
 from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IngestResult, ingest
-from tollway.event.schemas import EventOut, EventPage, IngestResponse, StoredEvent, UnknownCustomers
+from tollway.event.schemas import (
+    EventOut,
+    EventPage,
+    IngestResponse,
+    StoredEvent,
+    UnknownCustomers,
+    ingest_request_body,
+)
 from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
@@ -86,6 +92,7 @@ def _split(payload: Any, content_type: str, max_events: int) -> tuple[list[Any],
     response_model=IngestResponse,
     dependencies=[Depends(require_ingest)],
     summary="Ingest usage events (single, batch, or CloudEvents)",
+    openapi_extra={"requestBody": ingest_request_body(1000)},
 )
 async def post_events(request: Request) -> Response:
     settings = request.app.state.settings
@@ -120,7 +127,7 @@ async def post_events(request: Request) -> Response:
 
 @router.get("", response_model=EventPage, dependencies=[Depends(require_admin)], summary="List stored events")
 def list_events(
-    session: Annotated[Session, Depends(get_session)],
+    session: SessionDep,
     params: Annotated[ListParams, Depends(list_params)],
     customer: Annotated[str | None, Query(description="only this customer's events")] = None,
     type: Annotated[str | None, Query(description="only events of this type")] = None,
@@ -144,10 +151,10 @@ def list_events(
 
 
 @router.get("/{event_id}", response_model=EventOut, dependencies=[Depends(require_admin)])
-def get_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+def get_event(event_id: str, session: SessionDep) -> EventOut:
     return service.to_schema(service.get_event(session, event_id))
 
 
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
-def void_event(event_id: str, session: Annotated[Session, Depends(get_session)]) -> EventOut:
+def void_event(event_id: str, session: SessionDep) -> EventOut:
     return service.to_schema(service.void_event(session, event_id, now=utcnow()))

@@ -4,11 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, Response
 
 from tollway.auth.dependencies import require_admin
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.invoice import service
 from tollway.invoice.finalize import run_billing
 from tollway.invoice.render import render_html, render_pdf
@@ -26,7 +25,6 @@ from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 
 router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 @router.get("/v1/customers/{customer_id}/upcoming-invoice", response_model=UpcomingInvoice)

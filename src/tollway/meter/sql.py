@@ -108,7 +108,9 @@ class Postgres(Dialect):
 
     @staticmethod
     def _lit(path: str) -> str:
-        return "'{" + ",".join(check_path(path).split(".")) + "}'"
+        # Each element quoted: an unquoted NULL (any case) in an array literal is SQL NULL, and
+        # a path holding NULL finds nothing (a property named "null" summed to 0).
+        return "'{" + ",".join(f'"{p}"' for p in check_path(path).split(".")) + "}'"
 
     def typeof(self, path: str) -> str:
         return f"jsonb_typeof(e.properties #> {self._lit(path)})"

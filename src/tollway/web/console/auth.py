@@ -7,6 +7,8 @@
   it as the ``X-CSRF-Token`` header. A POST without the right token is refused (403) and changes
   nothing. The sign-in form, before any session exists, uses a double-submit token: a random value
   in a short-lived cookie that the form must echo.
+- Console POSTs are admitted by the API's admission gate (:mod:`tollway.auth.gate`) before their
+  body is read: without a live session they are refused (401); the sign-in form's body is bounded.
 - Anonymous requests for a page are redirected to the sign-in page (``303``), keeping where they
   were going in ``next`` (only local ``/console`` paths are followed).
 """
@@ -21,7 +23,8 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse, Response
 
-from tollway.errors import TollwayError
+from tollway.auth.gate import Access, Caller, declare, unauthenticated
+from tollway.errors import TollwayError, Unauthorized
 from tollway.kit.time import utcnow
 from tollway.operator.service import SignedIn, csrf_ok, current_session
 
@@ -84,7 +87,18 @@ async def require_csrf(request: Request, operator: OperatorDep) -> SignedIn:
     return operator
 
 
+def _console_caller(request: Request) -> Caller:
+    """Admission of a console POST (by the gate, before its body is read): a live session."""
+    signed_in = operator_session(request)
+    if signed_in is None:
+        raise Unauthorized("sign in to the console first")
+    return Caller(f"operator:{signed_in.operator_id}")
+
+
+declare(require_csrf, Access(authenticate=_console_caller))
 CsrfDep = Annotated[SignedIn, Depends(require_csrf)]
+SIGN_IN_ADMISSION = unauthenticated("console:sign-in")
+"""The sign-in form has no session yet: the gate only bounds its body."""
 
 
 def sign_in_redirect(exc: SignInRequired) -> RedirectResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tollway.db import session_scope
@@ -12,6 +12,7 @@ from tollway.operator.service import SESSION_LIFETIME, sign_in, sign_out
 from tollway.web.console.auth import (
     COOKIE,
     PATH,
+    SIGN_IN_ADMISSION,
     CsrfDep,
     clear_session_cookie,
     new_sign_in_token,
@@ -43,7 +44,7 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
     return _form(request, next_path=safe_next(next))
 
 
-@router.post("/console/sign-in", response_class=HTMLResponse)
+@router.post("/console/sign-in", response_class=HTMLResponse, dependencies=[Depends(SIGN_IN_ADMISSION)])
 def sign_in_submit(
     request: Request,
     email: str = Form(default="", max_length=320),
