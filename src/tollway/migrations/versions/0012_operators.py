@@ -1,7 +1,7 @@
 """console operators, their sessions, upcoming-invoice totals, invoice indexes for reports
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from tollway.db import UTCDateTime
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
