@@ -48,4 +48,4 @@ def console(app, operator: str) -> Iterator[TestClient]:  # type: ignore[no-unty
 
 
 # The browser and a real server, shared with the portal's browser tests.
-from tests.portal.conftest import chromium, portal_server  # noqa: E402, F401
+from tests.portal.conftest import portal_server  # noqa: E402, F401
