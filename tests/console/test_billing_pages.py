@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 
 from tests.console.conftest import csrf_of
-from tests.invoice._helpers import send_events
+from tests.factories import send_events
 from tests.invoice.test_simulate import _month
 
 

@@ -7,7 +7,7 @@ import re
 from fastapi.testclient import TestClient
 
 from tests.console.conftest import csrf_of
-from tests.invoice._helpers import create_customer, create_meter, create_plan, send_events, subscribe
+from tests.factories import create_customer, create_meter, create_plan, send_events, subscribe
 
 PRO = {
     "interval": "month",
@@ -24,7 +24,7 @@ def _calls(cid: str, n: int, day: str) -> list[dict]:  # type: ignore[type-arg]
 
 def test_customer_list_search_and_detail(api: TestClient, console: TestClient) -> None:
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pro", **PRO)
+    create_plan(api, code="pro", publish=True, **PRO)
     create_customer(api, id="acme", name="Acme Rockets", email="ops@acme.example.com", currency="USD", timezone="UTC")
     create_customer(api, id="globex", name="Globex", currency="USD", timezone="UTC")
     subscribe(api, id="sub_acme", customer="acme", plan="pro", start="2026-01-01T00:00:00Z")

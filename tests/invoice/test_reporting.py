@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tests.invoice._helpers import create_customer, create_meter, create_plan, send_events, subscribe
+from tests.factories import create_customer, create_meter, create_plan, send_events, subscribe
 from tollway.invoice import forecast, reporting
 
 # In production refreshes look back OVERLAP (60 s) before the newest event they saw, so an event
@@ -28,8 +28,8 @@ def _work(cid: str, n: int, day: str, tag: str) -> dict:  # type: ignore[type-ar
 
 def _setup(api) -> None:  # type: ignore[no-untyped-def]
     create_meter(api, key="units", event_type="work", aggregation="sum", value_property="n")
-    create_plan(api, code="std", **PLAN)
-    create_plan(api, code="std-eur", currency="EUR", **PLAN)
+    create_plan(api, code="std", publish=True, **PLAN)
+    create_plan(api, code="std-eur", publish=True, currency="EUR", **PLAN)
     for cid, plan, cur in (("a", "std", "USD"), ("b", "std", "USD"), ("c", "std-eur", "EUR")):
         create_customer(api, id=cid, name=cid.upper() + " Corp", currency=cur, timezone="UTC")
         subscribe(api, id=f"sub_{cid}", customer=cid, plan=plan, start="2026-01-01T00:00:00Z")

@@ -13,7 +13,7 @@ partial packages charged whole; 5,000 units free each month):
 
 from __future__ import annotations
 
-from tests.invoice._helpers import create_customer, create_meter, create_plan, send_events, subscribe
+from tests.factories import create_customer, create_meter, create_plan, send_events, subscribe
 
 PRO = {
     "interval": "month",
@@ -33,7 +33,7 @@ FLAT = {
 
 def _month(api, usage: dict[str, int], currency: str = "USD") -> None:  # type: ignore[no-untyped-def]
     create_meter(api, key="units", event_type="work", aggregation="sum", value_property="n")
-    create_plan(api, code="pro", **PRO)
+    create_plan(api, code="pro", publish=True, **PRO)
     create_plan(api, code="flat", publish=False, **FLAT)
     for cid in usage:
         create_customer(api, id=cid, currency=currency, timezone="UTC")
