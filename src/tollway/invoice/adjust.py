@@ -9,6 +9,8 @@ subscription's next invoice. Amounts compare as rounded line amounts, so the adj
 exactly what the period would have been billed had every event been on time.
 
 A subscription that replaced another by a plan change carries its predecessor's corrections.
+A subscription that ended (no next invoice) gets them on a correction invoice of their own
+(:mod:`tollway.invoice.correct`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from tollway.pricing.lines import decimal_str
 from tollway.subscription.terms import Terms
 
 USAGE_KINDS = ("usage", "bundle", "revenue_share")
+REGULAR = "regular"
+CORRECTION = "correction"
 MAX_CHAIN = 50
 
 
@@ -53,7 +57,12 @@ def stale_invoices(session: Session, subs: list[Subscription]) -> list[Invoice]:
     )
     stmt = (
         select(Invoice)
-        .where(Invoice.subscription_id.in_([s.id for s in subs]), Invoice.status != "void", late)
+        .where(
+            Invoice.subscription_id.in_([s.id for s in subs]),
+            Invoice.status != "void",
+            Invoice.kind == REGULAR,  # a correction invoice has no period of usage of its own
+            late,
+        )
         .order_by(Invoice.period_start, Invoice.id)
     )
     return list(session.scalars(stmt))

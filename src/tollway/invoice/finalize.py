@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,8 +23,10 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tollway.invoice.adjust import adjustment_lines
+from tollway.invoice.adjust import CORRECTION, REGULAR, adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
+from tollway.invoice.correct import candidates as correction_candidates
+from tollway.invoice.correct import correction_due
 from tollway.invoice.snapshot import RunSources
 from tollway.invoice.snapshot import take as snapshot_take
 from tollway.kit.money import Currency, money_context, round_money, to_minor_units
@@ -151,11 +154,13 @@ def write_invoice(
     as_of: datetime,
     now: datetime,
     sources: RunSources | None = None,
+    kind: str = REGULAR,
 ) -> Invoice:
     """Insert the invoice, its lines, the subscription's new bookmark and the outbox message
     (plain INSERT/UPDATE statements: this is the billing run's hot path). Returns the invoice
     row (not attached to the session). ``sources`` (one per run) saves reading the settings and
-    the meter names for every invoice."""
+    the meter names for every invoice. A ``correction`` invoice leaves ``billed_until`` alone:
+    its period starts where the subscription's last invoice ended (see invoice/correct.py)."""
     sub = ctx.terms.subscription
     cur = ctx.currency
     provider = sources.settings if sources is not None else get_provider_settings(session)
@@ -178,6 +183,7 @@ def write_invoice(
         plan_code=sub.plan_code,
         currency=cur.code,
         status="finalized",
+        kind=kind,
         period_start=period.start,
         period_end=period.end,
         issued_at=now,
@@ -193,7 +199,8 @@ def write_invoice(
     )
     # The bookmark moves first and the number is taken last, so the counter row (the one lock
     # every invoice transaction shares) is held only for the inserts and the commit.
-    session.execute(update(Subscription).where(Subscription.id == sub.id).values(billed_until=period.end))
+    if kind == REGULAR:
+        session.execute(update(Subscription).where(Subscription.id == sub.id).values(billed_until=period.end))
     invoice.number = next_number(session)
     columns = [c.key for c in Invoice.__table__.columns]
     session.execute(insert(Invoice).values({name: getattr(invoice, name) for name in columns}))
@@ -234,6 +241,42 @@ def write_invoice(
     return invoice
 
 
+def _invoice_transaction(
+    factory: sessionmaker[Session],
+    result: RunResult,
+    subscription_id: str,
+    contexts: dict[str, PeriodContext],
+    step: Callable[[Session, datetime], tuple[Invoice | None, bool]],
+) -> bool:
+    """One invoice transaction of the run: ``step(session, moment)`` writes at most one invoice;
+    commit it and report whether the subscription has a further invoice due."""
+    session = factory()
+    try:
+        invoice, more = step(session, utcnow())
+        if invoice is None:
+            session.rollback()
+            return False
+        number, invoice_id = invoice.number, invoice.id
+        session.commit()
+        result.created.append(invoice_id)
+        log.info("finalized invoice %s for %s", number, subscription_id)
+        return more
+    except IntegrityError:
+        # Another run finalized this period between our read and our write.
+        session.rollback()
+        return False
+    except Exception as exc:
+        # One subscription that cannot be billed must not stop the others: report it, and
+        # the next run tries it again.
+        session.rollback()
+        contexts.clear()  # the rollback expired the plan rows cached from this session
+        log.exception("cannot bill subscription %s", subscription_id)
+        result.failed.append((subscription_id, str(exc)))
+        return False
+    finally:
+        session.close()
+
+
 def run_billing(
     factory: sessionmaker[Session],
     *,
@@ -242,7 +285,9 @@ def run_billing(
     as_of_lag: timedelta = timedelta(0),
 ) -> RunResult:
     """Finalize every period that ended at or before ``until`` (capped at now: a period that has not
-    ended yet is never finalized). Safe to run twice, or in several processes at once.
+    ended yet is never finalized), then issue the correction invoices of subscriptions that ended
+    and whose invoices late or voided events made stale (invoice/correct.py). Safe to run twice,
+    or in several processes at once.
 
     ``as_of_lag`` sets each invoice's cutoff a little before the moment it is computed, so that an
     event whose ingestion transaction is still in flight is billed as a late event rather than
@@ -251,43 +296,49 @@ def run_billing(
     contexts: dict[str, PeriodContext] = {}
     with factory() as session:  # the settings as the run begins apply to all of its invoices
         sources = RunSources(get_provider_settings(session))
+
+    def regular(subscription_id: str) -> Callable[[Session, datetime], tuple[Invoice | None, bool]]:
+        def step(session: Session, clock: datetime) -> tuple[Invoice | None, bool]:
+            moment = now or clock
+            return finalize_next(
+                session,
+                subscription_id,
+                until=min(until, moment),
+                as_of=moment - as_of_lag,
+                now=moment,
+                contexts=contexts,
+                sources=sources,
+            )
+
+        return step
+
+    def correction(subscription_id: str) -> Callable[[Session, datetime], tuple[Invoice | None, bool]]:
+        def step(session: Session, clock: datetime) -> tuple[Invoice | None, bool]:
+            moment = now or clock
+            due = correction_due(session, subscription_id, as_of=moment - as_of_lag, now=moment, contexts=contexts)
+            if due is None:
+                return None, False
+            invoice = write_invoice(
+                session,
+                due.ctx,
+                due.customer,
+                due.period,
+                due.lines,
+                as_of=moment - as_of_lag,
+                now=moment,
+                sources=sources,
+                kind=CORRECTION,
+            )
+            return invoice, False
+
+        return step
+
     for subscription_id in _candidates(factory, until):
         result.subscriptions += 1
-        while True:
-            moment = now or utcnow()
-            effective_until = min(until, moment)
-            session = factory()
-            try:
-                invoice, more = finalize_next(
-                    session,
-                    subscription_id,
-                    until=effective_until,
-                    as_of=moment - as_of_lag,
-                    now=moment,
-                    contexts=contexts,
-                    sources=sources,
-                )
-                if invoice is None:
-                    session.rollback()
-                    break
-                number, invoice_id = invoice.number, invoice.id
-                session.commit()
-                result.created.append(invoice_id)
-                log.info("finalized invoice %s for %s", number, subscription_id)
-                if not more:
-                    break
-            except IntegrityError:
-                # Another run finalized this period between our read and our write.
-                session.rollback()
-                break
-            except Exception as exc:
-                # One subscription that cannot be billed must not stop the others: report it, and
-                # the next run tries it again.
-                session.rollback()
-                contexts.clear()  # the rollback expired the plan rows cached from this session
-                log.exception("cannot bill subscription %s", subscription_id)
-                result.failed.append((subscription_id, str(exc)))
-                break
-            finally:
-                session.close()
+        while _invoice_transaction(factory, result, subscription_id, contexts, regular(subscription_id)):
+            pass
+    with factory() as session:
+        ended = correction_candidates(session)
+    for subscription_id in ended:
+        _invoice_transaction(factory, result, subscription_id, contexts, correction(subscription_id))
     return result

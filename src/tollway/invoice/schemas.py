@@ -42,6 +42,11 @@ class Invoice(BaseModel):
     tax: str | None
     total: str | None
     # Beyond the contract:
+    kind: Literal["regular", "correction"] = Field(
+        default="regular",
+        description="regular: one subscription period; correction: adjustment lines only, issued after the "
+        "subscription ended (the period is the time after its last invoice in which the late or voided events arrived)",
+    )
     plan: str | None = None
     tax_rate: str | None = None
     as_of: datetime | None = None

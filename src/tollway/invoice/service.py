@@ -124,6 +124,7 @@ def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | 
         subtotal=money_str(from_minor_units(invoice.subtotal_minor, cur), cur),
         tax=money_str(from_minor_units(invoice.tax_minor, cur), cur),
         total=money_str(from_minor_units(invoice.total_minor, cur), cur),
+        kind=invoice.kind,  # type: ignore[arg-type]
         plan=invoice.plan_code,
         tax_rate=decimal_str(Decimal(invoice.tax_rate)),
         as_of=invoice.as_of,

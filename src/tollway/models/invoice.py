@@ -26,6 +26,9 @@ class Invoice(Base):
     plan_code: Mapped[str] = mapped_column(String(200))
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20), default="finalized")
+    # "regular": one subscription period. "correction": adjustment lines only, for a subscription
+    # that ended, covering the time after its last invoice (see invoice/correct.py).
+    kind: Mapped[str] = mapped_column(String(20), default="regular", server_default="regular")
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
