@@ -250,6 +250,10 @@ class LiveServer:
     db_url: str
     process: subprocess.Popen[bytes]
     env: dict[str, str]
+    log_file: Path | None = None  # the server's stderr (a file: a pipe nobody reads fills up and blocks it)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file else ""
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(
@@ -261,24 +265,24 @@ class LiveServer:
 def start_server(db_url: str, port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
     port = port or free_port()
     env = {**os.environ, "TOLLWAY_DATABASE_URL": db_url, **(extra_env or {})}
-    # The server's stderr goes to a file: a pipe nobody reads fills up and then blocks the server.
-    log = tempfile.TemporaryFile()
+    log_fd, log_name = tempfile.mkstemp(prefix="tollway-serve-", suffix=".log")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=log,
+        stderr=log_fd,
     )
+    os.close(log_fd)
+    log_file = Path(log_name)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            log.seek(0)
-            err = log.read().decode(errors="replace")
+            err = log_file.read_text(errors="replace")
             raise RuntimeError(f"tollway serve exited with {proc.returncode}: {err[-2000:]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return LiveServer(url, db_url, proc, env)
+                return LiveServer(url, db_url, proc, env, log_file)
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
@@ -288,9 +292,47 @@ def start_server(db_url: str, port: int | None = None, extra_env: dict[str, str]
 @pytest.fixture
 def live_server(db_url: str) -> Iterator[LiveServer]:
     server = start_server(db_url)
-    yield server
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def stop_server(server: LiveServer) -> None:
     server.process.terminate()
     try:
         server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+    if server.log_file:
+        server.log_file.unlink(missing_ok=True)
+
+
+# Debian's Chromium for the page tests (portal, console): one browser per test session.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium():  # type: ignore[no-untyped-def]
+    """Debian's Chromium driven by Playwright. Under CI a missing browser fails the run (never a
+    skip): ``.ci/run`` installs it. Module-scoped: Playwright's sync API runs an event loop in
+    this thread while it is open, which ``asyncio.run()`` in later tests must not find."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from tollway import __version__
-from tollway.auth.keys import KeyCache
+from tollway import __version__, apidocs
+from tollway.auth.endpoints import router as api_keys_router
+from tollway.auth.gate import AdmissionGate
 from tollway.catalog.endpoints import router as catalog_router
 from tollway.catalog.service import published_plan_meter_guard
 from tollway.config import Settings, get_settings
@@ -20,9 +21,10 @@ from tollway.event.endpoints import router as events_router
 from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
+from tollway.kit.web import AccessLog, SecurityHeaders
 from tollway.limit.endpoints import router as limits_router
 from tollway.limit.keeper import LimitKeeper
-from tollway.limit.protect import KeyRateLimiter
+from tollway.limit.protect import KeyRateLimiter, key_rate_limit
 from tollway.meter.endpoints import router as meters_router
 from tollway.meter.service import register_mutation_guard
 from tollway.payment.endpoints import router as payments_router
@@ -32,8 +34,10 @@ from tollway.portal.pages import router as portal_pages_router
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 from tollway.web import mount_static
+from tollway.web.console.routes import install as install_console
 
 ROUTERS = [
+    api_keys_router,
     customers_router,
     events_router,
     meters_router,
@@ -74,23 +78,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Usage-based billing for APIs: meter, price, bill. Contract: API v1.",
         lifespan=lifespan,
+        docs_url=None,  # served by tollway.apidocs with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.key_cache = KeyCache()
     app.state.limits = LimitKeeper.from_settings(settings)
     app.state.key_rate_limiter = (
         KeyRateLimiter(settings.key_rate_limit, redis_url=settings.redis_url, prefix=settings.redis_prefix)
         if settings.key_rate_limit
         else None
     )
+    # async (request, principal) -> None, run by the gate (auth.gate) before the body is read
+    app.state.admission_hooks = [key_rate_limit]
     app.state.event_sink = SqlEventStore(engine, observer=app.state.limits)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_console(app)
     mount_static(app)
+    # Middleware: the last added runs first. The gate authenticates by route and bounds the body
+    # before Idempotency-Key handling (which needs the admitted principal) sees the request.
     app.add_middleware(IdempotencyMiddleware, sessionmaker_getter=lambda: app.state.sessionmaker)
+    app.add_middleware(AdmissionGate, fastapi_app=app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
+
+    apidocs.install(app, home="/console")
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -14,8 +13,27 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 rollups_app = typer.Typer(help="Maintain the meters' hourly rollups.", no_args_is_help=True)
 app.add_typer(rollups_app, name="rollups")
+users_app = typer.Typer(help="Manage console operators.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 payments_app = typer.Typer(help="Collect invoices through the payment provider (Stripe).", no_args_is_help=True)
 app.add_typer(payments_app, name="payments")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tollway import __version__
+
+        typer.echo(f"tollway {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Tollway: usage-based billing for APIs."""
 
 
 def _migrate() -> None:
@@ -45,7 +63,9 @@ def serve(
     """Apply migrations, then serve the API (and run the background worker in-process)."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tollway import logs
+
+    logs.configure()
     _migrate()
     uvicorn.run(
         "tollway.app:create_app",
@@ -54,7 +74,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
-        access_log=False,
+        log_config=None,  # keep logs.configure(): uvicorn's own config would replace it
+        access_log=False,  # tollway.access logs route templates, never raw paths or queries
     )
 
 
@@ -65,10 +86,11 @@ def worker(
     """Run the background worker alone: scheduled billing runs and the outbox. Stops on SIGTERM."""
     import signal
 
+    from tollway import logs
     from tollway.db import make_engine, make_sessionmaker
     from tollway.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     _migrate()
     settings = get_settings()
     engine = make_engine(settings.database_url)
@@ -115,6 +137,50 @@ def keys_create(
     typer.echo(secret)
 
 
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never the keys themselves: their first characters only)."""
+    from tollway.auth.keys import list_keys
+    from tollway.db import make_engine, make_sessionmaker
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = list_keys(session)
+    finally:
+        engine.dispose()
+    typer.echo(f"{'ID':<22} {'SCOPE':<7} {'PREFIX':<17} {'CREATED':<32} {'STATUS':<34} NAME")
+    for key in rows:
+        status = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+        typer.echo(
+            f"{key.id:<22} {key.scope:<7} {key.prefix + '…':<17} {key.created_at.isoformat():<32} "
+            f"{status:<34} {key.name or ''}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (see `tollway keys list`)")]) -> None:
+    """Revoke an API key: every server refuses it from the next request on."""
+    from tollway.auth.keys import revoke_key
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.errors import NotFound
+    from tollway.kit.time import utcnow
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            key = revoke_key(session, key_id, now=utcnow())
+            revoked_at = key.revoked_at
+    except NotFound as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"revoked {key_id} at {revoked_at.isoformat() if revoked_at else '?'}")
+
+
 @rollups_app.command("rebuild")
 def rollups_rebuild(
     meter: Annotated[str | None, typer.Option(help="one meter key; default: every meter")] = None,
@@ -139,6 +205,58 @@ def rollups_rebuild(
     typer.echo(f"rebuilt the rollups of {count} meter(s)")
 
 
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="the operator's e-mail address (the sign-in name)")],
+    password: Annotated[str | None, typer.Option(help="the password (prefer --password-stdin)")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+) -> None:
+    """Create a console operator (password stored as an argon2id hash)."""
+    import sys
+
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.errors import TollwayError
+    from tollway.kit.time import utcnow
+    from tollway.operator.service import create_operator
+
+    if (password is None) == (not password_stdin):
+        typer.echo("error: give exactly one of --password or --password-stdin", err=True)
+        raise typer.Exit(code=2)
+    secret = sys.stdin.readline().rstrip("\r\n") if password_stdin else password
+    assert secret is not None
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            operator = create_operator(session, email=email, password=secret, now=utcnow())
+            op_id, op_email = operator.id, operator.email
+    except TollwayError as exc:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in exc.errors) or exc.message
+        typer.echo(f"error: {detail}", err=True)
+        raise typer.Exit(code=2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"created operator {op_id} <{op_email}>")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List console operators (e-mail, created, last sign-in, locked)."""
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.kit.time import utcnow
+    from tollway.operator.service import list_operators
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            now = utcnow()
+            for op in list_operators(session):
+                last = op.last_sign_in_at.isoformat() if op.last_sign_in_at else "never"
+                locked = " locked" if op.locked_until and op.locked_until > now else ""
+                typer.echo(f"{op.id}\t{op.email}\tcreated {op.created_at.isoformat()}\tlast sign-in {last}{locked}")
+    finally:
+        engine.dispose()
 @payments_app.command("sync")
 def payments_sync(
     since: Annotated[str | None, typer.Option(help="RFC 3339: only invoices issued at or after this")] = None,
@@ -184,6 +302,15 @@ def payments_sync(
 
 
 def main() -> None:
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:  # a bad TOLLWAY_* variable: say which, without a traceback
+        for error in exc.errors():
+            name = "TOLLWAY_" + "_".join(str(p) for p in error["loc"]).upper()
+            typer.echo(f"configuration error: {name}: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise SystemExit(2) from None
     app()
 
 

@@ -126,7 +126,7 @@ def _printable(value: Any) -> Any:
     return value
 
 
-def _title(status: int) -> str:
+def title_of(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -166,14 +166,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TollwayError)
     async def _tollway(_: Request, exc: TollwayError) -> Response:
         return problem_response(
-            exc.status, _title(exc.status), exc.message, code=exc.code, errors=exc.errors, headers=exc.headers
+            exc.status, title_of(exc.status), exc.message, code=exc.code, errors=exc.errors, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = validation_errors_from_pydantic(exc.errors())
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
-        return problem_response(422, _title(422), detail, code="validation_failed", errors=errors)
+        return problem_response(422, title_of(422), detail, code="validation_failed", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
@@ -182,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [FieldError("body", str(exc.detail))] if exc.status_code == 400 else []
         return problem_response(
             exc.status_code,
-            _title(exc.status_code),
+            title_of(exc.status_code),
             str(exc.detail),
             errors=errors,
             headers=getattr(exc, "headers", None),
@@ -194,7 +194,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("integrity error mapped to 409: %s", exc.orig)
         return problem_response(
             409,
-            _title(409),
+            title_of(409),
             "a resource with this id or key already exists (concurrent create?)",
             code="conflict",
         )
@@ -202,4 +202,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:  # pragma: no cover - defensive
         log.exception("unhandled error", exc_info=exc)
-        return problem_response(500, _title(500), "internal error; the failure was logged", code="internal")
+        return problem_response(500, title_of(500), "internal error; the failure was logged", code="internal")

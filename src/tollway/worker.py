@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from tollway.config import Settings
 from tollway.credit import alerts as credit_alerts
 from tollway.db import session_scope
+from tollway.invoice import forecast
 from tollway.invoice.finalize import run_billing
+from tollway.kit.idempotency import purge_expired
 from tollway.kit.time import utcnow
 from tollway.limit.counters import purge_ended
 from tollway.meter import rollup
@@ -31,6 +33,7 @@ log = logging.getLogger("tollway.worker")
 AS_OF_LAG = timedelta(seconds=30)
 """Scheduled runs cut invoices off 30 s before they are computed, so an event whose ingestion is
 still committing is billed as a late event (an adjustment) instead of being missed."""
+HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
 
 
 class Worker:
@@ -42,6 +45,8 @@ class Worker:
         self._next_billing = 0.0
         self._next_rollup = 0.0
         self._next_credits = 0.0
+        self._next_forecast = 0.0
+        self._next_housekeeping = 0.0
         self.payments = self._payments()
 
     def _payments(self) -> PaymentSync | None:
@@ -57,6 +62,11 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def billing_enabled(self) -> bool:
+        """``TOLLWAY_BILLING_RUN_INTERVAL_SECONDS=0`` turns the scheduled billing run off."""
+        return self.settings.billing_run_interval_seconds > 0
 
     @property
     def stopping(self) -> bool:
@@ -83,6 +93,10 @@ class Worker:
         """Observe credit balances: credits.low_balance / credits.depleted once per crossing."""
         return credit_alerts.check_all(self.factory, now=utcnow())
 
+    def forecast_step(self) -> int:
+        """Refresh the stored upcoming-invoice totals of customers with new usage or a new period."""
+        return forecast.refresh(self.factory, now=utcnow())
+
     def outbox_step(self) -> int:
         total = 0
         while not self.stopping:
@@ -92,12 +106,23 @@ class Worker:
                 break
         return total
 
+    def housekeeping_step(self) -> int:
+        """Delete expired Idempotency-Key records."""
+        with session_scope(self.factory) as session:
+            return purge_expired(session, utcnow())
+
     def payment_step(self) -> int:
         """Push due invoices to the payment provider (the loop runs this in its own thread)."""
         return self.payments.step().done if self.payments is not None else 0
 
     def run_once(self) -> None:
         now = time.monotonic()
+        if now >= self._next_housekeeping:
+            try:
+                self.housekeeping_step()
+            except Exception:
+                log.exception("housekeeping failed; retrying")
+            self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_SECONDS
         if now >= self._next_rollup:
             try:
                 self.rollup_step()
@@ -109,7 +134,7 @@ class Worker:
             except Exception:
                 log.exception("purging ended limit counters failed; retrying")
             self._next_rollup = now + self.settings.rollup_interval_seconds
-        if now >= self._next_billing:
+        if self.billing_enabled and now >= self._next_billing:
             try:
                 self.billing_step()
             except Exception:
@@ -121,6 +146,12 @@ class Worker:
             except Exception:
                 log.exception("credit balance check failed; retrying")
             self._next_credits = now + self.settings.credits_check_interval_seconds
+        if self.settings.forecast_interval_seconds > 0 and now >= self._next_forecast:
+            try:
+                self.forecast_step()
+            except Exception:
+                log.exception("upcoming-totals refresh failed; retrying at the next interval")
+            self._next_forecast = now + self.settings.forecast_interval_seconds
         try:
             self.outbox_step()
         except Exception:
@@ -128,8 +159,8 @@ class Worker:
 
     def run(self) -> None:
         log.info(
-            "worker started (billing every %ss, outbox every %ss)",
-            self.settings.billing_run_interval_seconds,
+            "worker started (billing every %s, outbox every %ss)",
+            f"{self.settings.billing_run_interval_seconds}s" if self.billing_enabled else "- off",
             self.settings.outbox_poll_interval_seconds,
         )
         if self.payments is not None:  # a slow provider must never delay billing: its own thread

@@ -1,22 +1,34 @@
-"""FastAPI dependencies that admit a request: authenticate the bearer key, check its scope, then
-refuse input no backend can store (``kit.inputs``), in that order, so that a caller without a
-valid key learns nothing about its input. Every API route depends on one of them."""
+"""Admission of API-key routes. The gate (``auth.gate``) authenticates the bearer key and checks
+its scope before the body is read; the route's dependency then returns the admitted principal
+and refuses input no backend can store (``kit.inputs``). So a caller without a valid key learns
+nothing about its input and costs no body parsing. Every API route depends on one of these."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tollway.auth.keys import Principal
-from tollway.errors import Forbidden, TollwayError, Unauthorized
+from tollway.auth.gate import Access, admitted, declare
+from tollway.auth.keys import Principal, lookup
+from tollway.errors import Forbidden, Unauthorized
 from tollway.kit.inputs import check_request
 from tollway.kit.time import utcnow
-from tollway.limit.protect import retry_after
 from tollway.portal.errors import PortalTokenNotAllowed
-from tollway.portal.tokens import TOKEN_PREFIX, lookup
+from tollway.portal.tokens import TOKEN_PREFIX
+from tollway.portal.tokens import lookup as portal_lookup
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tollway"'}
+
+# Declares the bearer scheme in the OpenAPI document (the /docs "Authorize" button); reads
+# only the header. Authentication itself is the gate's.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key: `Authorization: Bearer tw_admin_…` or `tw_ingest_…`",
+)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -30,27 +42,17 @@ def bearer_token(request: Request) -> str | None:
 
 
 def authenticate(request: Request) -> Principal:
+    """The API key's principal (sync: one indexed look-up; a revoked key fails at once)."""
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer API key (Authorization: Bearer <key>)", headers=_CHALLENGE)
-    factory = request.app.state.sessionmaker
-    with factory() as session:
-        principal: Principal | None = request.app.state.key_cache.lookup(session, token)
+    # One read, in autocommit: no transaction to end, and on SQLite no write lock to wait for.
+    with request.app.state.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        principal = lookup(conn, token)
     if principal is None:
         if is_live_portal_token(request, token):
             raise PortalTokenNotAllowed()
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
-    limiter = request.app.state.key_rate_limiter
-    if limiter is not None:
-        wait = limiter.hit(principal.key_id)
-        if wait > 0:
-            raise TollwayError(
-                "too many requests for this API key (TOLLWAY_KEY_RATE_LIMIT)",
-                status=429,
-                code="rate_limited",
-                headers={"Retry-After": retry_after(wait)},
-            )
-    request.state.principal = principal
     return principal
 
 
@@ -59,22 +61,24 @@ def is_live_portal_token(request: Request, token: str) -> bool:
     if not token.startswith(TOKEN_PREFIX):
         return False
     with request.app.state.sessionmaker() as session:
-        return lookup(session, token, now=utcnow()) is not None
+        return portal_lookup(session, token, now=utcnow()) is not None
 
 
 def require_scope(*allowed: str) -> Callable[..., Awaitable[Principal]]:
     """Admin keys may do everything; other scopes only what the route allows."""
 
-    def authorize(request: Request) -> Principal:  # sync: the key look-up runs in the threadpool
-        principal = authenticate(request)
+    def authorize(principal: Principal) -> None:
         if principal.scope != "admin" and principal.scope not in allowed:
             raise Forbidden(f"this API key's scope '{principal.scope}' does not allow this operation")
-        return principal
 
-    async def admit(request: Request, principal: Principal = Depends(authorize)) -> Principal:
+    async def admit(
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+    ) -> Principal:
+        principal: Principal = admitted(request)
         await check_request(request)
         return principal
 
+    declare(admit, Access(authenticate=authenticate, authorize=authorize))
     return admit
 
 

@@ -1,16 +1,25 @@
-"""API keys: random 256-bit secrets, stored only as SHA-256 hashes, with a scope."""
+"""API keys: random 256-bit secrets, stored only as SHA-256 hashes, with a scope.
+
+The service of the ``/v1/api-keys`` routes and the ``tollway keys`` commands (takes the session
+first, never commits). Keys are looked up on every request, not cached: one indexed read of a
+unique hash on a pooled connection (measured in BENCHMARKS.md), so a revoked key is refused at
+once by every process.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from tollway.errors import NotFound
+from tollway.kit.pagination import decode_cursor
 from tollway.models import ApiKey
 
 SCOPES = ("admin", "ingest")
@@ -21,6 +30,10 @@ class Principal:
     key_id: str
     scope: str
     customer: str | None = None  # an ingest key scoped to one customer
+
+    @property
+    def subject(self) -> str:
+        return f"key:{self.key_id}"
 
 
 def hash_key(secret: str) -> str:
@@ -49,32 +62,33 @@ def create_key(
     return key, secret
 
 
-class KeyCache:
-    """Caches successful look-ups for a few seconds, so ingestion does not hit the database for
-    the key on every batch. A revoked key stops working within ``ttl`` seconds."""
+def lookup(session: Session | Connection, secret: str) -> Principal | None:
+    """The principal of a live (not revoked) key, or None. The gate passes a plain connection:
+    a third of the cost of an ORM session per request (bench/key_lookup.py)."""
+    row = session.execute(
+        select(ApiKey.id, ApiKey.scope, ApiKey.customer).where(
+            ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
+        )
+    ).first()
+    return None if row is None else Principal(key_id=row.id, scope=row.scope, customer=row.customer)
 
-    def __init__(self, ttl: float = 10.0) -> None:
-        self.ttl = ttl
-        self._items: dict[str, tuple[float, Principal]] = {}
-        self._lock = threading.Lock()
 
-    def lookup(self, session: Session, secret: str) -> Principal | None:
-        digest = hash_key(secret)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
-        row = session.execute(
-            select(ApiKey.id, ApiKey.scope, ApiKey.customer).where(
-                ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
-            )
-        ).first()
-        if row is None:
-            return None
-        principal = Principal(key_id=row.id, scope=row.scope, customer=row.customer)
-        with self._lock:
-            if len(self._items) > 10_000:
-                self._items.clear()
-            self._items[digest] = (now + self.ttl, principal)
-        return principal
+def list_keys(session: Session, *, limit: int | None = None, after: str | None = None) -> Sequence[ApiKey]:
+    """Keys by id; with ``limit``, ``limit + 1`` rows after the cursor ``after`` (a page)."""
+    query = select(ApiKey).order_by(ApiKey.id)
+    if after is not None:
+        query = query.where(ApiKey.id > decode_cursor(after))
+    if limit is not None:
+        query = query.limit(limit + 1)
+    return session.scalars(query).all()
+
+
+def revoke_key(session: Session, key_id: str, *, now: datetime) -> ApiKey:
+    """Revoke a key (revoking it again changes nothing)."""
+    key = session.get(ApiKey, key_id, with_for_update=True)
+    if key is None:
+        raise NotFound(f"API key '{key_id}' not found")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        session.flush()
+    return key

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
 from tollway.catalog import service
@@ -23,7 +22,7 @@ from tollway.catalog.schemas import (
     ProductUpdate,
     Visibility,
 )
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.money import money_str
 from tollway.kit.pagination import Page
@@ -32,7 +31,6 @@ from tollway.models import Plan as PlanRow
 from tollway.models import Product as ProductRow
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ListDep = Annotated[ListParams, Depends(list_params)]
 
 

@@ -3,18 +3,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
 from tollway.customer import service
 from tollway.customer.schemas import Customer, CustomerCreate, CustomerUpdate
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page
 from tollway.models import Customer as CustomerRow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def to_schema(row: CustomerRow) -> Customer:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, NonNegativeDecimalStr, TimezoneName
+from tollway.kit.fields import CurrencyCode, DecimalStr, EmailAddress, Identifier, NonNegativeDecimalStr, TimezoneName
 from tollway.payment.schemas import PaymentCollection
 
 
@@ -24,7 +24,7 @@ class CustomerBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=500)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: EmailAddress | None = None
     currency: CurrencyCode = "USD"
     timezone: TimezoneName = "UTC"
     category: str | None = Field(default=None, max_length=200)
@@ -54,7 +54,7 @@ class CustomerUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=500)
-    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: EmailAddress | None = None
     currency: CurrencyCode | None = None
     timezone: TimezoneName | None = None
     category: str | None = Field(default=None, max_length=200)
@@ -72,5 +72,6 @@ class Customer(CustomerBase):
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
     id: str
+    email: str | None = None  # as stored (addresses are checked on the way in)
     created_at: datetime
     updated_at: datetime

@@ -10,15 +10,22 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tollway.auth.dependencies import require_admin, require_ingest
-from tollway.deps import get_session
+from tollway.auth.gate import admitted
+from tollway.deps import SessionDep
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
 from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IncomingEvent, IngestResult, Screen, ingest
-from tollway.event.schemas import EventOut, EventPage, IngestResponse, StoredEvent, UnknownCustomers
+from tollway.event.schemas import (
+    EventOut,
+    EventPage,
+    IngestResponse,
+    StoredEvent,
+    UnknownCustomers,
+    ingest_request_body,
+)
 from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
@@ -89,6 +96,7 @@ def _split(payload: Any, content_type: str, max_events: int) -> tuple[list[Any],
     response_model=IngestResponse,
     dependencies=[Depends(require_ingest)],
     summary="Ingest usage events (single, batch, or CloudEvents)",
+    openapi_extra={"requestBody": ingest_request_body(1000)},
 )
 async def post_events(request: Request) -> Response:
     settings = request.app.state.settings
@@ -125,8 +133,7 @@ async def post_events(request: Request) -> Response:
 
 def _screen(request: Request, now: datetime) -> Screen | None:
     """The protections that may refuse single events (off unless configured)."""
-    principal = getattr(request.state, "principal", None)
-    scoped = principal.customer if principal is not None else None
+    scoped = admitted(request).customer
     days = request.app.state.settings.late_event_days
     if scoped is None and days is None:
         return None
@@ -144,7 +151,7 @@ def _screen(request: Request, now: datetime) -> Screen | None:
 
 @router.get("", response_model=EventPage, dependencies=[Depends(require_admin)], summary="List stored events")
 def list_events(
-    session: Annotated[Session, Depends(get_session, scope="function")],
+    session: SessionDep,
     params: Annotated[ListParams, Depends(list_params)],
     customer: Annotated[str | None, Query(description="only this customer's events")] = None,
     type: Annotated[str | None, Query(description="only events of this type")] = None,
@@ -168,13 +175,11 @@ def list_events(
 
 
 @router.get("/{event_id}", response_model=EventOut, dependencies=[Depends(require_admin)])
-def get_event(event_id: str, session: Annotated[Session, Depends(get_session, scope="function")]) -> EventOut:
+def get_event(event_id: str, session: SessionDep) -> EventOut:
     return service.to_schema(service.get_event(session, event_id))
 
 
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
-def void_event(
-    event_id: str, request: Request, session: Annotated[Session, Depends(get_session, scope="function")]
-) -> EventOut:
+def void_event(event_id: str, request: Request, session: SessionDep) -> EventOut:
     limits = request.app.state.limits
     return service.to_schema(service.void_event(session, event_id, now=utcnow(), on_void=limits.on_void))

@@ -50,7 +50,8 @@ class SqlEventStore:
     PostgreSQL: one statement per batch — ``INSERT … SELECT FROM json_to_recordset(batch) ON
     CONFLICT (id) DO NOTHING RETURNING …`` in a CTE, and the metered ones of the inserted ids into
     ``rollup_pending``. The unique index decides duplicates, also under concurrent retries of the
-    same batch. SQLite: ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, then the pending ids.
+    same batch; rows go in in id order, so overlapping batches sent concurrently in different
+    orders never deadlock. SQLite: ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, then the pending ids.
     """
 
     def __init__(self, engine: Engine, observer: BatchObserver | None = None) -> None:
@@ -103,6 +104,9 @@ class SqlEventStore:
             f"SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', {d.bind(_naive_utc(ingested_at))}, b.p "
             f"FROM json_to_recordset(CAST({d.bind(payload)} AS json)) "
             "AS b(id text, c text, t text, ts timestamptz, p jsonb) "
+            # In id order: concurrent batches that share ids then take the unique index's
+            # locks in the same order and wait for each other instead of deadlocking.
+            "ORDER BY b.id "
             "ON CONFLICT (id) DO NOTHING RETURNING id, customer, type, timestamp, properties, voided_at)"
         ]
         if meters:

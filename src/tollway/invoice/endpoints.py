@@ -4,21 +4,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, Response
 
 from tollway.auth.dependencies import require_admin
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.invoice import service
 from tollway.invoice.finalize import run_billing
 from tollway.invoice.render import render_html, render_pdf
-from tollway.invoice.schemas import BillingRunRequest, BillingRunResult, Invoice, UpcomingInvoice
+from tollway.invoice.schemas import (
+    BillingRunRequest,
+    BillingRunResult,
+    Invoice,
+    Simulation,
+    SimulationRequest,
+    UpcomingInvoice,
+)
+from tollway.invoice.simulate import simulation_schema
 from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 
 router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @router.get("/v1/customers/{customer_id}/upcoming-invoice", response_model=UpcomingInvoice)
@@ -43,6 +49,13 @@ async def billing_run(body: BillingRunRequest, request: Request) -> BillingRunRe
         invoices=result.created,
         failed=[{"subscription": sub, "error": error} for sub, error in result.failed],
     )
+
+
+@router.post("/v1/plans/{code}/simulate", response_model=Simulation, response_model_by_alias=True)
+def simulate_plan(code: str, body: SimulationRequest, session: SessionDep) -> Simulation:
+    """Price the plan (draft or published) on the usage of every invoice whose period starts in
+    ``[from, to)`` and compare with what was invoiced."""
+    return simulation_schema(session, code, start=body.from_, end=body.to)
 
 
 @router.get("/v1/invoices", response_model=Page[Invoice])

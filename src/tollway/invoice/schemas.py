@@ -95,3 +95,50 @@ class BillingRunResult(BaseModel):
     failed: list[dict[str, str]] = Field(
         default_factory=list, description="subscriptions that could not be billed, with the reason"
     )
+
+
+class SimulationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Timestamp = Field(alias="from", description="RFC 3339: invoices whose period starts at or after this")
+    to: Timestamp = Field(description="RFC 3339: ... and before this")
+
+
+class SimulatedInvoice(BaseModel):
+    customer: str
+    subscription: str
+    invoice: str
+    invoice_number: str
+    current_plan: str
+    period_start: datetime
+    period_end: datetime
+    invoiced: str
+    simulated: str
+    difference: str
+
+
+class SimulationSkipped(BaseModel):
+    invoice: str
+    customer: str
+    reason: str
+
+
+class Simulation(BaseModel):
+    """A plan priced on the usage of every invoice whose period starts in ``[from, to)``, beside
+    what was invoiced (before tax, adjustment lines excluded)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    plan: str
+    currency: str
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    invoices: int
+    customers: int
+    invoiced: str
+    simulated: str
+    difference: str
+    winners: list[SimulatedInvoice] = Field(description="would pay less on the plan, biggest saving first")
+    losers: list[SimulatedInvoice] = Field(description="would pay more on the plan, biggest increase first")
+    rows: list[SimulatedInvoice]
+    skipped: list[SimulationSkipped]

@@ -85,3 +85,19 @@ def _timestamp(value: Any) -> datetime:
 
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp), AfterValidator(check_billing_time)]
 """An RFC 3339 timestamp with offset, kept in UTC, inside the billing range (kit.time)."""
+
+
+def _check_email(value: str) -> str:
+    """An e-mail address by its syntax (no DNS look-up: deliverability is not checked). The
+    domains reserved for examples and tests (example.com, *.test; RFC 2606) are accepted;
+    ``test_environment`` is email-validator's switch for the latter."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return str(validate_email(value, check_deliverability=False, test_environment=True).normalized)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid e-mail address: {exc}") from None
+
+
+EmailAddress = Annotated[str, StringConstraints(max_length=320), AfterValidator(_check_email)]
+"""An e-mail address (syntax checked by email-validator), returned normalized."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tollway.auth.dependencies import require_ingest
-from tollway.deps import get_session
+from tollway.auth.gate import admitted
+from tollway.deps import SessionDep
 from tollway.errors import Forbidden
 from tollway.kit.time import utcnow
 from tollway.limit.schemas import LimitCheck, LimitCheckResult, LimitStatus
@@ -23,12 +22,15 @@ router = APIRouter(prefix="/v1/limits", tags=["limits"])
     dependencies=[Depends(require_ingest)],
     summary="Check a customer's limits (admin or ingest key)",
 )
-def check(
-    body: LimitCheck, request: Request, session: Annotated[Session, Depends(get_session, scope="function")]
-) -> Response:
-    principal = getattr(request.state, "principal", None)
-    if principal is not None and principal.customer is not None and principal.customer != body.customer:
-        raise Forbidden(f"this API key may only check the limits of customer '{principal.customer}'")
+def check(body: LimitCheck, request: Request, session: SessionDep) -> Response:
+    scoped = admitted(request).customer
+    if scoped is not None and scoped != body.customer:
+        raise Forbidden(f"this API key may only check the limits of customer '{scoped}'")
+    return answer(request, session, body)
+
+
+def answer(request: Request, session: Session, body: LimitCheck) -> Response:
+    """The decision for ``body`` as the check's JSON answer (the portal's limits use it too)."""
     decision = request.app.state.limits.decide(session, body.customer, body.meter, body.quantity, utcnow())
     result = LimitCheckResult(
         allowed=decision.allowed,

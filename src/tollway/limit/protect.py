@@ -20,8 +20,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, text
+from starlette.requests import Request
 
+from tollway.errors import TollwayError
 from tollway.event.ingest import IncomingEvent
 from tollway.limit.counters import as_utc
 from tollway.meter.sql import dialect_for
@@ -61,6 +64,11 @@ class KeyRateLimiter:
             client = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
             self._script = client.register_script(_GCRA)
 
+    @property
+    def shared(self) -> bool:
+        """The budget lives in Redis (shared by every process)."""
+        return self._script is not None
+
     def hit(self, key_id: str) -> float:
         """Seconds to wait before this key may be served; 0 when it may be served now."""
         if self._script is not None:
@@ -85,6 +93,24 @@ class KeyRateLimiter:
 
 def retry_after(wait: float) -> str:
     return str(max(1, math.ceil(wait)))
+
+
+async def key_rate_limit(request: Request, principal: Any) -> None:
+    """Admission hook (``auth.gate``): 429 for an API key over ``TOLLWAY_KEY_RATE_LIMIT``, before
+    its request body is read. Other principals (portal sessions, signed webhooks) pass."""
+    limiter: KeyRateLimiter | None = request.app.state.key_rate_limiter
+    key_id = getattr(principal, "key_id", None)
+    if limiter is None or key_id is None:
+        return
+    # A Redis round trip blocks: off the event loop then; the in-process budget is a dict update.
+    wait = await run_in_threadpool(limiter.hit, key_id) if limiter.shared else limiter.hit(key_id)
+    if wait > 0:
+        raise TollwayError(
+            "too many requests for this API key (TOLLWAY_KEY_RATE_LIMIT)",
+            status=429,
+            code="rate_limited",
+            headers={"Retry-After": retry_after(wait)},
+        )
 
 
 def other_customers(events: Sequence[IncomingEvent], customer: str) -> dict[str, tuple[str, str]]:

@@ -3,10 +3,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page
 from tollway.meter import service
@@ -14,7 +13,6 @@ from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, 
 from tollway.models import Meter as MeterRow
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def to_schema(row: MeterRow) -> Meter:

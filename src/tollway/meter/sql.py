@@ -108,7 +108,9 @@ class Postgres(Dialect):
 
     @staticmethod
     def _lit(path: str) -> str:
-        return "'{" + ",".join(check_path(path).split(".")) + "}'"
+        # Each element quoted: an unquoted NULL (any case) in an array literal is SQL NULL, and
+        # a path holding NULL finds nothing (a property named "null" summed to 0).
+        return "'{" + ",".join(f'"{p}"' for p in check_path(path).split(".")) + "}'"
 
     def typeof(self, path: str) -> str:
         return f"jsonb_typeof(e.properties #> {self._lit(path)})"
@@ -132,11 +134,14 @@ class Postgres(Dialect):
         return Decimal(str(value))
 
     def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
-        lo = self.bind([self.ts(a) for a, _ in bounds])
-        hi = self.bind([self.ts(b) for _, b in bounds])
+        # Bounds are sorted and do not overlap, so the flat list lo1, hi1, lo2, hi2, ... is sorted
+        # and width_bucket() finds a row's place in it by binary search: an odd position 2k-1 is
+        # inside bound k, an even one in a gap between bounds. A range join against the bounds
+        # compares every row with every bound (a month of every customer's rollups by day).
+        edges = self.bind([self.ts(t) for bound in bounds for t in bound])
         return (
-            f"JOIN unnest(CAST({lo} AS timestamp[]), CAST({hi} AS timestamp[])) WITH ORDINALITY AS bk(lo, hi, idx) "
-            f"ON {column} >= bk.lo AND {column} < bk.hi"
+            f"JOIN LATERAL (SELECT (w.pos + 1) / 2 AS idx, w.pos FROM "
+            f"(SELECT width_bucket({column}, CAST({edges} AS timestamp[])) AS pos) w) bk ON bk.pos % 2 = 1"
         )
 
     def hour_of(self, column: str) -> str:

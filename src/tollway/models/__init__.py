@@ -17,6 +17,7 @@ from tollway.models.limit_notice import LimitNotice
 from tollway.models.limit_profile import LimitProfile
 from tollway.models.meter import Meter
 from tollway.models.meter_rollup import MeterRollup
+from tollway.models.operator import ConsoleSession, Operator
 from tollway.models.outbox import OutboxMessage
 from tollway.models.payment_inbox import PaymentInboxEvent
 from tollway.models.payment_link import PaymentLink
@@ -27,11 +28,13 @@ from tollway.models.product import Product
 from tollway.models.provider_settings import ProviderSettingsRow
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
+from tollway.models.upcoming_total import UpcomingTotal
 
 __all__ = [
     "ApiKey",
     "Bundle",
     "BundleProduct",
+    "ConsoleSession",
     "CreditAlertState",
     "CreditGrant",
     "CreditLedgerEntry",
@@ -46,6 +49,7 @@ __all__ = [
     "LimitProfile",
     "Meter",
     "MeterRollup",
+    "Operator",
     "OutboxMessage",
     "PaymentInboxEvent",
     "PaymentLink",
@@ -56,4 +60,5 @@ __all__ = [
     "ProviderSettingsRow",
     "RollupPending",
     "Subscription",
+    "UpcomingTotal",
 ]

@@ -53,4 +53,7 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("subscription_id", "period_start", name="uq_invoices_subscription_id_period_start"),
         Index("ix_invoices_customer_id_issued_at", "customer_id", "issued_at"),
+        # Figures over every customer (console overview, simulator): by period, and what is due.
+        Index("ix_invoices_period_start", "period_start"),
+        Index("ix_invoices_status_due_at", "status", "due_at"),
     )

@@ -1,10 +1,15 @@
-"""The portal's own admission: a live portal session token (``Authorization: Bearer pt_…``)."""
+"""The portal's own admission: a live portal session token (``Authorization: Bearer pt_…``),
+checked by the admission gate (``auth.gate``) before the body is read, like API keys."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tollway.auth.dependencies import bearer_token
+from tollway.auth.gate import Access, admitted, declare
 from tollway.errors import Unauthorized
 from tollway.kit.inputs import check_request
 from tollway.kit.time import utcnow
@@ -24,9 +29,24 @@ def portal_principal(request: Request) -> PortalPrincipal:  # sync: the look-up 
     return principal
 
 
-async def require_portal(request: Request, principal: PortalPrincipal = Depends(portal_principal)) -> PortalPrincipal:
+# Declares the portal's bearer scheme in the OpenAPI document; authentication is the gate's.
+portal_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="portalToken",
+    description="A portal session token (`Authorization: Bearer pt_…`), from `POST /v1/customers/{id}/portal-sessions`",
+)
+
+
+async def require_portal(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(portal_scheme)]
+) -> PortalPrincipal:
+    """The principal the admission gate found for the token (before the body was read)."""
+    principal: PortalPrincipal = admitted(request)
     await check_request(request)
     return principal
+
+
+declare(require_portal, Access(authenticate=portal_principal))
 
 
 def require_self_service(request: Request, principal: PortalPrincipal = Depends(require_portal)) -> PortalPrincipal:

@@ -160,7 +160,7 @@ def portal_credits(principal: PortalDep, session: SessionDep) -> Credits:
 @router.get("/limits", response_model=LimitCheckResult)
 def portal_limits(principal: PortalDep, session: SessionDep, request: Request) -> Response:
     """Every limit with its use and what remains (a `POST /v1/limits/check` of quantity 0)."""
-    return limit_endpoints.check(LimitCheck(customer=principal.customer_id, quantity=Decimal(0)), request, session)
+    return limit_endpoints.answer(request, session, LimitCheck(customer=principal.customer_id, quantity=Decimal(0)))
 
 
 # ------------------------------------------------------------------------------ self-service

@@ -27,6 +27,11 @@ class PortalPrincipal:
     expires_at: datetime
 
     @property
+    def subject(self) -> str:
+        """Who this is for idempotency records, rate limits and logs (never the token)."""
+        return f"portal:{self.session_id}"
+
+    @property
     def can_subscribe(self) -> bool:
         return "subscribe" in self.permissions
 

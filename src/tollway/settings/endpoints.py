@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends
-from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.settings import service
 from tollway.settings.schemas import ProviderSettings
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @router.get("", response_model=ProviderSettings)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
@@ -21,7 +21,6 @@ from tollway.subscription.schemas import (
 )
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], dependencies=[Depends(require_admin)])
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def to_schema(session: Session, row: SubscriptionRow) -> Subscription:
