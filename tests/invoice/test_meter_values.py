@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.invoice._helpers import create_meter, send_events
+from tests.factories import create_meter, send_events
 from tollway.meter.query import MeterDefinition, query_usage
 from tollway.meter.values import event_values, meter_totals
 from tollway.models import Meter
