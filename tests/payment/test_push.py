@@ -197,3 +197,19 @@ def test_mark_paid_in_tollway_pays_out_of_band_at_stripe(api, session_factory, s
     assert r.json()["outcome"] == "applied"
     work(worker)
     assert len(fake_stripe.posts("/pay$")) == 1
+
+
+def test_paid_in_tollway_while_a_push_was_interrupted_deletes_the_draft(api, session_factory, settings, fake_stripe):
+    inv = billed_invoice(api)
+    worker = Worker(session_factory, settings)
+    assert worker.payments is not None
+    fake_stripe.fail("POST", r"/finalize$", "500")
+    worker.outbox_step()
+    now = utcnow()
+    assert worker.payments.step(now=now).failed == 1
+    assert fake_stripe.only_invoice()["status"] == "draft"
+    assert api.post(f"/v1/invoices/{inv['id']}/mark-paid").status_code == 200
+    worker.outbox_step()
+    assert worker.payments.step(now=now + timedelta(minutes=10)).done == 1  # the draft is deleted
+    assert fake_stripe.invoices == {}
+    assert api.get(f"/v1/invoices/{inv['id']}").json()["payment"]["status"] == "paid"

@@ -176,7 +176,9 @@ class PaymentSync:
                 if link.external_id is None:
                     session.delete(link)
                 else:
-                    link.sync = "void" if invoice is not None and invoice.status == "void" else "done"
+                    # An interrupted push left an invoice there: void it, or record the payment.
+                    link.sync = "paid" if invoice is not None and invoice.status == "paid" else "void"
+                    link.next_attempt_at = utcnow()
                 return
             customer = session.get(Customer, invoice.customer_id)
             assert customer is not None

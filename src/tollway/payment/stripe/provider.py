@@ -149,6 +149,9 @@ class StripeProvider:
             found = self.client.v1.invoices.retrieve(external_id)
             if found.status in ("paid", "void"):
                 return ChangeResult(changed=False, status=str(found.status), note=f"already {found.status} at Stripe")
+            if found.status == "draft":  # left by an interrupted push: nothing to collect any more
+                self.client.v1.invoices.delete(external_id)
+                return ChangeResult(changed=True, status="paid", note="draft deleted at Stripe (paid in Tollway)")
             paid = self.client.v1.invoices.pay(
                 external_id,
                 params={"paid_out_of_band": True},
