@@ -19,9 +19,18 @@ from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
+from tollway.notification.endpoints import router as webhooks_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
-ROUTERS = [customers_router, events_router, meters_router, catalog_router, subscriptions_router, invoices_router]
+ROUTERS = [
+    customers_router,
+    events_router,
+    meters_router,
+    catalog_router,
+    subscriptions_router,
+    invoices_router,
+    webhooks_router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

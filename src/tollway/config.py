@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     # larger batches that merge more events per rollup row (cheaper per event); queries read the
     # events not rolled up yet raw, so this only trades query work for ingestion work.
     rollup_interval_seconds: float = 5.0
+    # Webhooks and alerts (docs/webhooks.md, docs/alerts.md).
+    smtp_from: str | None = None
+    webhook_allow_private_urls: bool = Field(
+        default=False, description="let webhooks go to loopback/private/link-local addresses (SSRF guard off)"
+    )
+    webhook_timeout_seconds: float = 10.0
+    webhook_disable_after_failures: int = 20
+    webhook_disable_after_seconds: float = 24 * 3600.0
     # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression).
     max_events_per_batch: int = 1000
     max_body_bytes: int = 1024 * 1024

@@ -1,4 +1,5 @@
-"""The background worker: meter rollups, the scheduled billing run and the outbox drain, in one loop.
+"""The background worker: meter rollups, the scheduled billing run, the outbox drain and webhook
+deliveries, in one loop.
 
 Runs alone (``tollway worker``) or as a thread inside ``tollway serve``. Several workers may run
 against one PostgreSQL: billing periods and outbox messages are claimed with row locks
@@ -21,7 +22,8 @@ from tollway.db import session_scope
 from tollway.invoice.finalize import run_billing
 from tollway.kit.time import utcnow
 from tollway.meter import rollup
-from tollway.notification.outbox import drain
+from tollway.notification import outbox
+from tollway.notification.delivery import deliver_due
 
 log = logging.getLogger("tollway.worker")
 
@@ -30,10 +32,19 @@ AS_OF_LAG = timedelta(seconds=30)
 still committing is billed as a late event (an adjustment) instead of being missed."""
 
 
+def register_handlers() -> None:
+    """Every outbox consumer, registered explicitly when a worker starts (never as an import side
+    effect). Add yours here: ``outbox.register(topic, handler, name=...)``."""
+    from tollway.notification.service import fan_out
+
+    outbox.register("*", fan_out, name="webhooks.fan_out")
+
+
 class Worker:
     def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory = factory
         self.settings = settings
+        register_handlers()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
@@ -66,7 +77,17 @@ class Worker:
     def outbox_step(self) -> int:
         total = 0
         while not self.stopping:
-            delivered, failed = drain(self.factory)
+            delivered, failed = outbox.drain(self.factory)
+            total += delivered
+            if delivered + failed == 0 or failed:
+                break
+        return total
+
+    def webhooks_step(self) -> int:
+        """Send the due webhook deliveries (each endpoint's failures retried on their own schedule)."""
+        total = 0
+        while not self.stopping:
+            delivered, failed = deliver_due(self.factory, self.settings)
             total += delivered
             if delivered + failed == 0 or failed:
                 break
@@ -90,6 +111,10 @@ class Worker:
             self.outbox_step()
         except Exception:
             log.exception("outbox drain failed; retrying")
+        try:
+            self.webhooks_step()
+        except Exception:
+            log.exception("webhook deliveries failed; retrying")
 
     def run(self) -> None:
         log.info(

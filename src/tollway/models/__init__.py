@@ -1,5 +1,7 @@
 """All tables, imported here so that Alembic and ``Base.metadata`` see every one."""
 
+from tollway.models.alert import Alert
+from tollway.models.alert_event import AlertEvent
 from tollway.models.api_key import ApiKey
 from tollway.models.bundle import Bundle
 from tollway.models.bundle_product import BundleProduct
@@ -17,8 +19,13 @@ from tollway.models.plan_meter import PlanMeter
 from tollway.models.product import Product
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
+from tollway.models.usage_change import UsageChange
+from tollway.models.webhook_delivery import WebhookDelivery
+from tollway.models.webhook_endpoint import WebhookEndpoint
 
 __all__ = [
+    "Alert",
+    "AlertEvent",
     "ApiKey",
     "Bundle",
     "BundleProduct",
@@ -36,4 +43,7 @@ __all__ = [
     "Product",
     "RollupPending",
     "Subscription",
+    "UsageChange",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
