@@ -20,6 +20,7 @@ from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
 from tollway.notification.endpoints import router as webhooks_router
+from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
 ROUTERS = [
@@ -29,6 +30,7 @@ ROUTERS = [
     catalog_router,
     subscriptions_router,
     invoices_router,
+    settings_router,
     webhooks_router,
 ]
 

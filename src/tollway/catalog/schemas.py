@@ -177,7 +177,12 @@ class PlanTerms(BaseModel):
     billing_anchor: BillingAnchor = "calendar"
     visibility: Visibility = "public"
     audience: Audience = Field(default_factory=Audience)
-    payment_terms_days: int = Field(default=0, ge=0, le=3650)
+    payment_terms_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=3650,
+        description="days from an invoice's issue to its due date; null = the settings' invoice.payment_terms_days",
+    )
     contract_months: int | None = Field(default=None, ge=0, le=1200)
     free_period_days: int = Field(default=0, ge=0, le=36500)
     fees: FeesDoc | None = Field(

@@ -185,6 +185,7 @@ _NULLABLE = frozenset(
         "description",
         "bundle",
         "contract_months",
+        "payment_terms_days",
         "fees",
         "revenue_share",
         "notifications",

@@ -29,6 +29,8 @@ from tollway.kit.periods import Period
 from tollway.kit.time import utcnow
 from tollway.models import Customer, Invoice, InvoiceLine, InvoiceSequence, Plan, Subscription
 from tollway.notification.outbox import emit_now
+from tollway.settings.schemas import ProviderSettings
+from tollway.settings.service import get_provider_settings
 from tollway.subscription.terms import Terms
 
 log = logging.getLogger("tollway.billing")
@@ -59,6 +61,11 @@ def totals(lines: list[BillLine], tax_rate: Decimal, currency: Currency) -> Tota
         subtotal = sum((line.amount for line in lines), Decimal(0))
         tax = round_money(subtotal * tax_rate / 100, currency)
         return Totals(subtotal, tax, subtotal + tax)
+
+
+def payment_terms_days(plan_terms: int | None, provider: ProviderSettings) -> int:
+    """The plan's own terms, or the settings' when the plan has none (null)."""
+    return provider.invoice.payment_terms_days if plan_terms is None else int(plan_terms)
 
 
 def next_number(session: Session) -> str:
@@ -146,6 +153,7 @@ def write_invoice(
     row (not attached to the session)."""
     sub = ctx.terms.subscription
     cur = ctx.currency
+    provider = get_provider_settings(session)
     tax_rate = Decimal(customer.tax_rate or 0)
     t = totals(lines, tax_rate, cur)
     invoice = Invoice(
@@ -158,7 +166,7 @@ def write_invoice(
         period_start=period.start,
         period_end=period.end,
         issued_at=now,
-        due_at=now + timedelta(days=int(ctx.terms.plan.payment_terms_days or 0)),
+        due_at=now + timedelta(days=payment_terms_days(ctx.terms.plan.payment_terms_days, provider)),
         as_of=as_of,
         tax_rate=tax_rate,
         subtotal_minor=to_minor_units(t.subtotal, cur),

@@ -17,6 +17,7 @@ from tollway.models.outbox import OutboxMessage
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
 from tollway.models.product import Product
+from tollway.models.provider_settings import ProviderSettingsRow
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
 from tollway.models.usage_change import UsageChange
@@ -41,6 +42,7 @@ __all__ = [
     "Plan",
     "PlanMeter",
     "Product",
+    "ProviderSettingsRow",
     "RollupPending",
     "Subscription",
     "UsageChange",

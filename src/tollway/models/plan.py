@@ -31,7 +31,7 @@ class Plan(Base):
     billing_anchor: Mapped[str] = mapped_column(String(20))
     visibility: Mapped[str] = mapped_column(String(10), index=True)
     audience: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
-    payment_terms_days: Mapped[int] = mapped_column(Integer, default=0)
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer)  # None: the settings' terms
     contract_months: Mapped[int | None] = mapped_column(Integer)
     free_period_days: Mapped[int] = mapped_column(Integer, default=0)
     fees: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
