@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tollway import __version__
+from tollway.alert.endpoints import router as alerts_router
 from tollway.auth.keys import KeyCache
 from tollway.catalog.endpoints import router as catalog_router
 from tollway.config import Settings, get_settings
@@ -32,6 +33,7 @@ ROUTERS = [
     invoices_router,
     settings_router,
     webhooks_router,
+    alerts_router,
 ]
 
 

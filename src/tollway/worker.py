@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from tollway.alert.evaluate import evaluate_changed
 from tollway.config import Settings
 from tollway.db import session_scope
 from tollway.invoice.finalize import run_billing
@@ -32,19 +33,23 @@ AS_OF_LAG = timedelta(seconds=30)
 still committing is billed as a late event (an adjustment) instead of being missed."""
 
 
-def register_handlers() -> None:
+def register_handlers(settings: Settings) -> None:
     """Every outbox consumer, registered explicitly when a worker starts (never as an import side
-    effect). Add yours here: ``outbox.register(topic, handler, name=...)``."""
+    effect). Add yours here: ``outbox.register(topic, handler, name=...)`` (a stable name: it is
+    recorded on each message the handler has processed)."""
+    from tollway.alert.evaluate import EMAIL_TOPIC
+    from tollway.notification.email import AlertMailer
     from tollway.notification.service import fan_out
 
     outbox.register("*", fan_out, name="webhooks.fan_out")
+    outbox.register(EMAIL_TOPIC, AlertMailer(settings), name="email.alert")
 
 
 class Worker:
     def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory = factory
         self.settings = settings
-        register_handlers()
+        register_handlers(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
@@ -74,6 +79,16 @@ class Worker:
                 break
         return total
 
+    def alerts_step(self) -> int:
+        """Evaluate the alerts of the customers whose usage the rollups just changed."""
+        fired = 0
+        while not self.stopping:
+            evaluated, n = evaluate_changed(self.factory, limit=500)
+            fired += n
+            if evaluated < 500:
+                break
+        return fired
+
     def outbox_step(self) -> int:
         total = 0
         while not self.stopping:
@@ -100,6 +115,10 @@ class Worker:
                 self.rollup_step()
             except Exception:
                 log.exception("rollup step failed; retrying")
+            try:
+                self.alerts_step()
+            except Exception:
+                log.exception("alert evaluation failed; retrying")
             self._next_rollup = now + self.settings.rollup_interval_seconds
         if now >= self._next_billing:
             try:

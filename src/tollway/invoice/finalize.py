@@ -200,21 +200,9 @@ def write_invoice(
                 for i, line in enumerate(lines)
             ],
         )
-    emit_now(
-        session,
-        "invoice.finalized",
-        {
-            "id": invoice.id,
-            "number": invoice.number,
-            "customer": customer.id,
-            "subscription": sub.id,
-            "currency": cur.code,
-            "total": str(t.total),
-            "period_start": period.start.isoformat(),
-            "period_end": period.end.isoformat(),
-        },
-        key=invoice.id,
-    )
+    from tollway.invoice.service import invoice_data  # service builds on this module
+
+    emit_now(session, "invoice.finalized", invoice_data(session, invoice), key=invoice.id)
     return invoice
 
 

@@ -52,8 +52,14 @@ def invoice_lines(session: Session, invoice: Invoice) -> list[InvoiceLine]:
     )
 
 
-def _event(invoice: Invoice) -> dict[str, Any]:
-    return {"id": invoice.id, "number": invoice.number, "customer": invoice.customer_id, "status": invoice.status}
+def _event(session: Session, invoice: Invoice) -> dict[str, Any]:
+    return invoice_data(session, invoice)
+
+
+def invoice_data(session: Session, invoice: Invoice) -> dict[str, Any]:
+    """The webhook ``data`` of ``invoice.*``: the invoice as ``GET /v1/invoices/{id}`` shows it."""
+    data: dict[str, Any] = to_schema(session, invoice).model_dump(mode="json")
+    return data
 
 
 def mark_paid(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
@@ -63,7 +69,7 @@ def mark_paid(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
     invoice.status = "paid"
     invoice.paid_at = now
     session.flush()
-    emit(session, "invoice.paid", _event(invoice), key=invoice.id)
+    emit(session, "invoice.paid", _event(session, invoice), key=invoice.id)
     return invoice
 
 
@@ -74,7 +80,7 @@ def void_invoice(session: Session, invoice_id: str, *, now: datetime) -> Invoice
     invoice.status = "void"
     invoice.voided_at = now
     session.flush()
-    emit(session, "invoice.voided", _event(invoice), key=invoice.id)
+    emit(session, "invoice.voided", _event(session, invoice), key=invoice.id)
     return invoice
 
 

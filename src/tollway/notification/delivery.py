@@ -3,7 +3,8 @@
 :func:`deliver_due` claims due deliveries (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
 serializes writers), leases them (``next_attempt_at`` moves past the timeout, so a worker that
 dies mid-send leaves them to be retried, never lost), commits, then POSTs them in parallel
-outside any transaction, and records each outcome:
+outside any transaction (endpoints in parallel, each endpoint's deliveries one after the other in
+the order their messages were emitted), and records each outcome:
 
 - a 2xx marks the delivery ``delivered`` and resets the endpoint's failure streak;
 - anything else (non-2xx, 3xx included since redirects are not followed, timeout after
@@ -54,6 +55,8 @@ RETRY_DELAYS: tuple[timedelta, ...] = (
 """Delay after the 1st, 2nd... failed attempt of a schedule; after the last one the delivery fails."""
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 PARALLEL_SENDS = 8
+LEASE_SECONDS = 60.0
+"""A claimed delivery is left alone by other workers for the timeout plus this long."""
 
 
 def next_delay(failed_in_schedule: int) -> timedelta | None:
@@ -82,10 +85,11 @@ class Outcome:
     status_code: int | None
     error: str | None
     duration_ms: int
+    attempted: bool = True
 
 
 def _claim(factory: sessionmaker[Session], settings: Settings, now: datetime, batch: int) -> list[Job]:
-    lease = now + timedelta(seconds=settings.webhook_timeout_seconds + 60)
+    lease = now + timedelta(seconds=settings.webhook_timeout_seconds + LEASE_SECONDS)
     jobs: list[Job] = []
     with factory() as session:
         stmt = (
@@ -161,6 +165,9 @@ def _record(factory: sessionmaker[Session], settings: Settings, outcomes: list[O
             endpoint = session.get(WebhookEndpoint, o.endpoint_id)
             if delivery is None or endpoint is None:  # deleted meanwhile
                 continue
+            if not o.attempted:
+                delivery.next_attempt_at = now
+                continue
             delivery.attempts += 1
             delivery.last_status_code = o.status_code
             delivery.last_error = o.error
@@ -196,7 +203,7 @@ def _record(factory: sessionmaker[Session], settings: Settings, outcomes: list[O
 
 
 def deliver_due(
-    factory: sessionmaker[Session], settings: Settings, *, now: datetime | None = None, batch: int = 100
+    factory: sessionmaker[Session], settings: Settings, *, now: datetime | None = None, batch: int = 200
 ) -> tuple[int, int]:
     """Attempt one batch of due deliveries. Returns (delivered, failed attempts)."""
     fixed_now = now
@@ -204,12 +211,31 @@ def deliver_due(
     if not jobs:
         return 0, 0
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)
+    by_endpoint: dict[str, list[Job]] = {}
+    for job in jobs:  # claimed oldest first
+        by_endpoint.setdefault(job.endpoint_id, []).append(job)
+
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        if len(jobs) == 1:
-            outcomes = [send(jobs[0], settings, client)]
+
+        def send_in_order(queue: list[Job]) -> list[Outcome]:
+            """Stops at the endpoint's first failure, or when the lease runs short: the rest are
+            released untouched (due at once, no attempt counted)."""
+            out: list[Outcome] = []
+            started = time.monotonic()
+            for job in queue:
+                if (out and not out[-1].ok) or time.monotonic() - started > LEASE_SECONDS / 2:
+                    out.append(Outcome(job.delivery_id, job.endpoint_id, False, None, None, 0, attempted=False))
+                    continue
+                out.append(send(job, settings, client))
+            return out
+
+        queues = list(by_endpoint.values())
+        if len(queues) == 1:
+            results = [send_in_order(queues[0])]
         else:
-            with ThreadPoolExecutor(max_workers=min(PARALLEL_SENDS, len(jobs))) as pool:
-                outcomes = list(pool.map(lambda j: send(j, settings, client), jobs))
+            with ThreadPoolExecutor(max_workers=min(PARALLEL_SENDS, len(queues))) as pool:
+                results = list(pool.map(send_in_order, queues))
+    outcomes = [o for result in results for o in result]
     _record(factory, settings, outcomes, fixed_now or utcnow())
     ok = sum(1 for o in outcomes if o.ok)
-    return ok, len(outcomes) - ok
+    return ok, sum(1 for o in outcomes if o.attempted) - ok
