@@ -1,9 +1,13 @@
 """Test fixtures: every database test runs on SQLite and on PostgreSQL.
 
-Each test gets its own database: a copy of a migrated SQLite file, or a PostgreSQL database
-cloned from a migrated template (``CREATE DATABASE … TEMPLATE``). Migrations run once per
-session and per backend. PostgreSQL tests are skipped when no server answers, except under
-``CI=true`` where that is a failure.
+Each test starts on an empty, migrated database (only the rows the migrations seed). SQLite: a
+copy of a file migrated once per session. PostgreSQL: one database per session (per xdist worker),
+migrated once and emptied before each test with ``TRUNCATE`` of every table it holds (found by
+reflection after migrating, so every table a migration adds is covered), identities restarted and
+the seeded rows put back (a test that leaves the schema changed, such as a migration test going
+down a revision, gets the database made anew). Tests commit for real, so live servers and
+concurrent sessions see each other's work. PostgreSQL tests are skipped when no server answers,
+except under ``CI=true`` where that is a failure.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import MetaData, Table, insert, select, text
+from sqlalchemy.engine import Engine
 
 from tollway.app import create_app
 from tollway.auth.keys import create_key
@@ -58,63 +65,130 @@ def _pg_available() -> str | None:
         return str(exc)
 
 
-@dataclass
-class Templates:
-    root: Path
-    sqlite_file: Path | None = None
-    pg_name: str | None = None
-
-
-@pytest.fixture(scope="session")
-def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
-    t = Templates(root=tmp_path_factory.mktemp("db-templates"))
-    yield t
-    if t.pg_name:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{t.pg_name}" WITH (FORCE)')
-
-
 def _pg_url(dbname: str) -> str:
     base, _, _ = PG_ADMIN_URL.rpartition("/")
     return f"{base}/{dbname}"
 
 
+@dataclass
+class PgDatabase:
+    """The session's migrated PostgreSQL database and what emptying it takes."""
+
+    name: str
+    engine: Engine
+    tables: list[Table] = field(default_factory=list)
+    seed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    schema: str = ""
+    used: bool = False
+
+    _SCHEMA = text(
+        "SELECT (SELECT string_agg(version_num, ',') FROM alembic_version) || ':' || "
+        "(SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public')"
+    )
+
+    @classmethod
+    def create(cls) -> PgDatabase:
+        name = f"tw_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        engine = make_engine(_pg_url(name), pool_size=1, max_overflow=0)
+        upgrade(engine)
+        db = cls(name, engine)
+        meta = MetaData()
+        meta.reflect(engine)
+        db.tables = [t for t in meta.sorted_tables if t.name != "alembic_version"]
+        with engine.connect() as conn:
+            db.schema = conn.execute(cls._SCHEMA).scalar_one()
+            for table in db.tables:
+                rows = [dict(r._mapping) for r in conn.execute(select(table))]
+                if rows:  # seeded by a migration (the invoice number counter...)
+                    db.seed[table.name] = rows
+        return db
+
+    def reset(self) -> bool:
+        """Empty every table but keep the schema: TRUNCATE the tables that hold rows (and the
+        seeded ones, whose rows go back in), and restart every sequence a test advanced.
+        False, changing nothing, when a test changed the schema (a migration test that went down
+        a revision): the database must then be made anew."""
+        with self.engine.begin() as conn:
+            # Connections a test left open (an engine it never disposed, a killed server's) would
+            # hold locks TRUNCATE waits for: end them, as DROP DATABASE … WITH (FORCE) did.
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            if conn.execute(self._SCHEMA).scalar_one() != self.schema:
+                return False
+            probes = " UNION ALL ".join(
+                f"SELECT {i} FROM (SELECT 1 FROM {conn.dialect.identifier_preparer.format_table(t)} LIMIT 1) x{i}"
+                for i, t in enumerate(self.tables)
+            )
+            filled = {int(r[0]) for r in conn.execute(text(probes))}
+            dirty = [t for i, t in enumerate(self.tables) if i in filled or t.name in self.seed]
+            if dirty:
+                names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in dirty)
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            for seq in conn.execute(
+                text("SELECT schemaname, sequencename FROM pg_sequences WHERE last_value IS NOT NULL")
+            ).all():
+                conn.execute(text(f'ALTER SEQUENCE "{seq[0]}"."{seq[1]}" RESTART'))
+            for table in dirty:
+                if table.name in self.seed:
+                    conn.execute(insert(table), self.seed[table.name])
+        return True
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@dataclass
+class Databases:
+    root: Path
+    sqlite_file: Path | None = None
+    pg: PgDatabase | None = None
+    pg_problem: str | None = None
+
+
+@pytest.fixture(scope="session")
+def _databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases(root=tmp_path_factory.mktemp("db-templates"))
+    yield dbs
+    if dbs.pg is not None:
+        dbs.pg.drop()
+
+
 @pytest.fixture
-def db_url(backend: str, _templates: Templates, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database for this test only."""
+def db_url(backend: str, _databases: Databases, tmp_path: Path) -> Iterator[str]:
+    """A migrated database holding no rows but the seeded ones, for this test only."""
     if backend == "sqlite":
-        if _templates.sqlite_file is None:
-            path = _templates.root / "template.db"
+        if _databases.sqlite_file is None:
+            path = _databases.root / "template.db"
             engine = make_engine(f"sqlite:///{path}")
             upgrade(engine)
             engine.dispose()
-            _templates.sqlite_file = path
+            _databases.sqlite_file = path
         target = tmp_path / "tollway.db"
-        shutil.copyfile(_templates.sqlite_file, target)
+        shutil.copyfile(_databases.sqlite_file, target)
         yield f"sqlite:///{target}"
         return
 
-    problem = _pg_available()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required when CI=true and is not reachable: {problem}")
-        pytest.skip(f"PostgreSQL not reachable: {problem}")
-    if _templates.pg_name is None:
-        name = f"tw_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        engine = make_engine(_pg_url(name))
-        upgrade(engine)
-        engine.dispose()
-        _templates.pg_name = name
-    dbname = f"tw_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{_templates.pg_name}"')
-    try:
-        yield _pg_url(dbname)
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    if _databases.pg is None:
+        problem = _databases.pg_problem or _pg_available()
+        if problem:
+            _databases.pg_problem = problem
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is required when CI=true and is not reachable: {problem}")
+            pytest.skip(f"PostgreSQL not reachable: {problem}")
+        _databases.pg = PgDatabase.create()
+    elif _databases.pg.used and not _databases.pg.reset():
+        _databases.pg.drop()
+        _databases.pg = PgDatabase.create()
+    _databases.pg.used = True
+    yield _pg_url(_databases.pg.name)
 
 
 @pytest.fixture

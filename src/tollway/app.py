@@ -11,6 +11,7 @@ from tollway import __version__
 from tollway.alert.endpoints import router as alerts_router
 from tollway.auth.keys import KeyCache
 from tollway.catalog.endpoints import router as catalog_router
+from tollway.catalog.service import published_plan_meter_guard
 from tollway.config import Settings, get_settings
 from tollway.customer.endpoints import router as customers_router
 from tollway.db import make_engine, make_sessionmaker
@@ -20,6 +21,7 @@ from tollway.event.store import SqlEventStore
 from tollway.invoice.endpoints import router as invoices_router
 from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
+from tollway.meter.service import register_mutation_guard
 from tollway.notification.endpoints import router as webhooks_router
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
@@ -39,6 +41,7 @@ ROUTERS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    register_mutation_guard(published_plan_meter_guard)  # a meter a published plan uses stays as it is
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager

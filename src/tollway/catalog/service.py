@@ -54,7 +54,6 @@ from tollway.catalog.schemas import (
 from tollway.errors import FieldError, ValidationFailed, validation_errors_from_pydantic
 from tollway.kit.pagination import decode_cursor
 from tollway.kit.time import utcnow
-from tollway.meter.service import register_mutation_guard
 from tollway.models import Bundle, BundleProduct, Customer, Meter, Plan, PlanMeter, Product
 from tollway.pricing import PlanPricing, Preview, PricingError, plan_pricing_from_dict, preview
 
@@ -618,7 +617,6 @@ def published_plans_using_meter(session: Session, key: str, *, limit: int = 10) 
     return list(session.scalars(stmt))
 
 
-@register_mutation_guard
 def published_plan_meter_guard(session: Session, key: str) -> str | None:
     """Meter guard: a meter named by a published plan (charges, revenue share, notifications,
     limits) must not change, or the plan's prices would change under its subscribers."""

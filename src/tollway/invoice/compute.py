@@ -11,8 +11,7 @@ and shown as zero-priced lines; the rest is priced by :mod:`tollway.pricing`.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -326,7 +325,3 @@ def key_totals(lines: Sequence[BillLine]) -> dict[str, tuple[Decimal, Decimal]]:
         amount, metered = out.get(line.key, (ZERO, line.metered or ZERO))
         out[line.key] = (amount + line.amount, metered)
     return out
-
-
-def with_details(line: BillLine, extra: Mapping[str, Any]) -> BillLine:
-    return dataclasses.replace(line, details={**line.details, **extra})

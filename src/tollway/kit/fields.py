@@ -1,4 +1,4 @@
-"""Annotated Pydantic field types shared by the API schemas."""
+"""Annotated Pydantic field types shared by the API schemas, and how fields are named in errors."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ ID_PATTERN = r"^[A-Za-z0-9._~:@-]{1,200}$"
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 """A caller-chosen id or code: URL-safe, at most 200 characters."""
+
+
+def field_path(prefix: str, key: str | int) -> str:
+    """The name of a field inside ``prefix`` in an error: ``field_path("charges[0]", "tiers") ==
+    "charges[0].tiers"``, ``field_path("charges", 0) == "charges[0]"``, ``field_path("", "id") == "id"``."""
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else key
 
 
 def _to_decimal(value: Any) -> Decimal:

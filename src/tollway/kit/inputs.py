@@ -17,17 +17,12 @@ from typing import Any
 from starlette.requests import Request
 
 from tollway.errors import ValidationFailed
+from tollway.kit.fields import field_path
 
 MAX_DEPTH = 32
 """Objects and arrays nest at most this deep in a request body (and in event properties)."""
 
 NUL = "\x00"
-
-
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
 
 
 def text_problem(value: str) -> str | None:
@@ -81,7 +76,7 @@ def find_problem(value: Any, path: str = "", *, max_depth: int = MAX_DEPTH) -> t
                     return where or "body", f"has a key that {key_problem}"
             children = []
             for key, child in pairs:
-                name = _join(where, key)
+                name = field_path(where, key)
                 children.append((child, name, top or name, depth + 1))
             stack.extend(reversed(children))
         if problem:

@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from tollway.kit.time import localize
+
 __all__ = [
     "Anchor",
     "BillingCycle",
@@ -55,16 +57,6 @@ class Period:
 def _require_aware(value: datetime, name: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
-
-
-def localize(naive_local: datetime, tz: ZoneInfo) -> datetime:
-    """Wall-clock time in ``tz`` to UTC. A time in a DST gap moves forward by the gap; an
-    ambiguous time (DST fold) takes its first occurrence."""
-    aware = naive_local.replace(tzinfo=tz, fold=0)
-    back = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-    if back != naive_local:
-        aware = naive_local.replace(tzinfo=tz, fold=1)
-    return aware.astimezone(UTC)
 
 
 def _local(instant: datetime, tz: ZoneInfo) -> datetime:

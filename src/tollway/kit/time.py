@@ -138,12 +138,12 @@ def _window_start(instant: datetime, window: str, tz: ZoneInfo) -> datetime:
         floored = local.replace(minute=0, second=0, microsecond=0)
         return floored.astimezone(UTC)
     local = _floor_local(instant.astimezone(tz).replace(tzinfo=None), window)
-    return _localize(local, tz)
+    return localize(local, tz)
 
 
-def _localize(naive_local: datetime, tz: ZoneInfo) -> datetime:
-    """Wall-clock time in tz → UTC. For a time that does not exist (DST gap) take the later
-    instant; for an ambiguous one the first (fold=0)."""
+def localize(naive_local: datetime, tz: ZoneInfo) -> datetime:
+    """Wall-clock time in ``tz`` to UTC. A time in a DST gap moves forward by the gap; an
+    ambiguous time (DST fold) takes its first occurrence."""
     aware = naive_local.replace(tzinfo=tz, fold=0)
     back = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
     if back != naive_local:  # in a gap: move forward by the gap
@@ -164,7 +164,7 @@ def _next_window_start(start: datetime, window: str, tz: ZoneInfo) -> datetime:
         aligned = _window_start(nxt, "hour", tz)
         return aligned if aligned > start else nxt
     local = start.astimezone(tz).replace(tzinfo=None)
-    return _localize(_add_local(_floor_local(local, window), window), tz)
+    return localize(_add_local(_floor_local(local, window), window), tz)
 
 
 def windows(

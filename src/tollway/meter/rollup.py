@@ -33,6 +33,7 @@ import orjson
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from tollway.db import is_postgres
 from tollway.kit.time import add_clamped
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.query import MeterDefinition, _Dialect, dialect_for, filter_sql, value_expr
@@ -138,18 +139,13 @@ def _json(value: Any) -> Any:
     return json.loads(value) if value else []
 
 
-def _is_postgres(conn: Connection | Session) -> bool:
-    bind = conn.get_bind() if isinstance(conn, Session) else conn
-    return bind.dialect.name == "postgresql"
-
-
 def lock_shared(conn: Connection | Session) -> None:
-    if _is_postgres(conn):
+    if is_postgres(conn):
         conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": ROLLUP_LOCK})
 
 
 def lock_exclusive(conn: Connection | Session) -> None:
-    if _is_postgres(conn):
+    if is_postgres(conn):
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROLLUP_LOCK})
 
 
@@ -198,7 +194,7 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
     workers may run this at once on PostgreSQL: each claims its own rows (SKIP LOCKED)."""
     lock_shared(conn)
     meters = load_meters(conn)
-    if _is_postgres(conn):
+    if is_postgres(conn):
         d = dialect_for("postgresql")
         ctes = [
             "batch AS (DELETE FROM rollup_pending WHERE event_id IN (SELECT event_id FROM rollup_pending "
@@ -229,12 +225,6 @@ def note_changes_sql(dialect: str, source: str) -> str:
     if dialect == "postgresql":
         return f"INSERT INTO usage_changes (customer) SELECT DISTINCT e.customer FROM {source} e ON CONFLICT DO NOTHING"
     return f"INSERT OR IGNORE INTO usage_changes (customer) SELECT DISTINCT e.customer FROM {source} e"
-
-
-def forget(session: Session, meter_key: str) -> None:
-    """Drop every rollup row of a meter."""
-    lock_exclusive(session)
-    session.execute(text("DELETE FROM meter_rollups WHERE meter_key = :k"), {"k": meter_key})
 
 
 def rebuild_all(session: Session) -> int:

@@ -8,8 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tollway.kit.fields import Identifier
 
-AGGREGATIONS = ("count", "sum", "max", "min", "latest", "unique_count")
-FILTER_OPS = ("eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte", "exists")
 PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 
 Aggregation = Literal["count", "sum", "max", "min", "latest", "unique_count"]

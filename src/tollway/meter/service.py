@@ -14,8 +14,9 @@ from tollway.meter.query import MeterDefinition
 from tollway.meter.schemas import MeterCreate, MeterUpdate
 from tollway.models import Meter
 
-# Other domains register here the reasons a meter may not change (the catalog: "used by the
-# published plan 'pro'"). Each guard returns None when the meter is free to change.
+# Other domains register here, at app start (``app.create_app``), the reasons a meter may not
+# change (the catalog: "used by the published plan 'pro'"). Each guard returns None when the
+# meter is free to change.
 MeterGuard = Callable[[Session, str], str | None]
 MUTATION_GUARDS: list[MeterGuard] = []
 

@@ -1,7 +1,6 @@
-from __future__ import annotations
+"""Kept for the model modules that import ``utcnow`` from here; the one definition is
+:func:`tollway.kit.time.utcnow`, which new code imports directly."""
 
-from datetime import UTC, datetime
+from tollway.kit.time import utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["utcnow"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+from tollway.kit.fields import field_path
 from tollway.kit.money import parse_decimal
 
 __all__ = ["Errors", "field_path", "read_bool", "read_decimal", "read_mapping", "read_str"]
@@ -15,13 +16,6 @@ MAX_PLACES = 12
 """Prices are stored as Numeric(30, 12): at most 12 decimal places..."""
 MAX_INTEGER_DIGITS = 18
 """...and at most 18 digits before the point."""
-
-
-def field_path(prefix: str, key: str | int) -> str:
-    """``field_path("charges[0]", "tiers") == "charges[0].tiers"``; ints make ``[i]``."""
-    if isinstance(key, int):
-        return f"{prefix}[{key}]"
-    return f"{prefix}.{key}" if prefix else key
 
 
 def parse_decimal_value(value: object) -> Decimal | str:

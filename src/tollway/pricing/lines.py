@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from tollway.kit.fields import format_decimal as decimal_str  # the one decimal formatter
 from tollway.kit.money import Currency, money_context, money_str, parse_currency, round_money
 from tollway.pricing.errors import PricingInputError
 
@@ -37,16 +38,6 @@ Timing = Literal["in_advance", "in_arrears"]
 """When a line is billed: at the start of the period it pays for, or after it."""
 
 ZERO = Decimal(0)
-
-
-def decimal_str(value: Decimal) -> str:
-    """A plain decimal string (no exponent): ``Decimal("1E+3")`` -> ``"1000"``."""
-    if value == 0:
-        return "0"
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
 
 
 def jsonable(value: object) -> object:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tollway.kit.periods import BillingCycle, Period, add_months, local_midnight_after_days, localize
+from tollway.kit.periods import BillingCycle, Period, add_months, local_midnight_after_days
+from tollway.kit.time import localize
 from tollway.models import Plan, Subscription
 
 
