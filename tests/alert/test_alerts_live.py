@@ -11,7 +11,7 @@ from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import free_port, start_server
-from tests.notification.conftest import Receiver
+from tests.notification.conftest import Receiver, settle
 
 from .conftest import SECRET_KEY
 from .test_email import Inbox
@@ -39,15 +39,21 @@ def test_alert_webhook_and_email_within_15_seconds(db_url: str) -> None:
         plan = {"code": "pro", "name": "Pro", "currency": "USD",
                 "charges": [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.01"}],
                 "notifications": {"meter": "api_calls", "target": 100, "thresholds": [50, 100, 150]}}  # fmt: skip
+        settle(c, "/v1/meters/api_calls")
         assert c.post("/v1/plans", json=plan).status_code == 201
+        settle(c, "/v1/plans/pro")
         assert c.post("/v1/plans/pro/publish").status_code == 200
+        settle(c, "/v1/plans/pro", lambda p: p["status"] == "published")
         assert c.post("/v1/customers", json={"id": "acme", "email": "ops@acme.example.com"}).status_code == 201
+        settle(c, "/v1/customers/acme")
         start = (datetime.now(UTC) - timedelta(days=2)).isoformat()
         overrides = {"notification_target": 10}
         sub = {"id": "sub_1", "customer": "acme", "plan": "pro", "start": start, "overrides": overrides}
         assert c.post("/v1/subscriptions", json=sub).status_code == 201
+        settle(c, "/v1/subscriptions/sub_1")
         r = c.post("/v1/webhook-endpoints", json={"id": "wh", "url": receiver.url, "event_types": ["alert.triggered"]})
         secret = r.json()["secret"]
+        settle(c, "/v1/webhook-endpoints/wh")
 
         now = datetime.now(UTC).isoformat()
         batch = [{"id": f"e{i}", "customer": "acme", "type": "api_call", "timestamp": now} for i in range(12)]

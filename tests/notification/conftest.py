@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import free_port
@@ -93,3 +95,16 @@ def settings(db_url: str) -> Settings:
         webhook_allow_private_urls=True,
         webhook_timeout_seconds=2.0,
     )
+
+
+def settle(client: httpx.Client, path: str, check: Callable[[dict[str, Any]], bool] = lambda _: True) -> None:
+    """Wait until ``GET path`` shows a write the server already answered. Until the commit happens
+    before the response (main's deps.get_session), a read right after a 2xx can miss the write
+    on PostgreSQL; live tests that chain creations wait for each one to be visible."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        r = client.get(path)
+        if r.status_code == 200 and check(r.json()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not become visible")

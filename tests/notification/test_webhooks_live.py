@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.conftest import free_port, start_server
 from tollway.config import Settings
 
-from .conftest import SECRET_KEY, Receiver
+from .conftest import SECRET_KEY, Receiver, settle
 
 LIVE_ENV = {
     "TOLLWAY_SECRET_KEY": SECRET_KEY,
@@ -42,10 +42,13 @@ def test_receiver_down_then_failing_then_up_loses_nothing(db_url: str, settings:
         assert r.status_code == 201, r.text
         secret = r.json()["secret"]
         assert client.post("/v1/customers", json={"id": "acme", "email": "ops@acme.example.com"}).status_code == 201
+        settle(client, "/v1/customers/acme")
         fees = {"recurring": {"amount": "10.00", "in_advance": True, "prorate": False}}
         plan = {"code": "basic", "name": "Basic", "currency": "USD", "charges": [], "fees": fees}
         assert client.post("/v1/plans", json=plan).status_code == 201
+        settle(client, "/v1/plans/basic")
         assert client.post("/v1/plans/basic/publish").status_code == 200
+        settle(client, "/v1/plans/basic", lambda p: p["status"] == "published")
         sub = {"id": "sub_1", "customer": "acme", "plan": "basic", "start": "2026-01-01T00:00:00Z"}
         assert client.post("/v1/subscriptions", json=sub).status_code == 201
 
