@@ -307,7 +307,12 @@ def configure_alerts(server_url: str, admin: dict[str, str]) -> None:
         for i in range(1000):
             c.post("/v1/customers", json={"id": f"cust-{i}"}).raise_for_status()
             sub = {"id": f"sub-{i}", "customer": f"cust-{i}", "plan": "metered", "start": "2025-12-01T00:00:00Z"}
-            c.post("/v1/subscriptions", json=sub).raise_for_status()
+            for _ in range(50):  # main still commits after the response: the customer may not show yet
+                r = c.post("/v1/subscriptions", json=sub)
+                if r.status_code != 422:
+                    break
+                time.sleep(0.02)
+            r.raise_for_status()
         alert = {"id": "big", "metric": "usage", "meter": "calls", "thresholds": ["1000000"]}
         c.post("/v1/alerts", json=alert).raise_for_status()
         hook = {"id": "ops", "url": "https://hooks.example.com/tw", "event_types": ["alert.triggered"]}
