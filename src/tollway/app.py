@@ -23,6 +23,7 @@ from tollway.kit.idempotency import IdempotencyMiddleware
 from tollway.meter.endpoints import router as meters_router
 from tollway.meter.service import register_mutation_guard
 from tollway.notification.endpoints import router as webhooks_router
+from tollway.payment.endpoints import router as payments_router
 from tollway.settings.endpoints import router as settings_router
 from tollway.subscription.endpoints import router as subscriptions_router
 
@@ -36,6 +37,7 @@ ROUTERS = [
     settings_router,
     webhooks_router,
     alerts_router,
+    payments_router,
 ]
 
 

@@ -14,6 +14,8 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 rollups_app = typer.Typer(help="Maintain the meters' hourly rollups.", no_args_is_help=True)
 app.add_typer(rollups_app, name="rollups")
+payments_app = typer.Typer(help="Collect invoices through the payment provider (Stripe).", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
 
 
 def _migrate() -> None:
@@ -96,6 +98,7 @@ def worker(
     try:
         if once:
             runner.run_once()
+            runner.payment_step()
         else:
             runner.run()
     finally:
@@ -148,6 +151,50 @@ def rollups_rebuild(
     finally:
         engine.dispose()
     typer.echo(f"rebuilt the rollups of {count} meter(s)")
+
+
+@payments_app.command("sync")
+def payments_sync(
+    since: Annotated[str | None, typer.Option(help="RFC 3339: only invoices issued at or after this")] = None,
+) -> None:
+    """Push finalized invoices that were never pushed (and retry pending ones) now. Idempotent."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tollway.db import make_engine, make_sessionmaker
+    from tollway.kit.time import parse_rfc3339
+    from tollway.payment.providers import configured_provider
+    from tollway.payment.sync import PaymentSync
+
+    settings = get_settings()
+    provider = configured_provider(settings)
+    if provider is None:
+        typer.echo("error: payments are off: set TOLLWAY_STRIPE_API_KEY", err=True)
+        raise typer.Exit(code=2)
+    try:
+        start = parse_rfc3339(since) if since is not None else None
+    except ValueError as exc:
+        typer.echo(f"error: --since {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    _migrate()
+    engine = make_engine(settings.database_url)
+    try:
+        sync = PaymentSync(make_sessionmaker(engine), provider)
+        links = sync.queue_unpushed(since=start)
+        done = failed = 0
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as progress:
+            task = progress.add_task(f"pushing to {provider.name}", total=len(links))
+            for link_id in links:
+                if sync.process(link_id):
+                    done += 1
+                else:
+                    failed += 1
+                progress.advance(task)
+    finally:
+        engine.dispose()
+    typer.echo(f"{done} invoice(s) synced with {provider.name}, {failed} failed (the worker retries them)")
+    if failed:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

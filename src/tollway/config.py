@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression).
     max_events_per_batch: int = 1000
     max_body_bytes: int = 1024 * 1024
+    # Payments through Stripe (off unless the API key is set). api_base points the official
+    # library at another Stripe-compatible server (a local fake in the tests).
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = 30.0
+    stripe_max_network_retries: int = 2
 
 
 @lru_cache(maxsize=1)

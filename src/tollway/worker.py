@@ -25,6 +25,7 @@ from tollway.kit.time import utcnow
 from tollway.meter import rollup
 from tollway.notification import outbox
 from tollway.notification.delivery import deliver_due
+from tollway.payment.sync import PaymentSync
 
 log = logging.getLogger("tollway.worker")
 
@@ -45,6 +46,9 @@ def register_handlers(settings: Settings) -> None:
     outbox.register(EMAIL_TOPIC, AlertMailer(settings), name="email.alert")
 
 
+ROLLUP_BATCH = 20_000
+
+
 class Worker:
     def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory = factory
@@ -54,6 +58,18 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
         self._next_rollup = 0.0
+        self.payments = self._payments()
+
+    def _payments(self) -> PaymentSync | None:
+        """The payment provider's sync when one is configured; its outbox handlers are registered here."""
+        from tollway.payment.handlers import register_handlers
+        from tollway.payment.providers import configured_provider
+
+        provider = configured_provider(self.settings)
+        if provider is None:
+            return None
+        register_handlers(provider.name)
+        return PaymentSync(self.factory, provider)
 
     def stop(self) -> None:
         self._stop.set()
@@ -69,13 +85,15 @@ class Worker:
         return len(result.created)
 
     def rollup_step(self) -> int:
-        """Add the events stored since the last step to the meters' hourly rollups."""
+        """Add the events stored since the last step to the meters' hourly rollups: full batches
+        until a partial one (the backlog as of now), so that under continuous ingestion the step
+        ends and the alerts, the outbox and the webhooks get their turn."""
         total = 0
         while not self.stopping:
             with session_scope(self.factory) as session:
-                applied = rollup.apply_pending(session)
+                applied = rollup.apply_pending(session, limit=ROLLUP_BATCH)
             total += applied
-            if applied == 0:
+            if applied < ROLLUP_BATCH:
                 break
         return total
 
@@ -107,6 +125,10 @@ class Worker:
             if delivered + failed == 0 or failed:
                 break
         return total
+
+    def payment_step(self) -> int:
+        """Push due invoices to the payment provider (the loop runs this in its own thread)."""
+        return self.payments.step().done if self.payments is not None else 0
 
     def run_once(self) -> None:
         now = time.monotonic()
@@ -141,6 +163,8 @@ class Worker:
             self.settings.billing_run_interval_seconds,
             self.settings.outbox_poll_interval_seconds,
         )
+        if self.payments is not None:  # a slow provider must never delay billing: its own thread
+            self.payments.start_thread(self._stop, self.settings.outbox_poll_interval_seconds)
         while not self.stopping:
             self.run_once()
             self._stop.wait(min(self.settings.outbox_poll_interval_seconds, self.settings.rollup_interval_seconds))

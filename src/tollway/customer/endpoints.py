@@ -27,6 +27,7 @@ def to_schema(row: CustomerRow) -> Customer:
         category=row.category,
         company=row.company,
         tax_rate=row.tax_rate,
+        payment_collection=row.payment_collection,  # type: ignore[arg-type]
         metadata=row.metadata_ or {},
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tollway.kit.fields import CurrencyCode, DecimalStr, Identifier, TimezoneName
+from tollway.payment.schemas import PaymentCollection
 
 
 def _tax_rate(value: Decimal) -> Decimal:
@@ -28,6 +29,9 @@ class CustomerBase(BaseModel):
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
     tax_rate: TaxRate = Decimal(0)
+    payment_collection: PaymentCollection = Field(
+        default="charge_automatically", description="how the payment provider collects this customer's invoices"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -45,6 +49,7 @@ class CustomerUpdate(BaseModel):
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
     tax_rate: TaxRate | None = None
+    payment_collection: PaymentCollection | None = None
     metadata: dict[str, Any] | None = None
 
 

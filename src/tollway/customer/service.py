@@ -29,7 +29,7 @@ def get_customer(session: Session, customer_id: str) -> Customer:
 def update_customer(session: Session, customer_id: str, data: CustomerUpdate) -> Customer:
     customer = get_customer(session, customer_id)
     for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field in ("currency", "timezone", "tax_rate", "metadata"):
+        if value is None and field in ("currency", "timezone", "tax_rate", "payment_collection", "metadata"):
             continue  # not nullable: an explicit null leaves the value as it is
         setattr(customer, "metadata_" if field == "metadata" else field, value)
     session.flush()

@@ -54,6 +54,12 @@ def _customer_lines(customer: Customer) -> list[str]:
     return out
 
 
+def _payment_status(invoice: Invoice) -> str | None:
+    """'pending at stripe' ... for an invoice sent to a payment provider."""
+    pay = invoice.payment
+    return f"{pay.status} ({pay.provider})" if pay is not None else None
+
+
 def render_html(invoice: Invoice, customer: Customer, seller: str, tz: ZoneInfo) -> str:
     e = html.escape
     rows = []
@@ -83,8 +89,17 @@ Subscription: {e(invoice.subscription or "")} &middot; Currency: {cur}</p>
 <tr><td>Subtotal</td><td class="num">{e(invoice.subtotal or "")} {cur}</td></tr>
 <tr><td>Tax ({e(invoice.tax_rate or "0")}%)</td><td class="num">{e(invoice.tax or "")} {cur}</td></tr>
 <tr><th>Total</th><th class="num">{e(invoice.total or "")} {cur}</th></tr></table>
-</body></html>
+{_payment_html(invoice)}</body></html>
 """
+
+
+def _payment_html(invoice: Invoice) -> str:
+    status = _payment_status(invoice)
+    if status is None or invoice.payment is None:
+        return ""
+    url = invoice.payment.url
+    link = f' &middot; <a href="{html.escape(url)}">Pay online</a>' if url else ""
+    return f'<p class="payment">Payment: {html.escape(status)}{link}</p>\n'
 
 
 class _Pdf(FPDF):
@@ -170,4 +185,12 @@ def render_pdf(invoice: Invoice, customer: Customer, seller: str, tz: ZoneInfo) 
         pdf.use(style, 10)
         pdf.cell(cols[0] + cols[1], 6, t(label), align="R")
         pdf.cell(cols[2], 6, t(f"{value or ''} {cur}"), align="R", new_x="LMARGIN", new_y="NEXT")
+    status = _payment_status(invoice)
+    if status is not None and invoice.payment is not None:
+        pdf.ln(4)
+        pdf.use("", 10)
+        pdf.multi_cell(width, 5, t(f"Payment: {status}"), new_x="LMARGIN", new_y="NEXT")
+        if invoice.payment.url:
+            url = invoice.payment.url
+            pdf.multi_cell(width, 5, t(f"Pay online: {url}"), link=url, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tollway.kit.fields import Timestamp
+from tollway.payment.schemas import Payment
 
 InvoiceStatus = Literal["draft", "finalized", "paid", "void"]
 LineKind = Literal[
@@ -46,6 +47,7 @@ class Invoice(BaseModel):
     as_of: datetime | None = None
     paid_at: datetime | None = None
     voided_at: datetime | None = None
+    payment: Payment | None = Field(default=None, description="collection at the payment provider, once sent")
 
 
 class UpcomingInvoice(Invoice):

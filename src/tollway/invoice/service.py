@@ -19,6 +19,7 @@ from tollway.kit.money import Currency, from_minor_units, money_str, parse_curre
 from tollway.kit.pagination import decode_cursor
 from tollway.models import Invoice, InvoiceLine, Plan, Subscription
 from tollway.notification.outbox import emit
+from tollway.payment.service import invoice_payment
 from tollway.pricing.lines import decimal_str
 from tollway.subscription.terms import Terms
 
@@ -118,6 +119,7 @@ def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
         as_of=invoice.as_of,
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
+        payment=invoice_payment(session, invoice.id),
     )
 
 

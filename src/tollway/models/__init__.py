@@ -14,6 +14,8 @@ from tollway.models.invoice_sequence import InvoiceSequence
 from tollway.models.meter import Meter
 from tollway.models.meter_rollup import MeterRollup
 from tollway.models.outbox import OutboxMessage
+from tollway.models.payment_inbox import PaymentInboxEvent
+from tollway.models.payment_link import PaymentLink
 from tollway.models.plan import Plan
 from tollway.models.plan_meter import PlanMeter
 from tollway.models.product import Product
@@ -39,6 +41,8 @@ __all__ = [
     "Meter",
     "MeterRollup",
     "OutboxMessage",
+    "PaymentInboxEvent",
+    "PaymentLink",
     "Plan",
     "PlanMeter",
     "Product",

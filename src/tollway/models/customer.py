@@ -22,6 +22,10 @@ class Customer(Base):
     category: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(200))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(9, 6), default=Decimal(0))
+    # How the payment provider collects: charge_automatically | send_invoice.
+    payment_collection: Mapped[str] = mapped_column(
+        String(30), default="charge_automatically", server_default="charge_automatically"
+    )
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDoc, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,7 +1,7 @@
 """webhooks alerts
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-25 16:34:51.713515
 """
 
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 import tollway.db
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
