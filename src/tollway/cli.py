@@ -136,7 +136,7 @@ def rollups_rebuild(
     """Recompute rollups from the raw events (after a bulk import straight into the database)."""
     from tollway.db import make_engine, make_sessionmaker, session_scope
     from tollway.meter import rollup
-    from tollway.meter.query import MeterDefinition
+    from tollway.meter.definition import MeterDefinition
     from tollway.meter.service import get_meter
 
     _migrate()

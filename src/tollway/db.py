@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -27,6 +27,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+M = TypeVar("M", bound=Base)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -152,6 +155,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def get_or_404(
+    session: Session, model: type[M], key: Any, not_found: Callable[[Any], Exception], *, for_update: bool = False
+) -> M:
+    """The ``model`` row with primary key ``key`` (locked FOR UPDATE if asked), or the domain's
+    404 error ``not_found(key)`` (``CustomerNotFound``...)."""
+    row = session.get(model, key, with_for_update=True if for_update else None)
+    if row is None:
+        raise not_found(key)
+    return row
 
 
 def is_postgres(bind: Engine | Connection | Session) -> bool:

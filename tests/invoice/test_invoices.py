@@ -92,11 +92,11 @@ def test_pdf_and_html(api):
     assert r.content.startswith(b"%PDF")
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(r.content)).pages)
     assert inv["number"] in text and "Acme Srl" in text and "2.50" in text
-    assert "tier 2: 5 units (above 5)" in text  # the tier breakdown
-    assert "2026-01-01 to 2026-01-31 (UTC)" in text
+    assert "Tier 2 (above 5): 5 \u00d7 0.50 USD = 2.50 USD" in text  # the tier breakdown, as money
+    assert "1 Jan - 31 Jan 2026" in text
     html = api.get(f"/v1/invoices/{inv['id']}/html")
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
-    assert inv["number"] in html.text and "Acme Srl" in html.text and "tier 1: 5 units" in html.text
+    assert inv["number"] in html.text and "Acme Srl" in html.text and "Tier 1 (0 to 5)" in html.text
 
 
 def test_tax_is_rounded_half_up_on_the_subtotal(api):

@@ -204,7 +204,7 @@ class FakeStripe:
         if (method, path) == ("GET", "/v1/invoiceitems"):
             data = [i for i in self.items.values() if i["invoice"] == p.get("invoice")]
             return 200, {"object": "list", "data": data, "has_more": False, "url": "/v1/invoiceitems"}
-        m = re.fullmatch(r"/v1/invoices/(in_\w+)(/finalize|/void)?", path)
+        m = re.fullmatch(r"/v1/invoices/(in_\w+)(/finalize|/void|/pay)?", path)
         if m and m.group(1) in self.invoices:
             inv = self.invoices[m.group(1)]
             action = m.group(2)
@@ -216,6 +216,11 @@ class FakeStripe:
             if method == "POST" and action == "/finalize" and inv["status"] == "draft":
                 inv.update(status="open", number=f"FAKE-{len(self.invoices):04d}",
                            hosted_invoice_url=f"{self.url}/hosted/{inv['id']}")  # fmt: skip
+                return 200, inv
+            if method == "POST" and action == "/pay" and inv["status"] in ("open", "uncollectible"):
+                if p.get("paid_out_of_band") != "true":
+                    return 402, _error("card_error", "no payment method in the fake")
+                inv["status"] = "paid"
                 return 200, inv
             if method == "POST" and action == "/void" and inv["status"] in ("open", "uncollectible"):
                 inv["status"] = "void"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from tests.invoice._helpers import calls, create_customer, create_plan, run_billing, send_events, subscribe
-from tests.payment._helpers import PLAN_CHARGES, billed_invoice, work
+from tests.payment._helpers import PLAN_CHARGES, billed_invoice, post_event, work
 from tollway.kit.time import utcnow
 from tollway.models import PaymentLink
 from tollway.notification import outbox
@@ -177,3 +177,23 @@ def test_push_resumed_after_stripe_forgot_its_keys_adds_no_item_twice(api, sessi
     assert len(fake_stripe.invoices) == 1 and fake_stripe.only_invoice()["status"] == "open"
     assert [i["amount"] for i in fake_stripe.items_of(stripe_inv["id"])] == [1999, 11, 442]
     assert fake_stripe.only_invoice()["metadata"]["tollway_invoice_id"] == inv["id"]
+
+
+def test_mark_paid_in_tollway_pays_out_of_band_at_stripe(api, session_factory, settings, fake_stripe):
+    inv = billed_invoice(api)
+    worker = Worker(session_factory, settings)
+    work(worker)
+    assert api.post(f"/v1/invoices/{inv['id']}/mark-paid").status_code == 200
+    work(worker)
+    assert fake_stripe.only_invoice()["status"] == "paid"
+    [pay] = fake_stripe.posts("/pay$")
+    assert pay.params == {"paid_out_of_band": "true"} and pay.idempotency_key == f"tollway-invoice-{inv['id']}-paid"
+    assert api.get(f"/v1/invoices/{inv['id']}").json()["payment"]["status"] == "paid"
+    # Paid through Stripe (its webhook marks the invoice paid): nothing is sent back to Stripe.
+    other = billed_invoice(api, customer="other")
+    work(worker)
+    stripe_other = next(i for i in fake_stripe.invoices.values() if i["metadata"]["tollway_invoice_id"] == other["id"])
+    r = post_event(api, "invoice.paid", {**stripe_other, "status": "paid"}, event_id="evt_other")
+    assert r.json()["outcome"] == "applied"
+    work(worker)
+    assert len(fake_stripe.posts("/pay$")) == 1

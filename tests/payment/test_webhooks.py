@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import func, select
+from stripe import WebhookSignature
 
 from tests.payment._helpers import billed_invoice, post_event, work
+from tests.payment.conftest import WEBHOOK_SECRET
 from tollway.models import Invoice, OutboxMessage, PaymentInboxEvent
 from tollway.worker import Worker
 
@@ -103,6 +105,14 @@ def test_bad_signature_is_400_and_changes_nothing(anon, api, session_factory, se
     with session_factory() as session:
         assert session.get(Invoice, inv["id"]).status == "finalized"  # type: ignore[union-attr]
     assert _inbox(session_factory) == 0 and _topics(session_factory, "invoice.paid") == []
+
+
+def test_signed_bodies_that_are_not_events_are_400(anon, api, session_factory, settings, fake_stripe):
+    for body in ("[]", "{}", '{"id": 5, "data": {"object": {}}}', '{"id": "evt_1", "data": []}', "not json"):
+        header = WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
+        r = anon.post("/v1/webhooks/stripe", content=body, headers={"Stripe-Signature": header})
+        assert r.status_code == 400, (body, r.text)
+    assert _inbox(session_factory) == 0
 
 
 def test_unknown_types_and_unknown_invoices_are_acknowledged(anon, api, session_factory, settings, fake_stripe):

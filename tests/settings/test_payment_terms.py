@@ -85,6 +85,9 @@ def db_before_settings(backend, db_url):
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, _settings_revision(cfg)[1])
     yield engine, cfg
+    with engine.begin() as conn:  # leave the database as the other tests expect it
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
     engine.dispose()
 
 

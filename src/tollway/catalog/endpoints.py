@@ -58,34 +58,8 @@ def bundle_schema(row: BundleRow) -> Bundle:
 
 
 def plan_schema(row: PlanRow) -> Plan:
-    return Plan.model_validate(
-        {
-            "code": row.code,
-            "name": row.name,
-            "description": row.description,
-            "currency": row.currency,
-            "bundle": row.bundle,
-            "interval": row.interval,
-            "interval_count": row.interval_count,
-            "billing_anchor": row.billing_anchor,
-            "visibility": row.visibility,
-            "audience": row.audience,
-            "payment_terms_days": row.payment_terms_days,
-            "contract_months": row.contract_months,
-            "free_period_days": row.free_period_days,
-            "fees": row.fees,
-            "charges": row.charges or [],
-            "revenue_share": row.revenue_share,
-            "notifications": row.notifications,
-            "limits": row.limits or [],
-            "start_date": row.start_date,
-            "end_date": row.end_date,
-            "status": row.status,
-            "published_at": row.published_at,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-        }
-    )
+    fields = {name: getattr(row, name) for name in Plan.model_fields}
+    return Plan.model_validate({**fields, "charges": row.charges or [], "limits": row.limits or []})
 
 
 # ---------------------------------------------------------------------------------- products

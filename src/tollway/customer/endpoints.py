@@ -26,6 +26,8 @@ def to_schema(row: CustomerRow) -> Customer:
         timezone=row.timezone,
         category=row.category,
         company=row.company,
+        address=row.address,
+        tax_id=row.tax_id,
         tax_rate=row.tax_rate,
         payment_collection=row.payment_collection,  # type: ignore[arg-type]
         metadata=row.metadata_ or {},
@@ -41,7 +43,7 @@ def create_customer(body: CustomerCreate, session: SessionDep) -> Customer:
 
 @router.get("/{customer_id}", response_model=Customer)
 def get_customer(customer_id: str, session: SessionDep) -> Customer:
-    return to_schema(service.get_customer(session, customer_id))
+    return to_schema(service.get_customer_view(session, customer_id))
 
 
 @router.patch("/{customer_id}", response_model=Customer)

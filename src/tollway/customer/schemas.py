@@ -28,6 +28,10 @@ class CustomerBase(BaseModel):
     timezone: TimezoneName = "UTC"
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(
+        default=None, max_length=2000, description="printed on invoices; lines separated by \\n"
+    )
+    tax_id: str | None = Field(default=None, max_length=100, description="the customer's VAT or tax number")
     tax_rate: TaxRate = Decimal(0)
     payment_collection: PaymentCollection = Field(
         default="charge_automatically", description="how the payment provider collects this customer's invoices"
@@ -48,6 +52,8 @@ class CustomerUpdate(BaseModel):
     timezone: TimezoneName | None = None
     category: str | None = Field(default=None, max_length=200)
     company: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=2000)
+    tax_id: str | None = Field(default=None, max_length=100)
     tax_rate: TaxRate | None = None
     payment_collection: PaymentCollection | None = None
     metadata: dict[str, Any] | None = None

@@ -3,9 +3,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tollway.customer.errors import CustomerAlreadyExists, CustomerNotFound
+from tollway.customer.errors import EVENT_COUNT_CAP, CustomerAlreadyExists, CustomerNotFound
 from tollway.customer.schemas import CustomerCreate, CustomerUpdate
-from tollway.kit.pagination import decode_cursor
+from tollway.db import get_or_404
+from tollway.event.service import count_events_of
+from tollway.kit.pagination import paginate
 from tollway.models import Customer
 
 
@@ -20,9 +22,15 @@ def create_customer(session: Session, data: CustomerCreate) -> Customer:
 
 
 def get_customer(session: Session, customer_id: str) -> Customer:
+    return get_or_404(session, Customer, customer_id, CustomerNotFound)
+
+
+def get_customer_view(session: Session, customer_id: str) -> Customer:
+    """The customer; when it does not exist, the 404 says how many events arrived for its id (an
+    integration sending events under an id nobody created)."""
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise CustomerNotFound(customer_id)
+        raise CustomerNotFound(customer_id, count_events_of(session, customer_id, cap=EVENT_COUNT_CAP))
     return customer
 
 
@@ -37,7 +45,5 @@ def update_customer(session: Session, customer_id: str, data: CustomerUpdate) ->
 
 
 def list_customers(session: Session, *, limit: int, after: str | None) -> list[Customer]:
-    stmt = select(Customer).order_by(Customer.id).limit(limit + 1)
-    if after:
-        stmt = stmt.where(Customer.id > decode_cursor(after))
+    stmt = paginate(select(Customer), Customer.id, limit=limit, after=after)
     return list(session.scalars(stmt))

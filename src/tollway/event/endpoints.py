@@ -6,7 +6,7 @@ import zlib
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -16,7 +16,9 @@ from tollway.deps import get_session
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
 from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IngestResult, ingest
-from tollway.event.schemas import EventOut, IngestResponse
+from tollway.event.schemas import EventOut, EventPage, IngestResponse, StoredEvent, UnknownCustomers
+from tollway.kit.listing import ListParams, list_params, time_param
+from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -114,6 +116,31 @@ async def post_events(request: Request) -> Response:
             [FieldError(e.field, e.message) for e in result.errors],
         )
     return Response(orjson.dumps(result.as_dict()), status_code=202, media_type="application/json")
+
+
+@router.get("", response_model=EventPage, dependencies=[Depends(require_admin)], summary="List stored events")
+def list_events(
+    session: Annotated[Session, Depends(get_session)],
+    params: Annotated[ListParams, Depends(list_params)],
+    customer: Annotated[str | None, Query(description="only this customer's events")] = None,
+    type: Annotated[str | None, Query(description="only events of this type")] = None,
+    from_: Annotated[str | None, Query(alias="from", description="RFC 3339: timestamp at or after")] = None,
+    to: Annotated[str | None, Query(description="RFC 3339: timestamp before")] = None,
+) -> EventPage:
+    """Stored events, newest first (timestamp descending, then id descending), to see what an
+    integration sent. ``customer_exists`` marks events whose customer does not exist."""
+    filters = service.EventFilter(
+        customer=customer, type=type, start=time_param("from", from_), end=time_param("to", to)
+    )
+    rows = service.list_events(session, filters, limit=params.limit + 1, after=params.after)
+    page = Page[StoredEvent].of(rows, params.limit, lambda item: item.cursor, service.to_stored)
+    unknown = [event for event in page.data if not event.customer_exists]
+    return EventPage(
+        data=page.data,
+        next=page.next,
+        unknown_customers=UnknownCustomers(customers=sorted({e.customer for e in unknown}), events=len(unknown)),
+        customer_exists=service.customer_exists(session, customer) if customer is not None else None,
+    )
 
 
 @router.get("/{event_id}", response_model=EventOut, dependencies=[Depends(require_admin)])

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from tollway.event.ingest import IncomingEvent
 from tollway.meter import rollup
-from tollway.meter.query import MeterDefinition, dialect_for
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.sql import dialect_for
 from tollway.models import Event
 
 

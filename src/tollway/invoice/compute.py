@@ -23,7 +23,8 @@ from tollway.catalog.service import plan_pricing
 from tollway.invoice.errors import UnbillableUsage
 from tollway.kit.money import AmountOutOfRange, Currency, parse_currency
 from tollway.kit.periods import Period, days_between
-from tollway.meter.query import MeterDefinition, query_usage
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import query_usage
 from tollway.meter.values import TOTALS_AGGREGATIONS, event_values, meter_totals
 from tollway.models import Meter
 from tollway.pricing import (

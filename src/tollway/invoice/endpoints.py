@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -9,7 +8,6 @@ from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, Response
 
 from tollway.auth.dependencies import require_admin
-from tollway.customer.service import get_customer
 from tollway.deps import get_session
 from tollway.invoice import service
 from tollway.invoice.finalize import run_billing
@@ -18,19 +16,9 @@ from tollway.invoice.schemas import BillingRunRequest, BillingRunResult, Invoice
 from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
-from tollway.models import Subscription
 
 router = APIRouter(tags=["invoices"], dependencies=[Depends(require_admin)])
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-def _zone(session: Session, subscription_id: str) -> ZoneInfo:
-    sub = session.get(Subscription, subscription_id)
-    return ZoneInfo(sub.timezone if sub is not None else "UTC")
-
-
-def _seller(request: Request) -> str:
-    return str(getattr(request.app.state.settings, "seller_name", None) or "Tollway")
 
 
 @router.get("/v1/customers/{customer_id}/upcoming-invoice", response_model=UpcomingInvoice)
@@ -67,7 +55,7 @@ def list_invoices(
     rows = service.list_invoices(
         session, customer=customer, subscription=subscription, limit=params.limit, after=params.after
     )
-    return Page[Invoice].of(rows, params.limit, "id", lambda r: service.to_schema(session, r))
+    return Page[Invoice].of(service.to_schemas(session, rows), params.limit, "id", lambda invoice: invoice)
 
 
 @router.get("/v1/invoices/{invoice_id}", response_model=Invoice)
@@ -76,23 +64,17 @@ def get_invoice(invoice_id: str, session: SessionDep) -> Invoice:
 
 
 @router.get("/v1/invoices/{invoice_id}/html", response_class=HTMLResponse)
-def invoice_html(invoice_id: str, session: SessionDep, request: Request) -> HTMLResponse:
-    row = service.get_invoice(session, invoice_id)
-    invoice = service.to_schema(session, row)
-    customer = get_customer(session, row.customer_id)
-    return HTMLResponse(render_html(invoice, customer, _seller(request), _zone(session, row.subscription_id)))
+def invoice_html(invoice_id: str, session: SessionDep) -> HTMLResponse:
+    return HTMLResponse(render_html(service.invoice_document(session, invoice_id)))
 
 
 @router.get("/v1/invoices/{invoice_id}/pdf", response_class=Response)
-def invoice_pdf(invoice_id: str, session: SessionDep, request: Request) -> Response:
-    row = service.get_invoice(session, invoice_id)
-    invoice = service.to_schema(session, row)
-    customer = get_customer(session, row.customer_id)
-    pdf = render_pdf(invoice, customer, _seller(request), _zone(session, row.subscription_id))
+def invoice_pdf(invoice_id: str, session: SessionDep) -> Response:
+    document = service.invoice_document(session, invoice_id)
     return Response(
-        pdf,
+        render_pdf(document),
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{row.number}.pdf"'},
+        headers={"Content-Disposition": f'inline; filename="{document.number}.pdf"'},
     )
 
 

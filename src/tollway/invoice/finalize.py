@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.invoice.adjust import adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
+from tollway.invoice.snapshot import take as snapshot_take
 from tollway.kit.money import Currency, money_context, round_money, to_minor_units
 from tollway.kit.periods import Period
 from tollway.kit.time import utcnow
@@ -154,8 +155,18 @@ def write_invoice(
     sub = ctx.terms.subscription
     cur = ctx.currency
     provider = get_provider_settings(session)
+    terms_days = payment_terms_days(ctx.terms.plan.payment_terms_days, provider)
     tax_rate = Decimal(customer.tax_rate or 0)
     t = totals(lines, tax_rate, cur)
+    snapshot = snapshot_take(
+        session,
+        customer=customer,
+        plan=ctx.terms.plan,
+        timezone=sub.timezone,
+        meters=[line.meter for line in lines],
+        payment_terms_days=terms_days,
+        settings=provider,
+    )
     invoice = Invoice(
         id=f"inv_{uuid.uuid4().hex[:24]}",
         customer_id=customer.id,
@@ -166,12 +177,13 @@ def write_invoice(
         period_start=period.start,
         period_end=period.end,
         issued_at=now,
-        due_at=now + timedelta(days=payment_terms_days(ctx.terms.plan.payment_terms_days, provider)),
+        due_at=now + timedelta(days=terms_days),
         as_of=as_of,
         tax_rate=tax_rate,
         subtotal_minor=to_minor_units(t.subtotal, cur),
         tax_minor=to_minor_units(t.tax, cur),
         total_minor=to_minor_units(t.total, cur),
+        snapshot=snapshot.model_dump(mode="json"),
         created_at=now,
         updated_at=now,
     )

@@ -47,6 +47,12 @@ class Invoice(BaseModel):
     as_of: datetime | None = None
     paid_at: datetime | None = None
     voided_at: datetime | None = None
+    seller: dict[str, Any] | None = Field(
+        default=None, description="the seller block as issued (the settings' company at finalization)"
+    )
+    buyer: dict[str, Any] | None = Field(
+        default=None, description="the buyer block as issued: the customer's name, e-mail, address, tax id then"
+    )
     payment: Payment | None = Field(default=None, description="collection at the payment provider, once sent")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,13 +11,17 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tollway.customer.service import get_customer
+from tollway.db import get_or_404
 from tollway.invoice import schemas
 from tollway.invoice.adjust import adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
+from tollway.invoice.document import Document
+from tollway.invoice.document import build as build_document
 from tollway.invoice.errors import InvoiceNotFound, InvoiceTransitionNotAllowed
 from tollway.invoice.finalize import totals
+from tollway.invoice.snapshot import snapshot_of
 from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency
-from tollway.kit.pagination import decode_cursor
+from tollway.kit.pagination import paginate
 from tollway.models import Invoice, InvoiceLine, Plan, Subscription
 from tollway.notification.outbox import emit
 from tollway.payment.service import invoice_payment
@@ -25,32 +30,36 @@ from tollway.subscription.terms import Terms
 
 
 def get_invoice(session: Session, invoice_id: str, *, for_update: bool = False) -> Invoice:
-    stmt = select(Invoice).where(Invoice.id == invoice_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    invoice = session.scalars(stmt).first()
-    if invoice is None:
-        raise InvoiceNotFound(invoice_id)
-    return invoice
+    return get_or_404(session, Invoice, invoice_id, InvoiceNotFound, for_update=for_update)
 
 
 def list_invoices(
     session: Session, *, customer: str | None, subscription: str | None, limit: int, after: str | None
 ) -> list[Invoice]:
-    stmt = select(Invoice).order_by(Invoice.id).limit(limit + 1)
+    stmt = paginate(select(Invoice), Invoice.id, limit=limit, after=after)
     if customer is not None:
         stmt = stmt.where(Invoice.customer_id == customer)
     if subscription is not None:
         stmt = stmt.where(Invoice.subscription_id == subscription)
-    if after:
-        stmt = stmt.where(Invoice.id > decode_cursor(after))
     return list(session.scalars(stmt))
 
 
 def invoice_lines(session: Session, invoice: Invoice) -> list[InvoiceLine]:
-    return list(
-        session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.position))
-    )
+    return lines_by_invoice(session, [invoice])[invoice.id]
+
+
+def lines_by_invoice(session: Session, invoices: Sequence[Invoice]) -> dict[str, list[InvoiceLine]]:
+    """The lines of each of ``invoices`` in order, read in one query."""
+    out: dict[str, list[InvoiceLine]] = {invoice.id: [] for invoice in invoices}
+    if out:
+        stmt = (
+            select(InvoiceLine)
+            .where(InvoiceLine.invoice_id.in_(list(out)))
+            .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
+        )
+        for line in session.scalars(stmt):
+            out[line.invoice_id].append(line)
+    return out
 
 
 def _event(session: Session, invoice: Invoice) -> dict[str, Any]:
@@ -85,7 +94,14 @@ def void_invoice(session: Session, invoice_id: str, *, now: datetime) -> Invoice
     return invoice
 
 
-def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
+def to_schemas(session: Session, invoices: Sequence[Invoice]) -> list[schemas.Invoice]:
+    """:func:`to_schema` of each invoice, with the lines of all of them read in one query."""
+    lines = lines_by_invoice(session, invoices)
+    return [to_schema(session, invoice, lines[invoice.id]) for invoice in invoices]
+
+
+def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | None = None) -> schemas.Invoice:
+    """The invoice as the API returns it (its lines read unless already ``read``)."""
     cur = parse_currency(invoice.currency)
     lines = [
         schemas.InvoiceLine(
@@ -97,7 +113,7 @@ def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
             amount=money_str(from_minor_units(line.amount_minor, cur), cur),
             details=dict(line.details or {}),
         )
-        for line in invoice_lines(session, invoice)
+        for line in (invoice_lines(session, invoice) if read is None else read)
     ]
     return schemas.Invoice(
         id=invoice.id,
@@ -119,8 +135,17 @@ def to_schema(session: Session, invoice: Invoice) -> schemas.Invoice:
         as_of=invoice.as_of,
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
+        seller=snapshot.get("seller") if (snapshot := invoice.snapshot) else None,
+        buyer=snapshot.get("buyer") if snapshot else None,
         payment=invoice_payment(session, invoice.id),
     )
+
+
+def invoice_document(session: Session, invoice_id: str) -> Document:
+    """The finalized invoice as the document its PDF and HTML show, from its frozen snapshot."""
+    row = get_invoice(session, invoice_id)
+    invoice = to_schema(session, row)
+    return build_document(invoice, snapshot_of(session, row, [line.meter for line in invoice.lines]))
 
 
 def _draft(

@@ -27,6 +27,7 @@ __all__ = [
     "Currency",
     "CurrencyError",
     "format_money",
+    "format_price",
     "from_minor_units",
     "money_context",
     "money_str",
@@ -202,3 +203,13 @@ def format_money(amount: Decimal | int, currency: Currency | str) -> str:
     cur = parse_currency(currency)
     rounded = round_money(amount, cur)
     return f"{rounded:,.{cur.exponent}f} {cur.code}"
+
+
+def format_price(amount: Decimal | int, currency: Currency | str) -> str:
+    """A unit price as people read it, never rounded: at least the currency's minor digits, more
+    when the price has them: ``"0.50 USD"``, ``"0.0015 USD"``, ``"1,200.00 USD"``."""
+    cur = parse_currency(currency)
+    value = Decimal(amount)
+    exponent = value.normalize().as_tuple().exponent
+    digits = max(cur.exponent, -exponent if isinstance(exponent, int) and exponent < 0 else 0)
+    return f"{value:,.{digits}f} {cur.code}"

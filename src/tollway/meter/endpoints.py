@@ -7,15 +7,10 @@ from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
 from tollway.deps import get_session
-from tollway.errors import ValidationFailed
-from tollway.kit.fields import format_decimal
-from tollway.kit.listing import ListParams, list_params, time_param
+from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page
-from tollway.kit.time import get_zone, utcnow, window_start
 from tollway.meter import service
-from tollway.meter.query import MeterDefinition, query_usage
-from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, Usage, UsageRow
-from tollway.models import Customer
+from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, Usage
 from tollway.models import Meter as MeterRow
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"], dependencies=[Depends(require_admin)])
@@ -28,7 +23,7 @@ def to_schema(row: MeterRow) -> Meter:
         name=row.name,
         description=row.description,
         event_type=row.event_type,
-        aggregation=row.aggregation,  # type: ignore[arg-type]
+        aggregation=row.aggregation,
         value_property=row.value_property,
         filters=[MeterFilter(**f) for f in row.filters or []],
         group_by=list(row.group_by or []),
@@ -71,52 +66,6 @@ def meter_usage(
     group_by: Annotated[list[str] | None, Query(description="one or more of the meter's group_by")] = None,
     tz: Annotated[str | None, Query(description="IANA zone; default: the customer's, else UTC")] = None,
 ) -> Usage:
-    meter = service.get_meter(session, key)
-    if tz is None:
-        row = session.get(Customer, customer) if customer else None
-        tz = row.timezone if row is not None else "UTC"
-    try:
-        zone = get_zone(tz)
-    except ValueError as exc:
-        raise ValidationFailed.field("tz", str(exc)) from exc
-    end = time_param("to", to) or utcnow()
-    start = time_param("from", from_) or window_start(end, "month", zone)
-    if start >= end:
-        raise ValidationFailed.field("to", "must be after 'from'")
-    groups: list[str] = []
-    for item in group_by or []:
-        groups += [g.strip() for g in item.split(",") if g.strip()]
-    unknown = [g for g in groups if g not in (meter.group_by or [])]
-    if unknown:
-        allowed = ", ".join(meter.group_by or []) or "none"
-        raise ValidationFailed.field(
-            "group_by", f"meter '{key}' cannot be grouped by {', '.join(unknown)} (its group_by: {allowed})"
-        )
-    try:
-        values = query_usage(
-            session,
-            MeterDefinition.from_row(meter),
-            start=start,
-            end=end,
-            customer=customer,
-            window=window,
-            tz=zone,
-            group_by=groups,
-        )
-    except ValueError as exc:  # too many windows
-        raise ValidationFailed.field("window", str(exc)) from exc
-    return Usage(
-        meter=key,
-        customer=customer,
-        tz=tz,
-        window=window,
-        data=[
-            UsageRow(
-                from_=v.start,
-                to=v.end,
-                value=None if v.value is None else format_decimal(v.value),
-                groups=v.groups,
-            )
-            for v in values
-        ],
+    return service.usage(
+        session, key, customer=customer, from_=from_, to=to, window=window, group_by=group_by or [], tz=tz
     )

@@ -14,39 +14,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tollway.kit.time import add_clamped
 from tollway.kit.time import windows as make_windows
-from tollway.meter.aggregations import REGISTRY
-from tollway.meter.schemas import check_path
-from tollway.models import Meter
+from tollway.meter.aggregations import REGISTRY, Aggregation, Partial
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.sql import Dialect, base_conditions, dialect_for, dialect_of, filter_sql, value_expr
 
-
-@dataclass(frozen=True)
-class MeterDefinition:
-    key: str
-    event_type: str
-    aggregation: str
-    value_property: str | None = None
-    filters: tuple[dict[str, Any], ...] = ()
-    group_by: tuple[str, ...] = ()
-
-    @classmethod
-    def from_row(cls, row: Meter) -> MeterDefinition:
-        return cls(
-            key=row.key,
-            event_type=row.event_type,
-            aggregation=row.aggregation,
-            value_property=row.value_property,
-            filters=tuple(row.filters or ()),
-            group_by=tuple(row.group_by or ()),
-        )
+# MeterDefinition and the SQL helpers are re-exported for code that imports them from here;
+# their homes are meter.definition and meter.sql.
+__all__ = [
+    "Dialect",
+    "MeterDefinition",
+    "UsageValue",
+    "base_conditions",
+    "dialect_for",
+    "filter_sql",
+    "query_usage",
+    "value_expr",
+]
 
 
 @dataclass(frozen=True)
@@ -57,329 +47,6 @@ class UsageValue:
     groups: dict[str, str | None] = field(default_factory=dict)
 
 
-class _Dialect:
-    name: str
-
-    def __init__(self) -> None:
-        self.params: dict[str, Any] = {}
-        self._n = 0
-
-    def bind(self, value: Any) -> str:
-        self._n += 1
-        key = f"p{self._n}"
-        self.params[key] = value
-        return f":{key}"
-
-    # Overridden per dialect -------------------------------------------------------------
-    def typeof(self, path: str) -> str:
-        raise NotImplementedError
-
-    def text_value(self, path: str) -> str:
-        raise NotImplementedError
-
-    def number(self, path: str) -> str:
-        raise NotImplementedError
-
-    def is_string(self, path: str) -> str:
-        raise NotImplementedError
-
-    def is_bool(self, path: str) -> str:
-        raise NotImplementedError
-
-    def ts(self, value: datetime) -> Any:
-        raise NotImplementedError
-
-    def number_param(self, value: int | float | str) -> Any:
-        raise NotImplementedError
-
-    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
-        raise NotImplementedError
-
-    def hour_of(self, column: str) -> str:
-        """The UTC hour an instant falls in, in the column's own representation."""
-        raise NotImplementedError
-
-    def pending_events(self) -> str:
-        """FROM clause of the events not rolled up yet, as ``e`` (``p`` is the pending row)."""
-        return "rollup_pending p JOIN events e ON e.id = p.event_id"
-
-    def json_array(self, items: Sequence[str]) -> str:
-        raise NotImplementedError
-
-    def json_item(self, column: str, index: int) -> str:
-        raise NotImplementedError
-
-    def decimal_sum(self, expr: str) -> str:
-        raise NotImplementedError
-
-    def in_list(self, values: Sequence[Any], sql_type: str) -> str:
-        """``IN`` a list of values of ``sql_type`` (``text`` or ``numeric``), bound as one
-        parameter whatever its length: no limit on bound variables, no deep ``OR`` tree."""
-        raise NotImplementedError
-
-    def exists(self, path: str) -> str:
-        t = self.typeof(path)
-        return f"({t} IS NOT NULL AND {t} <> 'null')"
-
-
-class _Postgres(_Dialect):
-    name = "postgresql"
-
-    @staticmethod
-    def _lit(path: str) -> str:
-        return "'{" + ",".join(check_path(path).split(".")) + "}'"
-
-    def typeof(self, path: str) -> str:
-        return f"jsonb_typeof(e.properties #> {self._lit(path)})"
-
-    def text_value(self, path: str) -> str:
-        return f"(e.properties #>> {self._lit(path)})"
-
-    def number(self, path: str) -> str:
-        return f"(CASE WHEN {self.typeof(path)} = 'number' THEN (e.properties #>> {self._lit(path)})::numeric END)"
-
-    def is_string(self, path: str) -> str:
-        return f"{self.typeof(path)} = 'string'"
-
-    def is_bool(self, path: str) -> str:
-        return f"{self.typeof(path)} = 'boolean'"
-
-    def ts(self, value: datetime) -> Any:
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def number_param(self, value: int | float | str) -> Any:
-        return Decimal(str(value))
-
-    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
-        lo = self.bind([self.ts(a) for a, _ in bounds])
-        hi = self.bind([self.ts(b) for _, b in bounds])
-        return (
-            f"JOIN unnest(CAST({lo} AS timestamp[]), CAST({hi} AS timestamp[])) WITH ORDINALITY AS bk(lo, hi, idx) "
-            f"ON {column} >= bk.lo AND {column} < bk.hi"
-        )
-
-    def hour_of(self, column: str) -> str:
-        return f"date_trunc('hour', {column})"
-
-    def pending_events(self) -> str:
-        # The (small) pending table must drive the join: otherwise the planner, misjudging how
-        # many of a customer's events a window holds, scans them all by index and only then looks
-        # for pending ones (23 ms instead of 4 for 10,000 events). OFFSET 0 keeps the LATERAL
-        # subquery from being flattened, so it runs once per pending row, by primary key.
-        return "rollup_pending p CROSS JOIN LATERAL (SELECT * FROM events e0 WHERE e0.id = p.event_id OFFSET 0) e"
-
-    def json_array(self, items: Sequence[str]) -> str:
-        return f"jsonb_build_array({', '.join(items)})::text" if items else "'[]'"
-
-    def json_item(self, column: str, index: int) -> str:
-        return f"(({column})::jsonb ->> {int(index)})"
-
-    def decimal_sum(self, expr: str) -> str:
-        return f"SUM({expr})"
-
-    def in_list(self, values: Sequence[Any], sql_type: str) -> str:
-        return f"= ANY(CAST({self.bind(list(values))} AS {sql_type}[]))"
-
-
-class _Sqlite(_Dialect):
-    name = "sqlite"
-
-    @staticmethod
-    def _lit(path: str) -> str:
-        return "'$" + "".join(f'."{p}"' for p in check_path(path).split(".")) + "'"
-
-    def typeof(self, path: str) -> str:
-        return f"json_type(e.properties, {self._lit(path)})"
-
-    def text_value(self, path: str) -> str:
-        t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
-        return (
-            f"(CASE {t} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL "
-            f"ELSE CAST({v} AS TEXT) END)"
-        )
-
-    def number(self, path: str) -> str:
-        t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
-        return f"(CASE WHEN {t} IN ('integer', 'real') THEN {v} END)"
-
-    def is_string(self, path: str) -> str:
-        return f"{self.typeof(path)} = 'text'"
-
-    def is_bool(self, path: str) -> str:
-        return f"{self.typeof(path)} IN ('true', 'false')"
-
-    def ts(self, value: datetime) -> Any:
-        # The text form SQLAlchemy stores DateTime in on SQLite, so comparisons are chronological
-        # (isoformat pads the year to four digits; strftime("%Y") does not on every platform).
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-    def number_param(self, value: int | float | str) -> Any:
-        d = Decimal(str(value))
-        return int(d) if d == d.to_integral_value() and abs(d) < 2**63 else float(d)
-
-    def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
-        doc = self.bind(orjson.dumps([[self.ts(a), self.ts(b)] for a, b in bounds]).decode())
-        return (
-            "JOIN (SELECT CAST(key AS INTEGER) + 1 AS idx, json_extract(value, '$[0]') AS lo, "
-            f"json_extract(value, '$[1]') AS hi FROM json_each({doc})) AS bk "
-            f"ON {column} >= bk.lo AND {column} < bk.hi"
-        )
-
-    def hour_of(self, column: str) -> str:
-        return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"
-
-    def json_array(self, items: Sequence[str]) -> str:
-        return f"json_array({', '.join(items)})" if items else "'[]'"
-
-    def json_item(self, column: str, index: int) -> str:
-        return f"json_extract({column}, '$[{int(index)}]')"
-
-    def decimal_sum(self, expr: str) -> str:
-        return f"tw_decimal_sum({expr})"
-
-    def in_list(self, values: Sequence[Any], sql_type: str) -> str:
-        return f"IN (SELECT value FROM json_each({self.bind(orjson.dumps(list(values)).decode())}))"
-
-
-def _dialect(session: Session) -> _Dialect:
-    return dialect_for(session.get_bind().dialect.name)
-
-
-def dialect_for(name: str) -> _Dialect:
-    if name == "postgresql":
-        return _Postgres()
-    if name == "sqlite":
-        return _Sqlite()
-    raise RuntimeError(f"unsupported database dialect {name!r}")
-
-
-def _eq(d: _Dialect, path: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return f"({d.text_value(path)} = {d.bind('true' if value else 'false')} AND {d.is_bool(path)})"
-    if isinstance(value, int | float):
-        return f"({d.number(path)} = {d.bind(d.number_param(value))})"
-    return f"({d.text_value(path)} = {d.bind(str(value))} AND {d.is_string(path)})"
-
-
-def _any_of(d: _Dialect, path: str, values: Sequence[Any]) -> str:
-    """``path`` equals one of ``values``, each compared as :func:`_eq` compares it (a string with
-    strings, a number numerically, a boolean with booleans): one list per JSON type."""
-    strings = [v for v in values if isinstance(v, str)]
-    numbers = [d.number_param(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    booleans = sorted({"true" if v else "false" for v in values if isinstance(v, bool)})
-    parts = []
-    if strings:
-        parts.append(f"({d.text_value(path)} {d.in_list(strings, 'text')} AND {d.is_string(path)})")
-    if numbers:
-        parts.append(f"({d.number(path)} {d.in_list(numbers, 'numeric')})")
-    if booleans:
-        parts.append(f"({d.text_value(path)} {d.in_list(booleans, 'text')} AND {d.is_bool(path)})")
-    return "(" + (" OR ".join(parts) or "FALSE") + ")"
-
-
-_CMP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-
-
-def filter_sql(d: _Dialect, flt: dict[str, Any]) -> str:
-    """One meter filter as a SQL condition. ``neq``/``not_in`` also match events without the
-    property (they are the negation of ``eq``/``in``); the other ops need it present."""
-    path, op, value = str(flt["property"]), str(flt["op"]), flt.get("value")
-    if op == "eq":
-        return _eq(d, path, value)
-    if op == "neq":
-        return f"NOT COALESCE({_eq(d, path, value)}, FALSE)"
-    if op in ("in", "not_in"):
-        any_of = _any_of(d, path, list(value or ()))
-        return any_of if op == "in" else f"NOT COALESCE({any_of}, FALSE)"
-    if op in _CMP:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return f"({d.number(path)} {_CMP[op]} {d.bind(d.number_param(value))})"
-        return f"({d.text_value(path)} {_CMP[op]} {d.bind(str(value))} AND {d.is_string(path)})"
-    if op == "exists":
-        return d.exists(path) if value in (None, True) else f"NOT {d.exists(path)}"
-    raise ValueError(f"unknown filter op {op!r}")
-
-
-def _to_decimal(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
-
-
-def base_conditions(
-    d: _Dialect,
-    meter: MeterDefinition,
-    *,
-    start: datetime,
-    end: datetime,
-    customer: str | None,
-    as_of: datetime | None,
-) -> list[str]:
-    """The conditions every read of a meter's events shares: type, time range, not voided,
-    ingested by ``as_of``, the meter's filters, and a usable value for value aggregations."""
-    where = [
-        f"e.type = {d.bind(meter.event_type)}",
-        f"e.timestamp >= {d.bind(d.ts(start))}",
-        f"e.timestamp < {d.bind(d.ts(end))}",
-    ]
-    if customer is not None:
-        where.insert(0, f"e.customer = {d.bind(customer)}")
-    if as_of is None:
-        where.append("e.voided_at IS NULL")
-    else:  # as it was then: ingested by then, and not yet voided then
-        cutoff = d.bind(d.ts(as_of))
-        where.append(f"e.ingested_at <= {cutoff} AND (e.voided_at IS NULL OR e.voided_at > {cutoff})")
-    where += [filter_sql(d, f) for f in meter.filters]
-    agg = REGISTRY[meter.aggregation]
-    if agg.value_kind == "number":
-        assert meter.value_property
-        where.append(f"{d.number(meter.value_property)} IS NOT NULL")
-    return where
-
-
-def value_expr(d: _Dialect, meter: MeterDefinition) -> str:
-    agg = REGISTRY[meter.aggregation]
-    if agg.value_kind == "number":
-        assert meter.value_property
-        return d.number(meter.value_property)
-    if agg.value_kind == "text":
-        assert meter.value_property
-        return d.text_value(meter.value_property)
-    return "NULL"
-
-
-@dataclass
-class _Partial:
-    """A mergeable partial aggregate of one window and group."""
-
-    value: Decimal | None
-    latest_key: tuple[str, str] | None = None  # (timestamp as text, event id) of the latest value
-
-
-def _merge(aggregation: str, a: _Partial, b: _Partial) -> _Partial:
-    if a.value is None:
-        return b
-    if b.value is None:
-        return a
-    if aggregation in ("count", "sum"):
-        return _Partial(a.value + b.value)
-    if aggregation == "max":
-        return _Partial(max(a.value, b.value))
-    if aggregation == "min":
-        return _Partial(min(a.value, b.value))
-    if aggregation == "latest":
-        return a if (a.latest_key or ("", "")) >= (b.latest_key or ("", "")) else b
-    raise ValueError(f"{aggregation} partials cannot be merged")
-
-
-def _key_text(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return str(value)
-
-
 def _raw_partials(
     session: Session,
     meter: MeterDefinition,
@@ -388,40 +55,23 @@ def _raw_partials(
     customer: str | None,
     group_by: Sequence[str],
     as_of: datetime | None,
-) -> list[tuple[int, tuple[str | None, ...], _Partial]]:
+) -> list[tuple[int, tuple[str | None, ...], Partial]]:
     """Aggregate raw events per bound (1-based index into ``bounds``) and group."""
     agg = REGISTRY[meter.aggregation]
-    d = _dialect(session)
+    d = dialect_of(session)
     where = base_conditions(d, meter, start=bounds[0][0], end=bounds[-1][1], customer=customer, as_of=as_of)
-    value = value_expr(d, meter)
-    group_exprs = [d.text_value(p) for p in group_by]
-    group_cols = "".join(f", {g} AS g{i}" for i, g in enumerate(group_exprs))
-    join = d.buckets_join(bounds)
-    cond = " AND ".join(where)
-    if agg.name == "latest":
-        partition = ", ".join(["bk.idx", *group_exprs])
-        gcols = "".join(f", g{i}" for i in range(len(group_exprs)))
-        sql = (
-            f"SELECT idx{gcols}, ts, id, value FROM "
-            f"(SELECT bk.idx AS idx{group_cols}, e.timestamp AS ts, e.id AS id, "
-            f"{value} AS value, "
-            f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY e.timestamp DESC, e.id DESC) AS rn "
-            f"FROM events e {join} WHERE {cond}) t WHERE rn = 1"
-        )
-    else:
-        template = agg.sql_postgres if d.name == "postgresql" else agg.sql_sqlite
-        assert template is not None
-        positions = ", ".join(str(i + 1) for i in range(1 + len(group_exprs)))
-        sql = (
-            f"SELECT bk.idx AS idx{group_cols}, {template.format(v=value)} AS value "
-            f"FROM events e {join} WHERE {cond} GROUP BY {positions}"
-        )
+    source = f"events e {d.buckets_join(bounds)} WHERE {' AND '.join(where)}"
+    sql = agg.raw_select(d, value=value_expr(d, meter), groups=[d.text_value(p) for p in group_by], source=source)
+    return _read_partials(session, sql, d, agg, len(group_by))
+
+
+def _read_partials(
+    session: Session, sql: str, d: Dialect, agg: Aggregation, n_groups: int
+) -> list[tuple[int, tuple[str | None, ...], Partial]]:
     out = []
-    n = len(group_by)
     for r in session.execute(text(sql), d.params).all():
-        groups = tuple(None if g is None else str(g) for g in r[1 : 1 + n])
-        key = (_key_text(r[1 + n]), str(r[2 + n])) if agg.name == "latest" else None
-        out.append((int(r[0]), groups, _Partial(_to_decimal(r[-1]), key)))
+        groups = tuple(None if g is None else str(g) for g in r[1 : 1 + n_groups])
+        out.append((int(r[0]), groups, agg.partial(r)))
     return out
 
 
@@ -432,11 +82,11 @@ def _rollup_partials(
     *,
     customer: str | None,
     group_by: Sequence[str],
-) -> list[tuple[int, tuple[str | None, ...], _Partial]]:
+) -> list[tuple[int, tuple[str | None, ...], Partial]]:
     """Aggregate per bound (each bound is whole UTC hours) and group: the meter's hourly rollups
     plus the events not rolled up yet (``rollup_pending``), in one statement so both are read in
     one snapshot and an event the worker rolls up meanwhile is counted exactly once."""
-    d = _dialect(session)
+    d = dialect_of(session)
     start, end = bounds[0][0], bounds[-1][1]
     roll_where = [
         f"r.meter_key = {d.bind(meter.key)}",
@@ -462,30 +112,11 @@ def _rollup_partials(
         f"FROM {d.pending_events()} {d.buckets_join(bounds)} "
         f"WHERE {' AND '.join(raw_where)}"
     )
+    agg = REGISTRY[meter.aggregation]
     gcols = "".join(f", u.g{i}" for i in range(len(group_by)))
     positions = ", ".join(str(i + 1) for i in range(1 + len(group_by)))
-    aggregation = meter.aggregation
-    if aggregation == "count":
-        value = "SUM(u.n)"
-    elif aggregation == "sum":
-        value = d.decimal_sum("u.vs")
-    elif aggregation in ("max", "min"):
-        value = f"{aggregation.upper()}(u.v{aggregation})"
-    elif d.name == "postgresql":  # latest
-        value = (
-            "MAX(u.la), (array_agg(u.li ORDER BY u.la DESC, u.li DESC))[1], "
-            "(array_agg(u.lv ORDER BY u.la DESC, u.li DESC))[1]"
-        )
-    else:  # SQLite returns the other columns of the row where the single MAX() was found
-        value = "MAX(u.la || ' ' || u.li), u.la, u.li, u.lv"
-    sql = f"SELECT u.idx{gcols}, {value} FROM ({rolled} UNION ALL {pending}) u GROUP BY {positions}"
-    out = []
-    n = len(group_by)
-    for r in session.execute(text(sql), d.params).all():
-        groups = tuple(None if g is None else str(g) for g in r[1 : 1 + n])
-        key = (_key_text(r[-3]), str(r[-2])) if aggregation == "latest" else None
-        out.append((int(r[0]), groups, _Partial(_to_decimal(r[-1]), key)))
-    return out
+    sql = f"SELECT u.idx{gcols}, {agg.from_rollups(d)} FROM ({rolled} UNION ALL {pending}) u GROUP BY {positions}"
+    return _read_partials(session, sql, d, agg, len(group_by))
 
 
 def _ceil_hour(t: datetime) -> datetime:
@@ -523,13 +154,13 @@ def query_usage(
         return []
     agg = REGISTRY[meter.aggregation]
     group_by = tuple(group_by)
-    rollups = use_rollups and as_of is None and agg.name != "unique_count" and set(group_by) <= set(meter.group_by)
-    partials: dict[tuple[int, tuple[str | None, ...]], _Partial] = {}
+    rollups = use_rollups and as_of is None and agg.rolls_up and set(group_by) <= set(meter.group_by)
+    partials: dict[tuple[int, tuple[str | None, ...]], Partial] = {}
 
-    def add(rows: list[tuple[int, tuple[str | None, ...], _Partial]], owners: list[int]) -> None:
+    def add(rows: list[tuple[int, tuple[str | None, ...], Partial]], owners: list[int]) -> None:
         for idx, groups, part in rows:
             key = (owners[idx - 1], groups)
-            partials[key] = _merge(agg.name, partials[key], part) if key in partials else part
+            partials[key] = agg.merge(partials[key], part) if key in partials else part
 
     if not rollups:
         add(

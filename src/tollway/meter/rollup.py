@@ -36,7 +36,8 @@ from sqlalchemy.orm import Session
 from tollway.db import is_postgres
 from tollway.kit.time import add_clamped
 from tollway.meter.aggregations import REGISTRY
-from tollway.meter.query import MeterDefinition, _Dialect, dialect_for, filter_sql, value_expr
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.sql import Dialect, dialect_for, filter_sql, value_expr
 
 ROLLUP_LOCK = 7_404_179  # advisory lock id shared by ingestion (shared) and rebuilds (exclusive)
 
@@ -47,7 +48,7 @@ _COLUMNS = (
 
 
 def has_rollup(meter: MeterDefinition) -> bool:
-    return meter.aggregation != "unique_count"
+    return REGISTRY[meter.aggregation].rolls_up
 
 
 def _newer(old: str, new: str) -> str:
@@ -57,7 +58,7 @@ def _newer(old: str, new: str) -> str:
     )
 
 
-def upsert_sql(d: _Dialect, meter: MeterDefinition, source: str, extra_where: Sequence[str] = ()) -> str:
+def upsert_sql(d: Dialect, meter: MeterDefinition, source: str, extra_where: Sequence[str] = ()) -> str:
     """``INSERT … SELECT … ON CONFLICT DO UPDATE`` adding the events of ``source`` (a table, or a
     CTE holding just-inserted rows, aliased ``e``) to the meter's rollups."""
     agg = REGISTRY[meter.aggregation]
@@ -67,32 +68,12 @@ def upsert_sql(d: _Dialect, meter: MeterDefinition, source: str, extra_where: Se
     if agg.value_kind == "number":
         where.append(f"{value} IS NOT NULL")
     group_key = d.json_array([d.text_value(p) for p in meter.group_by])
-    vsum = d.decimal_sum(value) if agg.name == "sum" else "NULL"
-    vmin = f"MIN({value})" if agg.name == "min" else "NULL"
-    vmax = f"MAX({value})" if agg.name == "max" else "NULL"
     key = d.bind(meter.key)
     hour = d.hour_of("e.timestamp")
-    cond = " AND ".join(where)
     groups = ", ".join(["e.customer", hour, *([group_key] if meter.group_by else [])])
-    if agg.name != "latest":
-        select = (
-            f"SELECT {key}, e.customer, {hour}, {group_key}, COUNT(*), {vsum}, {vmin}, {vmax}, NULL, NULL, NULL "
-            f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
-        )
-    elif d.name == "postgresql":
-        order = "ORDER BY e.timestamp DESC, e.id DESC"
-        select = (
-            f"SELECT {key}, e.customer, {hour}, {group_key}, COUNT(*), NULL, NULL, NULL, MAX(e.timestamp), "
-            f"(array_agg(e.id {order}))[1], (array_agg({value} {order}))[1] "
-            f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
-        )
-    else:  # SQLite: with a single MAX(), the bare columns come from the row holding the maximum
-        select = (
-            f"SELECT mk, customer, hr, gk, n, NULL, NULL, NULL, la, li, lv FROM ("
-            f"SELECT {key} AS mk, e.customer AS customer, {hour} AS hr, {group_key} AS gk, COUNT(*) AS n, "
-            f"MAX(e.timestamp || ' ' || e.id) AS _k, e.timestamp AS la, e.id AS li, {value} AS lv "
-            f"FROM {source} e WHERE {cond} GROUP BY {groups}) WHERE true"
-        )
+    select = agg.rollup_select(
+        d, key=key, hour=hour, group_key=group_key, groups=groups, value=value, source=source, cond=" AND ".join(where)
+    )
     if d.name == "postgresql":
         add = "CASE WHEN r.value_sum IS NULL THEN x.value_sum WHEN x.value_sum IS NULL THEN r.value_sum ELSE r.value_sum + x.value_sum END"  # noqa: E501
     else:

@@ -2,15 +2,19 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tollway.kit.fields import Identifier
+from tollway.meter.aggregations import REGISTRY
 
 PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 
-Aggregation = Literal["count", "sum", "max", "min", "latest", "unique_count"]
+if TYPE_CHECKING:
+    Aggregation = str
+else:  # the registry's names, validated and documented (OpenAPI enum) as a Literal
+    Aggregation = Literal[tuple(REGISTRY)]
 FilterOp = Literal["eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 Scalar = str | int | float | bool
 MAX_LIST_VALUES = 10_000
@@ -97,7 +101,7 @@ class MeterCreate(MeterBase):
 
     @model_validator(mode="after")
     def _definition(self) -> MeterCreate:
-        if self.aggregation != "count" and not self.value_property:
+        if REGISTRY[self.aggregation].value_kind != "none" and not self.value_property:
             raise ValueError(f"value_property is required for aggregation '{self.aggregation}'")
         return self
 

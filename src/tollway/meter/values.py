@@ -19,10 +19,11 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tollway.meter.aggregations import REGISTRY
-from tollway.meter.query import MeterDefinition, _dialect, _to_decimal, base_conditions, filter_sql, value_expr
+from tollway.meter.aggregations import REGISTRY, to_decimal
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.sql import base_conditions, dialect_of, filter_sql, value_expr
 
-TOTALS_AGGREGATIONS = frozenset({"count", "sum", "max", "min", "unique_count"})
+TOTALS_AGGREGATIONS = frozenset(name for name, agg in REGISTRY.items() if agg.scalar)
 """The aggregations :func:`meter_totals` computes (``latest`` needs a window function)."""
 
 
@@ -38,9 +39,10 @@ def event_values(
 ) -> dict[str | None, list[Decimal]]:
     """Each counted event's value (``1`` for a ``count`` meter), keyed by the ``split_by``
     property's value (``None`` key when not splitting, or when the event lacks it)."""
-    d = _dialect(session)
+    d = dialect_of(session)
     where = base_conditions(d, meter, start=start, end=end, customer=customer, as_of=as_of)
-    number = "1" if meter.aggregation == "count" or not meter.value_property else d.number(meter.value_property)
+    prop = meter.value_property if REGISTRY[meter.aggregation].value_kind != "none" else None
+    number = d.number(prop) if prop else "1"
     split = d.text_value(split_by) if split_by else "NULL"
     sql = (
         f"SELECT {number} AS value, {split} AS split FROM events e "  # noqa: S608 - validated paths only
@@ -48,7 +50,7 @@ def event_values(
     )
     out: dict[str | None, list[Decimal]] = {}
     for value, key in session.execute(text(sql), d.params):
-        amount = _to_decimal(value)
+        amount = to_decimal(value)
         if amount is None:
             continue
         out.setdefault(None if key is None else str(key), []).append(amount)
@@ -73,7 +75,7 @@ def meter_totals(
             raise ValueError(f"meter_totals cannot compute '{meter.aggregation}' (meter '{meter.key}')")
         by_type.setdefault(meter.event_type, []).append(meter)
     for group in by_type.values():
-        d = _dialect(session)
+        d = dialect_of(session)
         # The shared conditions: those of a filterless count meter on the event type.
         shared = dataclasses.replace(group[0], aggregation="count", value_property=None, filters=())
         where = base_conditions(d, shared, start=start, end=end, customer=customer, as_of=as_of)
@@ -84,16 +86,10 @@ def meter_totals(
             value = value_expr(d, meter)
             if agg.value_kind == "number":
                 own.append(f"{value} IS NOT NULL")
-            cond = " AND ".join(own) or "1 = 1"
-            if agg.name == "count":
-                columns.append(f"COUNT(CASE WHEN {cond} THEN 1 END)")
-            else:
-                template = agg.sql_postgres if d.name == "postgresql" else agg.sql_sqlite
-                assert template is not None
-                columns.append(template.format(v=f"(CASE WHEN {cond} THEN {value} END)"))
+            columns.append(agg.aggregate_where(d, value, " AND ".join(own) or "1 = 1"))
         sql = f"SELECT {', '.join(columns)} FROM events e WHERE {' AND '.join(where)}"  # noqa: S608
         row = session.execute(text(sql), d.params).one()
         for meter, raw in zip(group, row, strict=True):
-            total = _to_decimal(raw)
+            total = to_decimal(raw)
             out[meter.key] = REGISTRY[meter.aggregation].empty if total is None else total
     return out

@@ -21,6 +21,9 @@ class Customer(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     category: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(200))
+    # The buyer block of invoices (free text, lines separated by \n) and the buyer's tax id.
+    address: Mapped[str | None] = mapped_column(String(2000))
+    tax_id: Mapped[str | None] = mapped_column(String(100))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(9, 6), default=Decimal(0))
     # How the payment provider collects: charge_automatically | send_invoice.
     payment_collection: Mapped[str] = mapped_column(

@@ -31,4 +31,6 @@ class Event(Base):
         # Serves every meter query: one customer, one event type, a time range.
         Index("ix_events_customer_type_timestamp", "customer", "type", "timestamp"),
         Index("ix_events_ingested_at", "ingested_at"),
+        # GET /v1/events without a customer: newest first, walked backwards.
+        Index("ix_events_timestamp", "timestamp"),
     )

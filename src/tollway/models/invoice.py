@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, UTCDateTime
+from tollway.db import Base, JSONDoc, UTCDateTime
 from tollway.models._common import utcnow
 
 
@@ -34,6 +35,9 @@ class Invoice(Base):
     subtotal_minor: Mapped[int] = mapped_column(BigInteger)
     tax_minor: Mapped[int] = mapped_column(BigInteger)
     total_minor: Mapped[int] = mapped_column(BigInteger)
+    # What the document printed when it was finalized (seller, buyer, plan and meter names, terms):
+    # an issued invoice never changes when the customer or the settings do. See invoice/snapshot.py.
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -63,12 +63,14 @@ class PushedInvoice:
 
 
 @dataclass(frozen=True)
-class VoidResult:
-    voided: bool
+class ChangeResult:
+    """What a void or an out-of-band payment did at the provider."""
+
+    changed: bool
     status: str
-    """The provider invoice's status afterwards: ``void``, or ``paid`` when it was paid already."""
+    """The provider invoice's status afterwards (``void``, ``paid``...)."""
     note: str | None = None
-    """Why nothing was voided (already void, already paid at the provider...)."""
+    """Why nothing changed (already void, already paid at the provider...)."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,12 @@ class PaymentProvider(Protocol):
         so that the caller can record it before anything else can fail)."""
         ...
 
-    def void_invoice(self, external_id: str, *, tollway_invoice_id: str) -> VoidResult:
+    def void_invoice(self, external_id: str, *, tollway_invoice_id: str) -> ChangeResult:
         """Void (or delete, while a draft) the provider's invoice."""
+        ...
+
+    def mark_paid(self, external_id: str, *, tollway_invoice_id: str) -> ChangeResult:
+        """Record at the provider that the invoice was paid some other way (no charge)."""
         ...
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ProviderEvent:

@@ -1,6 +1,7 @@
 """Outbox handlers: a finalized invoice is queued for a push to the payment provider, a voided one
-for a void there. They only write ``payment_links`` rows in the outbox drain's own transaction
-(the provider is called later by :mod:`tollway.payment.sync`), and are idempotent.
+for a void there, one paid in Tollway (``mark-paid``) for an out-of-band payment there. They only
+write ``payment_links`` rows in the outbox drain's own transaction (the provider is called later by
+:mod:`tollway.payment.sync`), and are idempotent.
 
 Registered explicitly by the worker at start (:func:`register_handlers`), only when a provider is
 configured."""
@@ -35,12 +36,23 @@ def on_invoice_voided(message: OutboxMessage) -> None:
     service.queue_void(_session(message), _provider["name"], str(message.payload["id"]), utcnow())
 
 
+def on_invoice_paid(message: OutboxMessage) -> None:
+    service.queue_paid(_session(message), _provider["name"], str(message.payload["id"]), utcnow())
+
+
+HANDLERS = {
+    "invoice.finalized": on_invoice_finalized,
+    "invoice.voided": on_invoice_voided,
+    "invoice.paid": on_invoice_paid,
+}
+
+
 def register_handlers(provider_name: str) -> None:
     _provider["name"] = provider_name
-    outbox.register("invoice.finalized", on_invoice_finalized)
-    outbox.register("invoice.voided", on_invoice_voided)
+    for topic, handler in HANDLERS.items():
+        outbox.register(topic, handler)
 
 
 def unregister_handlers() -> None:
-    outbox.unregister("invoice.finalized", on_invoice_finalized)
-    outbox.unregister("invoice.voided", on_invoice_voided)
+    for topic, handler in HANDLERS.items():
+        outbox.unregister(topic, handler)

@@ -136,6 +136,21 @@ def queue_void(session: Session, provider: str, invoice_id: str, now: datetime) 
     return link
 
 
+def queue_paid(session: Session, provider: str, invoice_id: str, now: datetime) -> PaymentLink | None:
+    """The invoice was paid outside the provider (``mark-paid``): owe the provider that news, so
+    that it stops charging or reminding the customer."""
+    link = get_link(session, provider, INVOICE, invoice_id)
+    if link is None or link.status == "paid":  # never sent, or paid through the provider itself
+        return link
+    if link.external_id is None:  # not pushed yet: the push sees the invoice paid and sends nothing
+        return link
+    link.sync = "paid"
+    link.attempts = 0
+    link.next_attempt_at = now
+    link.last_error = None
+    return link
+
+
 def queue_unpushed(session: Session, provider: str, *, since: datetime | None, now: datetime) -> list[int]:
     """Queue every finalized invoice with something to collect that was never sent (the backfill);
     returns the ids of the links owed a push, new or earlier."""

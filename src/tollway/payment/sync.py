@@ -143,8 +143,8 @@ class PaymentSync:
                 kind = link.sync if link is not None else "done"
             if kind == "push":
                 self._push(link_id)
-            elif kind == "void":
-                self._void(link_id)
+            elif kind in ("void", "paid"):
+                self._change(link_id, kind)
             return True
         except Exception as exc:
             self._failed(link_id, exc, now or utcnow())
@@ -207,17 +207,19 @@ class PaymentSync:
                 link.sync = "done"
         log.info("invoice %s pushed to %s as %s (%s)", document.number, name, pushed.external_id, pushed.status)
 
-    def _void(self, link_id: int) -> None:
+    def _change(self, link_id: int, kind: str) -> None:
+        """Void the provider invoice, or mark it paid out of band."""
         with session_scope(self.factory) as session:
             link = session.get(PaymentLink, link_id)
             assert link is not None
             external_id, invoice_id = link.external_id, link.tollway_id
-        note, status = None, "void"
+        note, status = None, "void" if kind == "void" else "paid"
         if external_id is not None:
-            result = self.provider.void_invoice(external_id, tollway_invoice_id=invoice_id)
+            change = self.provider.void_invoice if kind == "void" else self.provider.mark_paid
+            result = change(external_id, tollway_invoice_id=invoice_id)
             note, status = result.note, result.status
-            if result.voided:
-                log.info("provider invoice %s of %s voided", external_id, invoice_id)
+            if result.changed:
+                log.info("provider invoice %s of %s: %s", external_id, invoice_id, status)
         with session_scope(self.factory) as session:
             link = session.get(PaymentLink, link_id)
             assert link is not None

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from tollway.catalog.service import get_subscribable_plan
 from tollway.customer.service import get_customer
-from tollway.kit.pagination import decode_cursor
+from tollway.db import get_or_404
+from tollway.kit.pagination import paginate
 from tollway.kit.time import utcnow
 from tollway.models import Plan, Subscription
 from tollway.notification.outbox import emit
@@ -33,14 +34,7 @@ from tollway.subscription.terms import Terms
 
 
 def get_subscription(session: Session, subscription_id: str, *, for_update: bool = False) -> Subscription:
-    if for_update:
-        stmt = select(Subscription).where(Subscription.id == subscription_id).with_for_update()
-        row = session.scalars(stmt).first()
-    else:
-        row = session.get(Subscription, subscription_id)
-    if row is None:
-        raise SubscriptionNotFound(subscription_id)
-    return row
+    return get_or_404(session, Subscription, subscription_id, SubscriptionNotFound, for_update=for_update)
 
 
 def get_plan(session: Session, subscription: Subscription) -> Plan:
@@ -117,11 +111,9 @@ def create_subscription(session: Session, data: SubscriptionCreate, *, now: date
 
 
 def list_subscriptions(session: Session, *, customer: str | None, limit: int, after: str | None) -> list[Subscription]:
-    stmt = select(Subscription).order_by(Subscription.id).limit(limit + 1)
+    stmt = paginate(select(Subscription), Subscription.id, limit=limit, after=after)
     if customer is not None:
         stmt = stmt.where(Subscription.customer_id == customer)
-    if after:
-        stmt = stmt.where(Subscription.id > decode_cursor(after))
     return list(session.scalars(stmt))
 
 

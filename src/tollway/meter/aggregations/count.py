@@ -1,5 +1,34 @@
+from __future__ import annotations
+
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from tollway.meter.aggregations.base import Aggregation
+from tollway.meter.aggregations.base import Aggregation, Partial
 
-COUNT = Aggregation("count", "none", Decimal(0), "COUNT(*)", "COUNT(*)")
+if TYPE_CHECKING:
+    from tollway.meter.sql import Dialect
+
+
+class Count(Aggregation):
+    """The number of events."""
+
+    name = "count"
+    value_kind = "none"
+    empty = Decimal(0)
+    can_be_limited = True
+
+    def aggregate(self, d: Dialect, value: str) -> str:
+        return "COUNT(*)"
+
+    def aggregate_where(self, d: Dialect, value: str, cond: str) -> str:
+        return f"COUNT(CASE WHEN {cond} THEN 1 END)"
+
+    def from_rollups(self, d: Dialect) -> str:
+        return "SUM(u.n)"
+
+    def merge_values(self, a: Partial, b: Partial) -> Partial:
+        assert a.value is not None and b.value is not None
+        return Partial(a.value + b.value)
+
+
+COUNT = Count()

@@ -1,6 +1,25 @@
+from __future__ import annotations
+
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tollway.meter.aggregations.base import Aggregation
 
-# Distinct values of value_property, compared as text (1 and "1" are the same value).
-UNIQUE_COUNT = Aggregation("unique_count", "text", Decimal(0), "COUNT(DISTINCT {v})", "COUNT(DISTINCT {v})")
+if TYPE_CHECKING:
+    from tollway.meter.sql import Dialect
+
+
+class UniqueCount(Aggregation):
+    """The number of distinct values of ``value_property``, compared as text (1 and "1" are the
+    same value). Distinct values do not add up: no rollups, always read from the raw events."""
+
+    name = "unique_count"
+    value_kind = "text"
+    empty = Decimal(0)
+    rolls_up = False
+
+    def aggregate(self, d: Dialect, value: str) -> str:
+        return f"COUNT(DISTINCT {value})"
+
+
+UNIQUE_COUNT = UniqueCount()

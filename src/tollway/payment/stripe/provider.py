@@ -16,6 +16,7 @@ from typing import Any
 import stripe
 
 from tollway.payment.base import (
+    ChangeResult,
     EventKind,
     InvalidSignature,
     PaymentCustomer,
@@ -23,7 +24,6 @@ from tollway.payment.base import (
     ProviderError,
     ProviderEvent,
     PushedInvoice,
-    VoidResult,
 )
 
 EVENT_KINDS: dict[str, EventKind] = {
@@ -129,39 +129,61 @@ class StripeProvider:
         items = self.client.v1.invoice_items.list(params={"invoice": external_id, "limit": 100})
         return {str(getattr(item.metadata, "tollway_item", "")) for item in items.auto_paging_iter()}
 
-    def void_invoice(self, external_id: str, *, tollway_invoice_id: str) -> VoidResult:
+    def void_invoice(self, external_id: str, *, tollway_invoice_id: str) -> ChangeResult:
         with _errors():
             found = self.client.v1.invoices.retrieve(external_id)
             if found.status == "void":
-                return VoidResult(voided=False, status="void", note="already void at Stripe")
+                return ChangeResult(changed=False, status="void", note="already void at Stripe")
             if found.status == "paid":
-                return VoidResult(voided=False, status="paid", note="already paid at Stripe: refund it there")
+                return ChangeResult(changed=False, status="paid", note="already paid at Stripe: refund it there")
             if found.status == "draft":
                 self.client.v1.invoices.delete(external_id)
-                return VoidResult(voided=True, status="void", note="draft deleted at Stripe")
+                return ChangeResult(changed=True, status="void", note="draft deleted at Stripe")
             self.client.v1.invoices.void_invoice(
                 external_id, options={"idempotency_key": f"tollway-invoice-{tollway_invoice_id}-void"}
             )
-        return VoidResult(voided=True, status="void")
+        return ChangeResult(changed=True, status="void")
+
+    def mark_paid(self, external_id: str, *, tollway_invoice_id: str) -> ChangeResult:
+        with _errors():
+            found = self.client.v1.invoices.retrieve(external_id)
+            if found.status in ("paid", "void"):
+                return ChangeResult(changed=False, status=str(found.status), note=f"already {found.status} at Stripe")
+            paid = self.client.v1.invoices.pay(
+                external_id,
+                params={"paid_out_of_band": True},
+                options={"idempotency_key": f"tollway-invoice-{tollway_invoice_id}-paid"},
+            )
+        return ChangeResult(changed=True, status=str(paid.status))
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> ProviderEvent:
         try:
-            event = self.client.construct_event(payload, headers.get("stripe-signature"), self.webhook_secret)
+            stripe.WebhookSignature.verify_header(
+                payload, headers.get("stripe-signature"), self.webhook_secret, stripe.Webhook.DEFAULT_TOLERANCE
+            )
             body = json.loads(payload)
         except (stripe.SignatureVerificationError, ValueError) as exc:
             raise InvalidSignature(str(exc).split("\n")[0]) from exc
+        data = body.get("data") if isinstance(body, dict) else None
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(obj, dict):
+            raise InvalidSignature("the body is not a Stripe event (id, type, data.object)")
         event_type = str(body.get("type") or "")
-        obj = (body.get("data") or {}).get("object") or {}
         kind = EVENT_KINDS.get(event_type) if obj.get("object") == "invoice" else None
-        metadata = obj.get("metadata") or {}
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
         return ProviderEvent(
-            id=str(event.id),
+            id=body["id"],
             type=event_type,
             kind=kind,
-            external_invoice_id=obj.get("id") if kind else None,
-            tollway_invoice_id=metadata.get("tollway_invoice_id") if kind else None,
-            url=obj.get("hosted_invoice_url") if kind else None,
+            external_invoice_id=_text(obj.get("id")) if kind else None,
+            tollway_invoice_id=_text(metadata.get("tollway_invoice_id")) if kind else None,
+            url=_text(obj.get("hosted_invoice_url")) if kind else None,
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """webhooks alerts
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-25 16:34:51.713515
 """
 
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 import tollway.db
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
