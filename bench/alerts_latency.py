@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import psycopg
 from standardwebhooks.webhooks import Webhook
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,6 +59,23 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def breakdown(url: str) -> None:
+    """Where the time goes, from the database: stored -> fired (rollup + evaluation), fired ->
+    delivered (outbox fan-out + the POST), per customer."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT EXTRACT(EPOCH FROM a.fired_at - min(e.ingested_at)), "
+            "EXTRACT(EPOCH FROM max(d.delivered_at) - a.fired_at) "
+            "FROM alert_events a JOIN events e ON e.customer = a.customer_id "
+            "JOIN outbox o ON o.topic = 'alert.triggered' AND o.payload->>'customer' = a.customer_id "
+            "JOIN webhook_deliveries d ON d.message_id = o.id GROUP BY a.id, a.fired_at"
+        ).fetchall()
+    if rows:
+        print(f"  stored -> fired (s):    {summary([float(r[0]) for r in rows])}")
+        done = [float(r[1]) for r in rows if r[1] is not None]
+    print(f"  fired -> delivered (s): {summary(done) if done else 'none recorded yet'}")
 
 
 def main() -> None:
@@ -126,6 +144,7 @@ def main() -> None:
         print(f"ingest-to-webhook latency (s): {summary(lat)}")
         print(f"webhooks missing after {args.timeout:.0f} s: {missing}; duplicates: {receiver.duplicates}")
         print(f"within 15 s: {sum(1 for x in lat if x <= 15) / max(len(lat), 1):.1%}")
+        breakdown(url)
         print(json.dumps({"p50": sorted(lat)[len(lat) // 2] if lat else None, "missing": missing}))
     finally:
         server.stop()

@@ -47,6 +47,7 @@ def register_handlers(settings: Settings) -> None:
 
 
 ROLLUP_BATCH = 20_000
+ALERT_BATCH = 100
 
 
 class Worker:
@@ -97,13 +98,27 @@ class Worker:
                 break
         return total
 
-    def alerts_step(self) -> int:
-        """Evaluate the alerts of the customers whose usage the rollups just changed."""
+    def notify_step(self) -> int:
+        """Alerts, then the outbox, then webhooks, in rounds of ``ALERT_BATCH`` customers, so the
+        first alerts of a burst go out while later customers are still being evaluated. Returns
+        the thresholds fired."""
         fired = 0
         while not self.stopping:
-            evaluated, n = evaluate_changed(self.factory, limit=500)
-            fired += n
-            if evaluated < 500:
+            evaluated = 0
+            try:
+                evaluated, n = evaluate_changed(self.factory, limit=ALERT_BATCH)
+                fired += n
+            except Exception:
+                log.exception("alert evaluation failed; retrying")
+            try:
+                self.outbox_step()
+            except Exception:
+                log.exception("outbox drain failed; retrying")
+            try:
+                self.webhooks_step()
+            except Exception:
+                log.exception("webhook deliveries failed; retrying")
+            if evaluated < ALERT_BATCH:
                 break
         return fired
 
@@ -130,17 +145,14 @@ class Worker:
         """Push due invoices to the payment provider (the loop runs this in its own thread)."""
         return self.payments.step().done if self.payments is not None else 0
 
-    def run_once(self) -> None:
+    def scheduled_step(self) -> None:
+        """The rollups and the billing run, each when its interval has passed."""
         now = time.monotonic()
         if now >= self._next_rollup:
             try:
                 self.rollup_step()
             except Exception:
                 log.exception("rollup step failed; retrying")
-            try:
-                self.alerts_step()
-            except Exception:
-                log.exception("alert evaluation failed; retrying")
             self._next_rollup = now + self.settings.rollup_interval_seconds
         if now >= self._next_billing:
             try:
@@ -148,14 +160,16 @@ class Worker:
             except Exception:
                 log.exception("billing run failed; retrying at the next interval")
             self._next_billing = now + self.settings.billing_run_interval_seconds
-        try:
-            self.outbox_step()
-        except Exception:
-            log.exception("outbox drain failed; retrying")
-        try:
-            self.webhooks_step()
-        except Exception:
-            log.exception("webhook deliveries failed; retrying")
+
+    def run_once(self) -> None:
+        """One pass of everything, in order (``tollway worker --once``)."""
+        self.scheduled_step()
+        self.notify_step()
+
+    def _notify_loop(self) -> None:
+        while not self.stopping:
+            self.notify_step()
+            self._stop.wait(self.settings.outbox_poll_interval_seconds)
 
     def run(self) -> None:
         log.info(
@@ -165,9 +179,14 @@ class Worker:
         )
         if self.payments is not None:  # a slow provider must never delay billing: its own thread
             self.payments.start_thread(self._stop, self.settings.outbox_poll_interval_seconds)
+        # Alerts, the outbox and webhooks in their own thread: a long billing run or rollup never
+        # delays a notification, and a slow receiver never delays billing.
+        notifier = threading.Thread(target=self._notify_loop, name="tollway-notify", daemon=True)
+        notifier.start()
         while not self.stopping:
-            self.run_once()
+            self.scheduled_step()
             self._stop.wait(min(self.settings.outbox_poll_interval_seconds, self.settings.rollup_interval_seconds))
+        notifier.join(timeout=30)
         log.info("worker stopped")
 
     def start_thread(self) -> threading.Thread:
