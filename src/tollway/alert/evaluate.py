@@ -25,10 +25,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.catalog.service import plan_notifications
@@ -43,6 +44,7 @@ from tollway.subscription.terms import Terms
 log = logging.getLogger("tollway.alerts")
 
 EMAIL_TOPIC = "email.alert"
+_EVENTS = cast(Table, AlertEvent.__table__)
 ZERO = Decimal(0)
 
 
@@ -151,27 +153,54 @@ def _payload(
     }
 
 
-def evaluate_customer(session: Session, customer_id: str, *, now: datetime) -> list[dict[str, Any]]:
-    """Fire the thresholds the customer's subscriptions have reached in their current periods.
-    Returns the ``alert.triggered`` payloads fired (lowest first per check)."""
-    subs = list(
-        session.scalars(
+@dataclass
+class _Prefetched:
+    """What evaluating a batch of customers reads, in three statements for the whole batch."""
+
+    subs: dict[str, list[Subscription]]
+    alerts: dict[str | None, list[Alert]]
+    done: set[tuple[str, datetime, str, str]]  # (subscription, period start, source key, threshold)
+
+    @classmethod
+    def load(cls, session: Session, customers: list[str], now: datetime) -> _Prefetched:
+        subs: dict[str, list[Subscription]] = {}
+        for sub in session.scalars(
             select(Subscription)
             .where(
-                Subscription.customer_id == customer_id,
+                Subscription.customer_id.in_(customers),
                 Subscription.start <= now,
                 or_(Subscription.ends_at.is_(None), Subscription.ends_at > now),
             )
             .order_by(Subscription.id)
-        )
-    )
+        ):
+            subs.setdefault(sub.customer_id, []).append(sub)
+        alerts: dict[str | None, list[Alert]] = {}
+        for alert in session.scalars(
+            select(Alert).where(or_(Alert.customer_id.in_(customers), Alert.customer_id.is_(None))).order_by(Alert.id)
+        ):
+            alerts.setdefault(alert.customer_id, []).append(alert)
+        sub_ids = [sub.id for group in subs.values() for sub in group]
+        done: set[tuple[str, datetime, str, str]] = set()
+        if sub_ids:
+            rows = session.execute(
+                select(
+                    AlertEvent.subscription_id, AlertEvent.period_start, AlertEvent.source_key, AlertEvent.threshold
+                ).where(AlertEvent.subscription_id.in_(sub_ids), AlertEvent.period_end > now)
+            )
+            done = {(r[0], r[1], r[2], r[3]) for r in rows}
+        return cls(subs, alerts, done)
+
+
+def evaluate_customer(
+    session: Session, customer_id: str, *, now: datetime, prefetched: _Prefetched | None = None
+) -> list[dict[str, Any]]:
+    """Fire the thresholds the customer's subscriptions have reached in their current periods.
+    Returns the ``alert.triggered`` payloads fired (lowest first per check)."""
+    known = prefetched or _Prefetched.load(session, [customer_id], now)
+    subs = known.subs.get(customer_id, [])
     if not subs:
         return []
-    alerts = list(
-        session.scalars(
-            select(Alert).where(or_(Alert.customer_id == customer_id, Alert.customer_id.is_(None))).order_by(Alert.id)
-        )
-    )
+    alerts = sorted([*known.alerts.get(customer_id, []), *known.alerts.get(None, [])], key=lambda a: a.id)
     fired: list[dict[str, Any]] = []
     for sub in subs:
         plan = session.get(Plan, sub.plan_code)
@@ -185,17 +214,13 @@ def evaluate_customer(session: Session, customer_id: str, *, now: datetime) -> l
         if found is None:
             continue
         period = found[0]
-        done = {
-            (k, t)
-            for k, t in session.execute(
-                select(AlertEvent.source_key, AlertEvent.threshold).where(
-                    AlertEvent.subscription_id == sub.id, AlertEvent.period_start == period.start
-                )
-            )
-        }
         values = _Values(session, sub, terms, period.start, period.end)
         for check in checks:
-            pending = [(t, v) for t, v in check.thresholds if (check.source_key, format_decimal(t)) not in done]
+            pending = [
+                (t, v)
+                for t, v in check.thresholds
+                if (sub.id, period.start, check.source_key, format_decimal(t)) not in known.done
+            ]
             if not pending:
                 continue
             value = values.get(check, now)
@@ -211,29 +236,30 @@ def evaluate_customer(session: Session, customer_id: str, *, now: datetime) -> l
 
 
 def _fire(session: Session, check: Check, sub: Subscription, payload: dict[str, Any], *, now: datetime) -> bool:
-    """Insert the alert event (unique per subscription/period/source/threshold) and emit its
-    messages; False when another evaluator fired it first."""
-    try:
-        with session.begin_nested():
-            session.add(
-                AlertEvent(
-                    source=check.source,
-                    source_key=check.source_key,
-                    alert_id=check.alert_id,
-                    customer_id=sub.customer_id,
-                    subscription_id=sub.id,
-                    meter=check.meter,
-                    metric=check.metric,
-                    threshold=payload["threshold"],
-                    threshold_value=payload["threshold_value"],
-                    value=payload["value"],
-                    period_start=datetime.fromisoformat(payload["period_start"]),
-                    period_end=datetime.fromisoformat(payload["period_end"]),
-                    fired_at=now,
-                )
-            )
-            session.flush()
-    except IntegrityError:
+    """Insert the alert event (unique per subscription/period/source/threshold; ``ON CONFLICT DO
+    NOTHING``) and emit its messages; False when another evaluator fired it first."""
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    stmt = (
+        insert(_EVENTS)
+        .values(
+            source=check.source,
+            source_key=check.source_key,
+            alert_id=check.alert_id,
+            customer_id=sub.customer_id,
+            subscription_id=sub.id,
+            meter=check.meter,
+            metric=check.metric,
+            threshold=payload["threshold"],
+            threshold_value=payload["threshold_value"],
+            value=payload["value"],
+            period_start=datetime.fromisoformat(payload["period_start"]),
+            period_end=datetime.fromisoformat(payload["period_end"]),
+            fired_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(_EVENTS.c.id)
+    )
+    if session.execute(stmt).first() is None:  # another evaluator fired it first
         return False
     key = f"{sub.id}:{payload['period_start']}:{check.source_key}:{payload['threshold']}"
     if "webhook" in check.channels:
@@ -267,11 +293,13 @@ def evaluate_changed(
             n for n in session.scalars(select(Plan.notifications))
         )
         done: list[str] = []
+        moment = now or utcnow()
+        prefetched = _Prefetched.load(session, customers, moment) if has_rules else None
         for customer in customers:
-            if has_rules:
+            if prefetched is not None:
                 try:
                     with session.begin_nested():
-                        fired += len(evaluate_customer(session, customer, now=now or utcnow()))
+                        fired += len(evaluate_customer(session, customer, now=moment, prefetched=prefetched))
                 except Exception:
                     log.exception("alert evaluation failed for customer %s; retrying later", customer)
                     continue
