@@ -263,3 +263,33 @@ def test_an_issued_invoice_never_changes_through_a_real_server(live_server):
         assert api.patch("/v1/customers/cust-7f3a", json={"name": "Renamed Ltd"}).status_code == 200
         assert api.put("/v1/settings", json={"company": {"name": "New Name Inc"}}).status_code == 200
         assert documents(api, invoice["id"]) == before
+
+
+def test_a_billing_run_reads_settings_and_meter_names_once(api, session_factory):
+    """RunSources: the settings as the run began and the meter names, read once for all invoices."""
+    from sqlalchemy import event as sa_event
+
+    from tollway.invoice.finalize import run_billing as run_billing_direct
+
+    issue_invoice(api)  # one customer billed for January; settings and meter set up
+    for i in range(3):
+        create_customer(api, id=f"more-{i}", name=f"More {i}")
+        subscribe(api, id=f"sub-more-{i}", customer=f"more-{i}", plan="pro", start="2026-01-01T00:00:00Z")
+    statements: list[str] = []
+    engine = session_factory.kw["bind"]
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        result = run_billing_direct(session_factory, until=datetime(2026, 2, 1, tzinfo=UTC))
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert len(result.created) == 3
+    assert sum("FROM provider_settings" in s for s in statements) == 1
+    names_queries = [s for s in statements if s.partition("FROM")[0].strip().endswith("meters.name")]
+    assert len(names_queries) == 1, names_queries
+    for invoice_id in result.created:
+        text, _ = documents(api, invoice_id)
+        assert "API requests" in text and "Weather Co" in text and "Net 30 days" in text

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.invoice.adjust import adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
+from tollway.invoice.snapshot import RunSources
 from tollway.invoice.snapshot import take as snapshot_take
 from tollway.kit.money import Currency, money_context, round_money, to_minor_units
 from tollway.kit.periods import Period
@@ -105,6 +106,7 @@ def finalize_next(
     as_of: datetime,
     now: datetime,
     contexts: dict[str, PeriodContext] | None = None,
+    sources: RunSources | None = None,
 ) -> tuple[Invoice | None, bool]:
     """Finalize the subscription's next unbilled period if it ended by ``until``; the caller commits.
 
@@ -134,7 +136,7 @@ def finalize_next(
     ctx = PeriodContext.load(session, terms, contexts)
     lines = period_lines(session, ctx, period, full, as_of=as_of)
     lines += adjustment_lines(session, sub, as_of=as_of)
-    invoice = write_invoice(session, ctx, customer, period, lines, as_of=as_of, now=now)
+    invoice = write_invoice(session, ctx, customer, period, lines, as_of=as_of, now=now, sources=sources)
     following = terms.period(period.index + 1)
     return invoice, following is not None and following[0].end <= until
 
@@ -148,13 +150,15 @@ def write_invoice(
     *,
     as_of: datetime,
     now: datetime,
+    sources: RunSources | None = None,
 ) -> Invoice:
     """Insert the invoice, its lines, the subscription's new bookmark and the outbox message
     (plain INSERT/UPDATE statements: this is the billing run's hot path). Returns the invoice
-    row (not attached to the session)."""
+    row (not attached to the session). ``sources`` (one per run) saves reading the settings and
+    the meter names for every invoice."""
     sub = ctx.terms.subscription
     cur = ctx.currency
-    provider = get_provider_settings(session)
+    provider = sources.settings if sources is not None else get_provider_settings(session)
     terms_days = payment_terms_days(ctx.terms.plan.payment_terms_days, provider)
     tax_rate = Decimal(customer.tax_rate or 0)
     t = totals(lines, tax_rate, cur)
@@ -165,7 +169,7 @@ def write_invoice(
         timezone=sub.timezone,
         meters=[line.meter for line in lines],
         payment_terms_days=terms_days,
-        settings=provider,
+        sources=sources or RunSources(provider),
     )
     invoice = Invoice(
         id=f"inv_{uuid.uuid4().hex[:24]}",
@@ -233,6 +237,8 @@ def run_billing(
     missed."""
     result = RunResult(until=until)
     contexts: dict[str, PeriodContext] = {}
+    with factory() as session:  # the settings as the run begins apply to all of its invoices
+        sources = RunSources(get_provider_settings(session))
     for subscription_id in _candidates(factory, until):
         result.subscriptions += 1
         while True:
@@ -247,6 +253,7 @@ def run_billing(
                     as_of=moment - as_of_lag,
                     now=moment,
                     contexts=contexts,
+                    sources=sources,
                 )
                 if invoice is None:
                     session.rollback()

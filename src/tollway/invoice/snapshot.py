@@ -8,6 +8,7 @@ rename of the customer or edit of the settings changes the next invoices, never 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -42,6 +43,23 @@ class InvoiceSnapshot(BaseModel):
     timezone: str = "UTC"
 
 
+@dataclass
+class RunSources:
+    """What a billing run reads once instead of once per invoice: the provider settings as the run
+    began, and meter names per set of meter keys (a meter that a published plan uses cannot be
+    changed, so its name is fixed while it is billed)."""
+
+    settings: ProviderSettings
+    meter_names: dict[frozenset[str], dict[str, str]] = field(default_factory=dict)
+
+
+def _meter_names(session: Session, keys: frozenset[str]) -> dict[str, str]:
+    if not keys:
+        return {}
+    rows = session.execute(select(Meter.key, Meter.name).where(Meter.key.in_(sorted(keys))))
+    return {key: name for key, name in rows if name}
+
+
 def take(
     session: Session,
     *,
@@ -50,13 +68,16 @@ def take(
     timezone: str,
     meters: Iterable[str | None],
     payment_terms_days: int,
-    settings: ProviderSettings | None = None,
+    sources: RunSources | None = None,
 ) -> InvoiceSnapshot:
-    settings = settings or get_provider_settings(session)
-    keys = sorted({key for key in meters if key})
-    names: dict[str, str | None] = {}
-    if keys:
-        names = {key: name for key, name in session.execute(select(Meter.key, Meter.name).where(Meter.key.in_(keys)))}
+    settings = sources.settings if sources is not None else get_provider_settings(session)
+    keys = frozenset(key for key in meters if key)
+    if sources is None:
+        names = _meter_names(session, keys)
+    elif keys in sources.meter_names:
+        names = sources.meter_names[keys]
+    else:
+        names = sources.meter_names[keys] = _meter_names(session, keys)
     return InvoiceSnapshot(
         seller=settings.company,
         buyer=Buyer(
@@ -64,7 +85,7 @@ def take(
         ),
         plan_name=plan.name,
         charge_names={str(c["code"]): str(c["name"]) for c in plan.charges or [] if c.get("name")},
-        meter_names={key: name for key, name in names.items() if name},
+        meter_names=names,
         payment_terms_days=payment_terms_days,
         payment_instructions=settings.invoice.payment_instructions,
         footer=settings.invoice.footer,
