@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from tests.catalog._helpers import (
+from tests.factories import (
     AMBERFLO_CHARGE,
     create_bundle,
     create_meter,
     create_plan,
     create_product,
     plan_body,
-    problem,
+    problem_fields,
 )
 from tollway.catalog import service
 from tollway.catalog.errors import BundleInUse
@@ -20,8 +20,8 @@ from tollway.catalog.schemas import BundleUpdate
 
 
 def test_publish_freezes_the_plan(api):
-    create_meter(api)
-    draft = create_plan(api, code="pro", start_date="2026-01-01T00:00:00Z")
+    create_meter(api, key="api_calls", event_type="api_call")
+    draft = create_plan(api, code="pro", start_date="2026-01-01T00:00:00Z", charges=[AMBERFLO_CHARGE], publish=False)
     r = api.post("/v1/plans/pro/publish")
     assert r.status_code == 200, r.text
     plan = r.json()
@@ -36,15 +36,17 @@ def test_publish_freezes_the_plan(api):
     assert r.json()["end_date"] == "2030-01-01T00:00:00Z" and r.json()["status"] == "published"
     r = api.patch("/v1/plans/pro", json={"end_date": None})
     assert r.status_code == 200 and r.json()["end_date"] is None
-    assert "end_date" in problem(api.patch("/v1/plans/pro", json={"end_date": "2025-06-01T00:00:00Z"}), 422)
+    assert "end_date" in problem_fields(api.patch("/v1/plans/pro", json={"end_date": "2025-06-01T00:00:00Z"}), 422)
 
-    assert set(problem(api.patch("/v1/plans/pro", json={"name": "Pro 2"}), 409)) == {"name"}
+    assert set(problem_fields(api.patch("/v1/plans/pro", json={"name": "Pro 2"}), 409)) == {"name"}
     new_charges = [dict(AMBERFLO_CHARGE, package_price="4.00")]
-    assert set(problem(api.patch("/v1/plans/pro", json={"charges": new_charges}), 409)) == {"charges"}
-    assert set(problem(api.patch("/v1/plans/pro", json={"visibility": "private", "limits": []}), 409)) == {"visibility"}
+    assert set(problem_fields(api.patch("/v1/plans/pro", json={"charges": new_charges}), 409)) == {"charges"}
+    assert set(problem_fields(api.patch("/v1/plans/pro", json={"visibility": "private", "limits": []}), 409)) == {
+        "visibility"
+    }
     # A changed field next to end_date: nothing is applied.
     r = api.patch("/v1/plans/pro", json={"end_date": "2031-01-01T00:00:00Z", "fees": {"setup": "1.00"}})
-    assert set(problem(r, 409)) == {"fees"}
+    assert set(problem_fields(r, 409)) == {"fees"}
     assert api.get("/v1/plans/pro").json()["end_date"] is None
 
     # Fields given with the stored value (numbers written differently) are not changes.
@@ -60,18 +62,18 @@ def test_publish_freezes_the_plan(api):
     assert r.json()["end_date"] == "2030-06-01T00:00:00Z" and r.json()["charges"] == plan["charges"]
 
     # Only documents compare numbers by value: a name "1.0" is not the name "1".
-    assert set(problem(api.patch("/v1/plans/pro", json={"name": "1.0"}), 409)) == {"name"}
+    assert set(problem_fields(api.patch("/v1/plans/pro", json={"name": "1.0"}), 409)) == {"name"}
 
-    assert problem(api.delete("/v1/plans/pro"), 409) == {}
-    problem(api.post("/v1/plans/pro/publish"), 409)
+    assert problem_fields(api.delete("/v1/plans/pro"), 409) == {}
+    problem_fields(api.post("/v1/plans/pro/publish"), 409)
     assert api.get("/v1/plans/pro").json()["status"] == "published"
-    problem(api.post("/v1/plans/none/publish"), 404)
+    problem_fields(api.post("/v1/plans/none/publish"), 404)
 
 
 def test_publish_needs_something_to_bill(api):
-    create_meter(api)
-    create_plan(api, code="empty", charges=[], fees={"early_termination": "100.00"})
-    errors = problem(api.post("/v1/plans/empty/publish"), 422)
+    create_meter(api, key="api_calls", event_type="api_call")
+    create_plan(api, code="empty", charges=[], fees={"early_termination": "100.00"}, publish=False)
+    errors = problem_fields(api.post("/v1/plans/empty/publish"), 422)
     assert "charges" in errors
     assert api.get("/v1/plans/empty").json()["status"] == "draft"
 
@@ -81,27 +83,29 @@ def test_publish_needs_something_to_bill(api):
 
 
 def test_publish_refuses_a_plan_that_already_ended(api):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    create_plan(api, code="old", end_date=past)
-    assert "end_date" in problem(api.post("/v1/plans/old/publish"), 422)
+    create_plan(api, code="old", end_date=past, charges=[AMBERFLO_CHARGE], publish=False)
+    assert "end_date" in problem_fields(api.post("/v1/plans/old/publish"), 422)
     future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     assert api.patch("/v1/plans/old", json={"end_date": future}).status_code == 200
     assert api.post("/v1/plans/old/publish").status_code == 200
 
 
 def test_meter_is_frozen_once_a_published_plan_uses_it(api):
-    create_meter(api, key="api_calls")
-    create_meter(api, key="bytes_out", aggregation="sum", value_property="bytes")
+    create_meter(api, key="api_calls", event_type="api_call")
+    create_meter(api, key="bytes_out", aggregation="sum", value_property="bytes", event_type="api_call")
     create_meter(api, key="orders", event_type="order", aggregation="sum", value_property="amount")
     create_meter(api, key="errors", event_type="error")
-    create_meter(api, key="free")
+    create_meter(api, key="free", event_type="api_call")
     create_plan(
         api,
         code="pro",
         revenue_share={"meter": "orders", "model": "fixed", "percent": "10"},
         notifications={"meter": "bytes_out", "target": "5000", "thresholds": ["80", "100"]},
         limits=[{"meter": "errors", "max": "100", "action": "notify"}],
+        charges=[AMBERFLO_CHARGE],
+        publish=False,
     )
     used = ["api_calls", "bytes_out", "orders", "errors"]
 
@@ -120,13 +124,13 @@ def test_meter_is_frozen_once_a_published_plan_uses_it(api):
 
 
 def test_deleting_or_editing_a_draft_releases_its_meters(api):
-    create_meter(api, key="api_calls")
-    create_meter(api, key="other")
+    create_meter(api, key="api_calls", event_type="api_call")
+    create_meter(api, key="other", event_type="api_call")
     create_plan(api, code="live", charges=[dict(AMBERFLO_CHARGE, meter="other")], publish=True)
-    create_plan(api, code="draft")
+    create_plan(api, code="draft", charges=[AMBERFLO_CHARGE], publish=False)
     assert api.patch("/v1/meters/api_calls", json={"name": "x"}).status_code == 200
     assert api.delete("/v1/plans/draft").status_code == 204
-    create_plan(api, code="draft2")
+    create_plan(api, code="draft2", charges=[AMBERFLO_CHARGE], publish=False)
     r = api.patch("/v1/plans/draft2", json={"charges": [dict(AMBERFLO_CHARGE, meter="other")]})
     assert r.status_code == 200, r.text
     assert api.post("/v1/plans/draft2/publish").status_code == 200
@@ -136,31 +140,37 @@ def test_deleting_or_editing_a_draft_releases_its_meters(api):
 
 
 def test_create_plan_honours_idempotency_key(api):
-    create_meter(api)
-    body = plan_body(code="pro")
+    create_meter(api, key="api_calls", event_type="api_call")
+    body = plan_body(code="pro", charges=[AMBERFLO_CHARGE])
     first = api.post("/v1/plans", json=body, headers={"Idempotency-Key": "k-1"})
     assert first.status_code == 201, first.text
     again = api.post("/v1/plans", json=body, headers={"Idempotency-Key": "k-1"})
     assert again.status_code == 201 and again.json() == first.json()
     assert again.headers.get("idempotent-replayed") == "true"
 
-    other = api.post("/v1/plans", json=plan_body(code="pro", name="Other"), headers={"Idempotency-Key": "k-1"})
+    other = api.post(
+        "/v1/plans",
+        json=plan_body(code="pro", name="Other", charges=[AMBERFLO_CHARGE]),
+        headers={"Idempotency-Key": "k-1"},
+    )
     assert other.status_code == 409
     assert [p["code"] for p in api.get("/v1/plans").json()["data"]] == ["pro"]
     # Without the header a second create of the same code is a plain conflict.
-    problem(api.post("/v1/plans", json=body), 409)
+    problem_fields(api.post("/v1/plans", json=body), 409)
     # A new key runs the request again.
-    r = api.post("/v1/plans", json=plan_body(code="pro-2"), headers={"Idempotency-Key": "k-2"})
+    r = api.post(
+        "/v1/plans", json=plan_body(code="pro-2", charges=[AMBERFLO_CHARGE]), headers={"Idempotency-Key": "k-2"}
+    )
     assert r.status_code == 201
 
 
 def test_publish_and_a_bundle_change_do_not_interleave(api, session_factory):
     """A product cannot leave a bundle between a publish's validation and its commit."""
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     create_product(api, code="weather")
     create_product(api, code="maps")
     create_bundle(api, code="suite", products=["weather", "maps"])
-    create_plan(api, code="pro", bundle="suite", charges=[dict(AMBERFLO_CHARGE, product="weather")])
+    create_plan(api, code="pro", bundle="suite", charges=[dict(AMBERFLO_CHARGE, product="weather")], publish=False)
 
     publishing = session_factory()
     service.publish_plan(publishing, "pro")  # validated, not yet committed

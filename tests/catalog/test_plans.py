@@ -3,14 +3,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.catalog._helpers import (
+from tests.factories import (
     AMBERFLO_CHARGE,
     create_bundle,
     create_meter,
     create_plan,
     create_product,
     plan_body,
-    problem,
+    problem_fields,
 )
 
 # The contract's plan example (docs api-v1, "Catalog"), with every optional part filled in.
@@ -62,8 +62,8 @@ CONTRACT_PLAN: dict[str, Any] = {
 
 
 def setup_catalog(api) -> None:
-    create_meter(api, key="api_calls", group_by=["region"])
-    create_meter(api, key="bytes_out", aggregation="sum", value_property="bytes")
+    create_meter(api, key="api_calls", group_by=["region"], event_type="api_call")
+    create_meter(api, key="bytes_out", aggregation="sum", value_property="bytes", event_type="api_call")
     create_meter(api, key="order_value", event_type="order", aggregation="sum", value_property="amount")
     for code in ("weather", "maps", "geo"):
         create_product(api, code=code)
@@ -90,16 +90,16 @@ def test_create_plan_with_every_contract_field(api):
 
 
 def test_minimal_plan_takes_the_defaults(api):
-    create_meter(api)
-    plan = create_plan(api, code="basic")
+    create_meter(api, key="api_calls", event_type="api_call")
+    plan = create_plan(api, code="basic", charges=[AMBERFLO_CHARGE], publish=False)
     assert plan["interval"] == "month" and plan["interval_count"] == 1
     assert plan["billing_anchor"] == "calendar" and plan["visibility"] == "public"
     assert plan["audience"] == {"type": "all", "values": []}
     assert plan["fees"] is None and plan["revenue_share"] is None and plan["notifications"] is None
     assert plan["limits"] == [] and plan["bundle"] is None
     assert plan["charges"] == [dict(AMBERFLO_CHARGE, package_size="1000", free_units="5000")]
-    problem(api.post("/v1/plans", json=plan_body(code="basic")), 409)
-    problem(api.get("/v1/plans/none"), 404)
+    problem_fields(api.post("/v1/plans", json=plan_body(code="basic", charges=[AMBERFLO_CHARGE])), 409)
+    problem_fields(api.get("/v1/plans/none"), 404)
 
 
 def _charge(**fields: Any) -> dict[str, Any]:
@@ -203,7 +203,7 @@ def test_invalid_plans_are_422_naming_the_field(api):
     setup_catalog(api)
     failures = []
     for what, fields, field in INVALID:
-        r = api.post("/v1/plans", json=plan_body(code="p", **fields))
+        r = api.post("/v1/plans", json=plan_body(code="p", **{"charges": [AMBERFLO_CHARGE], **fields}))
         if r.status_code != 422 or r.headers["content-type"] != "application/problem+json":
             failures.append(f"{what}: status {r.status_code} {r.text}")
             continue
@@ -215,15 +215,16 @@ def test_invalid_plans_are_422_naming_the_field(api):
 
 
 def test_every_problem_is_reported_at_once(api):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     body = plan_body(
         charges=[
             _charge(meter="nope", model="graduated", tiers=[{"up_to": None, "unit_price": "1"}, {"up_to": 10}]),
             _charge(code="d", model="package", package_size=0, package_price="-1", product="ghost"),
         ],
         fees={"setup": "-1"},
+        code="starter",
     )
-    errors = problem(api.post("/v1/plans", json=body), 422)
+    errors = problem_fields(api.post("/v1/plans", json=body), 422)
     assert {
         "charges[0].meter",
         "charges[0].tiers[0].up_to",
@@ -235,11 +236,11 @@ def test_every_problem_is_reported_at_once(api):
 
 
 def test_list_plans_filters_and_paginates(api):
-    create_meter(api)
-    create_plan(api, code="a-public-draft")
-    create_plan(api, code="b-public-live", publish=True)
-    create_plan(api, code="c-private-live", visibility="private", publish=True)
-    create_plan(api, code="d-private-draft", visibility="private")
+    create_meter(api, key="api_calls", event_type="api_call")
+    create_plan(api, code="a-public-draft", charges=[AMBERFLO_CHARGE], publish=False)
+    create_plan(api, code="b-public-live", publish=True, charges=[AMBERFLO_CHARGE])
+    create_plan(api, code="c-private-live", visibility="private", publish=True, charges=[AMBERFLO_CHARGE])
+    create_plan(api, code="d-private-draft", visibility="private", charges=[AMBERFLO_CHARGE], publish=False)
 
     def codes(**params):
         return [p["code"] for p in api.get("/v1/plans", params=params).json()["data"]]
@@ -252,13 +253,13 @@ def test_list_plans_filters_and_paginates(api):
     assert len(first["data"]) == 3 and first["next"]
     rest = api.get("/v1/plans", params={"limit": 3, "after": first["next"]}).json()
     assert [p["code"] for p in rest["data"]] == ["d-private-draft"] and rest["next"] is None
-    assert "status" in problem(api.get("/v1/plans", params={"status": "archived"}), 422)
-    assert "visibility" in problem(api.get("/v1/plans", params={"visibility": "hidden"}), 422)
+    assert "status" in problem_fields(api.get("/v1/plans", params={"status": "archived"}), 422)
+    assert "visibility" in problem_fields(api.get("/v1/plans", params={"visibility": "hidden"}), 422)
 
 
 def test_drafts_are_edited_and_validated_again(api):
     setup_catalog(api)
-    create_plan(api, code="draft", bundle="weather-suite")
+    create_plan(api, code="draft", bundle="weather-suite", charges=[AMBERFLO_CHARGE], publish=False)
 
     r = api.patch("/v1/plans/draft", json={"name": "Renamed", "interval": "year", "contract_months": 12})
     assert r.status_code == 200, r.text
@@ -273,26 +274,26 @@ def test_drafts_are_edited_and_validated_again(api):
 
     # The merged plan is validated as a whole: moving to a bundle without the product fails.
     create_bundle(api, code="geo-only", products=["geo"])
-    assert "charges[0].product" in problem(api.patch("/v1/plans/draft", json={"bundle": "geo-only"}), 422)
+    assert "charges[0].product" in problem_fields(api.patch("/v1/plans/draft", json={"bundle": "geo-only"}), 422)
     r = api.patch("/v1/plans/draft", json={"charges": [dict(new_charge, meter="gone")]})
-    assert "charges[0].meter" in problem(r, 422)
-    assert "currency" in problem(api.patch("/v1/plans/draft", json={"currency": None}), 422)
-    assert "code" in problem(api.patch("/v1/plans/draft", json={"code": "other"}), 422)
+    assert "charges[0].meter" in problem_fields(r, 422)
+    assert "currency" in problem_fields(api.patch("/v1/plans/draft", json={"currency": None}), 422)
+    assert "code" in problem_fields(api.patch("/v1/plans/draft", json={"code": "other"}), 422)
     r = api.patch("/v1/plans/draft", json={"end_date": "2026-01-01T00:00:00Z", "start_date": "2026-06-01T00:00:00Z"})
-    assert "end_date" in problem(r, 422)
+    assert "end_date" in problem_fields(r, 422)
     assert api.get("/v1/plans/draft").json()["charges"] == [new_charge]
 
     r = api.patch("/v1/plans/draft", json={"bundle": None, "description": "no bundle"})
     assert r.status_code == 200 and r.json()["bundle"] is None
-    problem(api.patch("/v1/plans/none", json={"name": "x"}), 404)
+    problem_fields(api.patch("/v1/plans/none", json={"name": "x"}), 404)
 
 
 def test_drafts_are_deleted_freely(api):
-    create_meter(api)
-    create_plan(api, code="draft")
+    create_meter(api, key="api_calls", event_type="api_call")
+    create_plan(api, code="draft", charges=[AMBERFLO_CHARGE], publish=False)
     r = api.delete("/v1/plans/draft")
     assert r.status_code == 204 and r.content == b""
-    problem(api.get("/v1/plans/draft"), 404)
-    problem(api.delete("/v1/plans/draft"), 404)
+    problem_fields(api.get("/v1/plans/draft"), 404)
+    problem_fields(api.delete("/v1/plans/draft"), 404)
     # The code is free again.
-    create_plan(api, code="draft")
+    create_plan(api, code="draft", charges=[AMBERFLO_CHARGE], publish=False)

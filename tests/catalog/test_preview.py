@@ -7,7 +7,7 @@ block" (first 5,000 calls free, $5 per 1,000; 12,345 calls → $40) and "per uni
 
 from __future__ import annotations
 
-from tests.catalog._helpers import create_meter, create_plan, problem
+from tests.factories import create_meter, create_plan, problem_fields
 
 
 def test_amberflo_block_pricing_acceptance(api):
@@ -54,7 +54,7 @@ def test_per_dimension_prices(api):
         "dimension": "region",
         "dimension_prices": {"USA": {"unit_price": "30"}, "EMEA": {"unit_price": "40"}},
     }
-    create_plan(api, code="support", charges=[charge])  # a draft previews too
+    create_plan(api, code="support", charges=[charge], publish=False)  # a draft previews too
     quantities = {"support": {"USA": "10", "EMEA": "40"}}
     r = api.post("/v1/plans/support/preview", json={"quantities": quantities})
     assert r.status_code == 200, r.text
@@ -68,7 +68,7 @@ def test_per_dimension_prices(api):
 
 
 def test_fees_proration_values_and_revenue_share(api):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     create_meter(api, key="payments", event_type="payment", aggregation="sum", value_property="amount")
     create_meter(api, key="orders", event_type="order", aggregation="sum", value_property="amount")
     create_plan(
@@ -87,6 +87,7 @@ def test_fees_proration_values_and_revenue_share(api):
             },
         ],
         revenue_share={"meter": "orders", "model": "fixed", "percent": "15"},
+        publish=False,
     )
     body = {
         "quantities": {"calls": 1500, "orders": "1000.00"},
@@ -121,7 +122,7 @@ def test_fees_proration_values_and_revenue_share(api):
 
 
 def test_bad_preview_input_is_422_naming_the_field(api):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     create_meter(api, key="hours", event_type="support", aggregation="sum", value_property="h", group_by=["region"])
     create_plan(
         api,
@@ -130,6 +131,7 @@ def test_bad_preview_input_is_422_naming_the_field(api):
             {"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "1"},
             {"code": "support", "meter": "hours", "model": "flat", "unit_price": "1", "dimension": "region"},
         ],
+        publish=False,
     )
     cases = [
         ({"quantities": {"xyz": "1"}}, "quantities.xyz"),
@@ -151,4 +153,4 @@ def test_bad_preview_input_is_422_naming_the_field(api):
         if r.status_code != 422 or field not in named:
             failures.append(f"{body}: {r.status_code} {named}")
     assert not failures, "\n".join(failures)
-    problem(api.post("/v1/plans/none/preview", json={}), 404)
+    problem_fields(api.post("/v1/plans/none/preview", json={}), 404)

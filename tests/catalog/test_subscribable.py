@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.catalog._helpers import create_meter, create_plan
+from tests.factories import AMBERFLO_CHARGE, create_meter, create_plan
 from tollway.catalog.errors import PlanNotSubscribable
 from tollway.catalog.service import get_plan, get_subscribable_plan, plan_limits, plan_notifications, plan_pricing
 from tollway.models import Customer
@@ -30,12 +30,12 @@ def refusal(session, code: str, who: str, **kw) -> tuple[str, str]:
 
 
 def test_only_published_plans_within_their_dates(api, session_factory):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     customer(api, "acme")
-    create_plan(api, code="draft")
-    create_plan(api, code="live", publish=True)
-    create_plan(api, code="later", start_date="2026-04-01T00:00:00Z", publish=True)
-    create_plan(api, code="ending", end_date="2099-01-01T00:00:00Z", publish=True)
+    create_plan(api, code="draft", charges=[AMBERFLO_CHARGE], publish=False)
+    create_plan(api, code="live", publish=True, charges=[AMBERFLO_CHARGE])
+    create_plan(api, code="later", start_date="2026-04-01T00:00:00Z", publish=True, charges=[AMBERFLO_CHARGE])
+    create_plan(api, code="ending", end_date="2099-01-01T00:00:00Z", publish=True, charges=[AMBERFLO_CHARGE])
 
     with session_factory() as s:
         assert get_subscribable_plan(s, "live", "acme", at=NOW).code == "live"
@@ -58,14 +58,28 @@ def test_only_published_plans_within_their_dates(api, session_factory):
 
 
 def test_audiences(api, session_factory):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     customer(api, "acme", category="partners", company="acme-group")
     customer(api, "globex", category="startups", company="globex-inc")
     customer(api, "solo")
-    create_plan(api, code="everyone", publish=True)
-    create_plan(api, code="partners", audience={"type": "categories", "values": ["partners"]}, publish=True)
-    create_plan(api, code="groups", audience={"type": "companies", "values": ["globex-inc", "x"]}, publish=True)
-    create_plan(api, code="named", audience={"type": "customers", "values": ["solo"]}, publish=True)
+    create_plan(api, code="everyone", publish=True, charges=[AMBERFLO_CHARGE])
+    create_plan(
+        api,
+        code="partners",
+        audience={"type": "categories", "values": ["partners"]},
+        publish=True,
+        charges=[AMBERFLO_CHARGE],
+    )
+    create_plan(
+        api,
+        code="groups",
+        audience={"type": "companies", "values": ["globex-inc", "x"]},
+        publish=True,
+        charges=[AMBERFLO_CHARGE],
+    )
+    create_plan(
+        api, code="named", audience={"type": "customers", "values": ["solo"]}, publish=True, charges=[AMBERFLO_CHARGE]
+    )
 
     allowed = {
         "everyone": {"acme", "globex", "solo"},
@@ -87,10 +101,10 @@ def test_audiences(api, session_factory):
 
 
 def test_private_plans_only_through_the_admin_api(api, session_factory):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     customer(api, "acme")
-    create_plan(api, code="secret", visibility="private", publish=True)
-    create_plan(api, code="open", publish=True)
+    create_plan(api, code="secret", visibility="private", publish=True, charges=[AMBERFLO_CHARGE])
+    create_plan(api, code="open", publish=True, charges=[AMBERFLO_CHARGE])
     with session_factory() as s:
         assert get_subscribable_plan(s, "secret", "acme", at=NOW).code == "secret"  # via_admin defaults to True
         assert get_subscribable_plan(s, "secret", "acme", at=NOW, via_admin=True).code == "secret"
@@ -100,7 +114,7 @@ def test_private_plans_only_through_the_admin_api(api, session_factory):
 
 
 def test_plan_pricing_gives_the_pricing_package_objects(api, session_factory):
-    create_meter(api)
+    create_meter(api, key="api_calls", event_type="api_call")
     create_meter(api, key="orders", event_type="order", aggregation="sum", value_property="amount")
     create_plan(
         api,
@@ -110,7 +124,7 @@ def test_plan_pricing_gives_the_pricing_package_objects(api, session_factory):
                                                                          {"up_to": None, "percent": "15"}]},
         notifications={"meter": "api_calls", "target": 10000, "thresholds": [90, 100]},
         limits=[{"meter": "api_calls", "max": 100000}],
-        publish=True,
+        publish=True, charges=[AMBERFLO_CHARGE],
     )  # fmt: skip
     with session_factory() as s:
         row = get_plan(s, "pro")

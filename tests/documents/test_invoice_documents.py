@@ -11,7 +11,7 @@ import httpx
 from pypdf import PdfReader
 from sqlalchemy import update
 
-from tests.invoice._helpers import (
+from tests.factories import (
     calls,
     create_customer,
     create_meter,
@@ -70,6 +70,7 @@ def issue_invoice(api: Any) -> dict[str, Any]:
         name="Pro Monthly",
         fees={"recurring": {"amount": "1200.00"}},
         charges=[{"code": CHARGE_CODE, "meter": "api_calls", "model": "graduated", "tiers": tiers}],
+        publish=True,
     )
     subscribe(api, id="sub-9x2", customer="cust-7f3a", plan="pro", start="2025-12-31T23:00:00Z")
     send_events(api, calls("cust-7f3a", 12, day="2026-01-05"))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from tests.invoice._helpers import (
+from tests.factories import (
     calls,
     create_customer,
     create_meter,
@@ -42,7 +42,7 @@ def _one_invoice(api, *, tax_rate="0", unit_price="0.50", n=10):
         code="pro",
         charges=[{"code": "calls", "meter": "api_calls", "model": "graduated",
                   "tiers": [{"up_to": 5, "unit_price": "0"}, {"up_to": None, "unit_price": unit_price}]}],
-        payment_terms_days=30,
+        payment_terms_days=30, publish=True,
     )  # fmt: skip
     subscribe(api, id="s1", customer="acme", plan="pro", start="2026-01-01T00:00:00Z")
     send_events(api, calls("acme", n, day="2026-01-05"))
@@ -115,6 +115,7 @@ def test_percentage_with_fixed_fee_per_event(api):
         charges=[
             {"code": "fees", "meter": "volume", "model": "percentage", "rate": "2.9", "fixed_fee_per_event": "0.30"}
         ],
+        publish=True,
     )
     subscribe(api, id="s1", customer="pay", plan="payments", start="2026-01-01T00:00:00Z")
     send_events(
@@ -141,7 +142,7 @@ def test_dimension_prices(api):
         api,
         code="regional",
         charges=[{"code": "hours", "meter": "hours", "model": "flat", "unit_price": "30", "dimension": "region",
-                  "dimension_prices": {"EMEA": {"unit_price": "40"}}}],
+                  "dimension_prices": {"EMEA": {"unit_price": "40"}}}], publish=True,
     )  # fmt: skip
     subscribe(api, id="s1", customer="dim", plan="regional", start="2026-01-01T00:00:00Z")
     send_events(
@@ -162,8 +163,14 @@ def test_dimension_prices(api):
 def test_upcoming_invoice_with_several_subscriptions(api):
     create_customer(api, id="acme")
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="a", charges=FLAT)
-    create_plan(api, code="b", fees={"recurring": {"amount": "10.00", "in_advance": True, "prorate": False}})
+    create_plan(api, code="a", charges=FLAT, publish=True)
+    create_plan(
+        api,
+        code="b",
+        fees={"recurring": {"amount": "10.00", "in_advance": True, "prorate": False}},
+        charges=[],
+        publish=True,
+    )
     subscribe(api, id="s1", customer="acme", plan="a", start="2026-01-01T00:00:00Z")
     subscribe(api, id="s2", customer="acme", plan="b", start="2026-01-15T00:00:00Z")
     send_events(api, calls("acme", 4, day="2026-01-20"))
@@ -202,7 +209,13 @@ def test_voided_event_gives_a_negative_adjustment(api):
 
 def test_periods_that_have_not_ended_are_not_finalized(api):
     create_customer(api, id="now")
-    create_plan(api, code="m", fees={"recurring": {"amount": "5.00", "in_advance": True, "prorate": True}})
+    create_plan(
+        api,
+        code="m",
+        fees={"recurring": {"amount": "5.00", "in_advance": True, "prorate": True}},
+        charges=[],
+        publish=True,
+    )
     start = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0)
     subscribe(api, id="s1", customer="now", plan="m", start=start.isoformat())
     far = (datetime.now(UTC) + timedelta(days=400)).isoformat()
@@ -213,7 +226,7 @@ def test_gapless_numbers_and_idempotent_concurrent_runs(app, api, backend):
     """Two billing runs at once (threads, each with its own connections) write every invoice once,
     numbered 1..N without gaps; on PostgreSQL this exercises the row locks."""
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pro", charges=FLAT)
+    create_plan(api, code="pro", charges=FLAT, publish=True)
     for c in range(8):
         create_customer(api, id=f"c{c}")
         subscribe(api, id=f"s{c}", customer=f"c{c}", plan="pro", start="2026-01-01T00:00:00Z")
@@ -250,7 +263,7 @@ def test_gapless_numbers_and_idempotent_concurrent_runs(app, api, backend):
 
 def test_a_failure_half_way_leaves_no_half_written_invoice(app, api, monkeypatch):
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pro", charges=FLAT)
+    create_plan(api, code="pro", charges=FLAT, publish=True)
     create_customer(api, id="c")
     subscribe(api, id="s1", customer="c", plan="pro", start="2026-01-01T00:00:00Z")
     real_emit = finalize.emit_now

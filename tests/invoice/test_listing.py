@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import event
 
-from tests.invoice._helpers import (
-    calls,
-    create_customer,
-    create_meter,
-    create_plan,
-    run_billing,
-    send_events,
-    subscribe,
-)
+from tests.factories import calls, create_customer, create_meter, create_plan, run_billing, send_events, subscribe
 
 FLAT = [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}]
 
 
 def test_a_page_of_invoices_reads_its_lines_in_one_query(api, app):
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pro", charges=FLAT)
+    create_plan(api, code="pro", charges=FLAT, publish=True)
     for c in ("acme", "globex", "initech"):
         create_customer(api, id=c)
         subscribe(api, id=f"s-{c}", customer=c, plan="pro", start="2026-01-01T00:00:00Z")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.invoice._helpers import create_meter, send_events
-from tollway.meter.query import MeterDefinition, query_usage
+from tests.factories import create_meter, send_events
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import query_usage
 from tollway.meter.values import event_values, meter_totals
 from tollway.models import Meter
 

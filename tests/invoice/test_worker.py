@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from tests.invoice._helpers import create_customer, create_plan, subscribe
+from tests.factories import create_customer, create_plan, subscribe
 from tollway.config import Settings
 from tollway.models import Invoice, OutboxMessage
 from tollway.notification import outbox
@@ -60,7 +60,13 @@ def test_drain_delivers_retries_with_backoff_and_keeps_rows(session_factory):
 
 def test_worker_runs_billing_and_drains_then_stops(api, session_factory, settings):
     create_customer(api, id="c")
-    create_plan(api, code="m", fees={"recurring": {"amount": "5.00", "in_advance": True, "prorate": True}})
+    create_plan(
+        api,
+        code="m",
+        fees={"recurring": {"amount": "5.00", "in_advance": True, "prorate": True}},
+        charges=[],
+        publish=True,
+    )
     subscribe(api, id="s1", customer="c", plan="m", start="2026-01-01T00:00:00Z")
     delivered: list[str] = []
     # Every month from January up to the current one has ended and is invoiced exactly once.

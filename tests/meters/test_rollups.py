@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from tollway.db import session_scope
 from tollway.kit.time import get_zone, windows
-from tollway.meter.query import MeterDefinition, query_usage
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import query_usage
 from tollway.meter.rollup import apply_pending
 from tollway.models import MeterRollup, RollupPending
 

@@ -7,15 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from stripe import WebhookSignature
 
-from tests.invoice._helpers import (
-    calls,
-    create_customer,
-    create_meter,
-    create_plan,
-    run_billing,
-    send_events,
-    subscribe,
-)
+from tests.factories import calls, create_customer, create_meter, create_plan, run_billing, send_events, subscribe
 from tests.payment.conftest import WEBHOOK_SECRET
 from tests.payment.fake_stripe import event
 from tollway.worker import Worker
@@ -29,7 +21,7 @@ def billed_invoice(api: TestClient, *, customer: str = "acme", n: int = 7, **cus
     create_customer(api, id=customer, name="Acme Srl", email="ops@acme.test", tax_rate="22", **customer_fields)
     if api.get("/v1/meters/api_calls").status_code == 404:
         create_meter(api, key="api_calls", event_type="api_call")
-        create_plan(api, code="pro", charges=PLAN_CHARGES, fees={"setup": "19.99"}, payment_terms_days=14)
+        create_plan(api, code="pro", charges=PLAN_CHARGES, fees={"setup": "19.99"}, payment_terms_days=14, publish=True)
     subscribe(api, id=f"s-{customer}", customer=customer, plan="pro", start="2026-01-01T00:00:00Z")
     send_events(api, calls(customer, n, day="2026-01-05"))
     run_billing(api, "2026-02-01T00:00:00Z")

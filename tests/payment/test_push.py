@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tests.invoice._helpers import calls, create_customer, create_plan, run_billing, send_events, subscribe
+from tests.factories import calls, create_customer, create_plan, run_billing, send_events, subscribe
 from tests.payment._helpers import PLAN_CHARGES, billed_invoice, post_event, work
 from tollway.kit.time import utcnow
 from tollway.models import PaymentLink
@@ -76,7 +76,7 @@ def test_charge_automatically_has_no_due_days_and_customer_is_reused(api, sessio
 def test_nothing_to_collect_is_never_sent(api, session_factory, settings, fake_stripe):
     billed_invoice(api, customer="payer")
     create_customer(api, id="idle")
-    create_plan(api, code="usage", charges=PLAN_CHARGES)
+    create_plan(api, code="usage", charges=PLAN_CHARGES, publish=True)
     subscribe(api, id="s-idle", customer="idle", plan="usage", start="2026-01-01T00:00:00Z")
     run_billing(api, "2026-02-01T00:00:00Z")
     [idle] = api.get("/v1/invoices", params={"customer": "idle"}).json()["data"]

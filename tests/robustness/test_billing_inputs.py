@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.invoice._helpers import create_customer, create_meter, create_plan, subscribe
-from tests.robustness._helpers import problem
+from tests.factories import create_customer, create_meter, create_plan, problem, subscribe
 
 
 @pytest.fixture
@@ -24,6 +23,7 @@ def monthly(api):
         code="pro",
         fees={"recurring": {"amount": "10.00", "in_advance": True, "prorate": True}},
         charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.01"}],
+        publish=True,
     )
     create_customer(api, id="acme", timezone="Europe/Rome")
     return "pro"
@@ -52,6 +52,8 @@ def test_subscription_whose_first_period_ends_after_9999(api, monthly):
         interval_count=1000,
         billing_anchor="anniversary",
         fees={"recurring": {"amount": "10.00", "in_advance": True, "prorate": True}},
+        charges=[],
+        publish=True,
     )
     body = {"id": "s1", "customer": "acme", "plan": "millennium", "start": "9000-01-01T00:00:00Z"}
     problem(api.post("/v1/subscriptions", json=body), 422, "start")
@@ -63,6 +65,8 @@ def test_subscription_whose_contract_ends_after_9999(api, monthly):
         code="long",
         contract_months=1200,
         fees={"recurring": {"amount": "10.00", "in_advance": True, "prorate": True}},
+        charges=[],
+        publish=True,
     )
     body = {"id": "s1", "customer": "acme", "plan": "long", "start": "9998-12-31T00:00:00Z"}
     problem(api.post("/v1/subscriptions", json=body), 422, "start")
@@ -87,6 +91,7 @@ def test_upcoming_invoice_with_a_free_window_past_9999(api, monthly):
         code="free",
         free_period_days=36500,
         charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.01"}],
+        publish=True,
     )
     subscribe(api, id="s1", customer="acme", plan="free", start="7999-12-31T00:00:00Z")
     r = api.get("/v1/customers/acme/upcoming-invoice", params={"at": "7999-12-31T00:00:00Z"})
@@ -112,7 +117,10 @@ def test_cancel_at_the_end_of_9999(api, monthly):
 def _huge_usage(api):
     create_meter(api, key="bytes", event_type="transfer", aggregation="sum", value_property="bytes")
     create_plan(
-        api, code="metered", charges=[{"code": "bytes", "meter": "bytes", "model": "flat", "unit_price": "0.01"}]
+        api,
+        code="metered",
+        charges=[{"code": "bytes", "meter": "bytes", "model": "flat", "unit_price": "0.01"}],
+        publish=True,
     )
     for customer in ("acme", "zeta"):
         create_customer(api, id=customer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.robustness._helpers import JSON, problem
+from tests.factories import JSON, problem
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.robustness._helpers import problem
+from tests.factories import problem
 
 BAD_ZONES = ["America", "Etc", "x" * 300, "é" * 201, "Europe/Rome/", "../UTC"]
 

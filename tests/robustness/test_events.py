@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.robustness._helpers import JSON, nested, problem
+from tests.factories import JSON, nested, problem
 
 
 def ev(i: str, **kw):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.robustness._helpers import JSON, nested, problem
+from tests.factories import JSON, nested, problem
 
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e999999", "-1e999999", "1" + "0" * 400]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.robustness._helpers import problem
+from tests.factories import problem
 from tollway.meter import rollup
 
 

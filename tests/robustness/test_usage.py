@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from tests.robustness._helpers import problem
+from tests.factories import problem
 
 URL = "/v1/meters/m/usage"
 

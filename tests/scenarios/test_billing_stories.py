@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.invoice._helpers import (
+from tests.factories import (
     calls,
     create_customer,
     create_meter,
@@ -39,6 +39,7 @@ def test_amberflo_block_pricing(api):
                 "free_units": 5000,
             }
         ],
+        publish=True,
     )
     subscribe(api, id="s1", customer="acme", plan="blocks", start="2026-01-01T00:00:00Z")
     send_events(api, calls("acme", 12345, day="2026-01-12"))
@@ -83,6 +84,7 @@ def test_apigee_volume_banded_rate_card_with_setup_fee_and_prorated_recurring_fe
             }
         ],
         payment_terms_days=15,
+        publish=True,
     )
     subscribe(api, id="s1", customer="rome", plan="banded", start="2026-01-10T00:00:00Z")
     send_events(api, calls("rome", 2500, day="2026-01-20"))
@@ -122,6 +124,7 @@ def test_revenue_share_flexible_bands(api):
             "model": "flexible",
             "bands": [{"up_to": "1000", "percent": "10"}, {"up_to": None, "percent": "15"}],
         },
+        publish=True,
     )
     subscribe(api, id="s1", customer="shop", plan="partner", start="2026-03-01T00:00:00Z")
     amounts = [100, 250, 50, 75, 125, 200, 150, 100, 125, 75]  # sum 1,250
@@ -158,6 +161,7 @@ def test_freemium_period_shows_zero_priced_usage(api):
         code="freemium",
         free_period_days=14,
         charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.01"}],
+        publish=True,
     )
     subscribe(api, id="s1", customer="fm", plan="freemium", start="2026-01-01T00:00:00Z")
     send_events(api, calls("fm", 1000, day="2026-01-05"))
@@ -191,6 +195,7 @@ def test_prepaid_bundle_overrun(api):
                 "included_bundles": 5,
             }
         ],
+        publish=True,
     )
     subscribe(api, id="s1", customer="bd", plan="bundles", start="2026-02-01T00:00:00Z")
     send_events(api, calls("bd", 7200, day="2026-02-14"))
@@ -212,6 +217,8 @@ def test_cancellation_with_early_termination_fee(api):
         code="annual",
         contract_months=12,
         fees={"early_termination": "200.00", "recurring": {"amount": "49.00", "in_advance": True, "prorate": True}},
+        charges=[],
+        publish=True,
     )
     subscribe(api, id="s1", customer="ct", plan="annual", start="2026-01-01T00:00:00Z")
     r = api.post("/v1/subscriptions/s1/cancel", json={"at": "2026-03-15T00:00:00Z", "mode": "immediate"})
@@ -242,12 +249,14 @@ def test_mid_month_upgrade(api):
         code="basic",
         fees={"recurring": {"amount": "10.00", **recurring}},
         charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.02"}],
+        publish=True,
     )
     create_plan(
         api,
         code="pro",
         fees={"setup": "30.00", "recurring": {"amount": "50.00", **recurring}},
         charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.01"}],
+        publish=True,
     )
     subscribe(api, id="s1", customer="up", plan="basic", start="2026-01-01T00:00:00Z")
     send_events(api, calls("up", 1000, day="2026-01-10"))
@@ -290,6 +299,7 @@ def test_tokyo_customer_billed_in_yen(api):
                 "tiers": [{"up_to": 1000, "unit_price": "0"}, {"up_to": None, "unit_price": "0.5"}],
             }
         ],
+        publish=True,
     )
     subscribe(api, id="s1", customer="tokyo", plan="jp", start="2026-01-01T00:00:00+09:00")
     send_events(api, calls("tokyo", 3002, day="2026-01-05"))
@@ -320,7 +330,10 @@ def test_late_event_adjustment_on_next_invoice(api):
     create_customer(api, id="late")
     create_meter(api, key="api_calls", event_type="api_call")
     create_plan(
-        api, code="flat", charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}]
+        api,
+        code="flat",
+        charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}],
+        publish=True,
     )
     subscribe(api, id="s1", customer="late", plan="flat", start="2026-01-01T00:00:00Z")
     send_events(api, calls("late", 100, day="2026-01-10"))
@@ -377,6 +390,7 @@ def test_three_charges_on_three_meters_with_filters(api):
             },
             {"code": "users", "meter": "users", "model": "flat", "unit_price": "2.00"},
         ],
+        publish=True,
     )
     subscribe(api, id="s1", customer="multi", plan="metered", start="2026-01-01T00:00:00Z")
     events = [

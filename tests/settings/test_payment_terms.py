@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, text
 
-from tests.invoice._helpers import create_customer, create_plan, invoices_of, run_billing, subscribe
+from tests.factories import create_customer, create_plan, invoices_of, run_billing, subscribe
 from tollway.db import make_engine
 from tollway.migrations.runner import alembic_config
 from tollway.settings.schemas import ProviderSettings
@@ -22,7 +22,7 @@ def _due_days(invoice: dict) -> timedelta:
 
 def _bill(api, code: str, **plan_fields) -> dict:
     create_customer(api, id=f"c-{code}")
-    plan = create_plan(api, code=code, fees={"recurring": {"amount": "10.00"}}, **plan_fields)
+    plan = create_plan(api, code=code, fees={"recurring": {"amount": "10.00"}}, charges=[], publish=True, **plan_fields)
     subscribe(api, id=f"s-{code}", customer=f"c-{code}", plan=code, start="2026-01-01T00:00:00Z")
     run_billing(api, "2026-02-01T00:00:00Z")
     [invoice] = invoices_of(api, f"c-{code}")
@@ -46,7 +46,7 @@ def test_a_plan_with_its_own_terms_keeps_them(api):
 
 
 def test_a_draft_plans_terms_can_be_set_back_to_null(api):
-    create_plan(api, code="draft", publish=False, payment_terms_days=15)
+    create_plan(api, code="draft", publish=False, payment_terms_days=15, charges=[])
     r = api.patch("/v1/plans/draft", json={"payment_terms_days": None})
     assert r.status_code == 200, r.text
     assert r.json()["payment_terms_days"] is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from tests.invoice._helpers import create_customer, create_meter, create_plan, invoices_of, run_billing, subscribe
+from tests.factories import create_customer, create_meter, create_plan, invoices_of, run_billing, subscribe
 from tollway.models import OutboxMessage
 
 CALLS = [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.01"}]
@@ -14,7 +14,7 @@ CALLS = [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": 
 def _setup(api, **plan_fields):
     create_customer(api, id="acme", category="partners", company="acme-group")
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pro", charges=CALLS, **plan_fields)
+    create_plan(api, code="pro", charges=CALLS, publish=True, **plan_fields)
 
 
 def _errors(r, status):
@@ -54,9 +54,9 @@ def test_create_get_list(api):
 def test_creation_rules_name_the_field(api):
     _setup(api)
     create_plan(api, code="draft", charges=CALLS, publish=False)
-    create_plan(api, code="ended", charges=CALLS, end_date="2099-01-01T00:00:00Z")
-    create_plan(api, code="vip", charges=CALLS, audience={"type": "companies", "values": ["other-co"]})
-    create_plan(api, code="secret", charges=CALLS, visibility="private")
+    create_plan(api, code="ended", charges=CALLS, end_date="2099-01-01T00:00:00Z", publish=True)
+    create_plan(api, code="vip", charges=CALLS, audience={"type": "companies", "values": ["other-co"]}, publish=True)
+    create_plan(api, code="secret", charges=CALLS, visibility="private", publish=True)
     body = {"id": "s", "customer": "acme", "start": "2026-02-01T00:00:00Z"}
     assert "plan" in _errors(api.post("/v1/subscriptions", json={**body, "plan": "draft"}), 422)
     ended = {**body, "plan": "ended", "start": "2099-01-01T00:00:00Z"}  # at the plan's end_date
@@ -121,8 +121,8 @@ def test_early_termination_fee_only_within_the_contract(api):
 
 def test_change_plan_rules(api):
     _setup(api)
-    create_plan(api, code="vip", charges=CALLS, audience={"type": "categories", "values": ["enterprise"]})
-    create_plan(api, code="team", charges=CALLS)
+    create_plan(api, code="vip", charges=CALLS, audience={"type": "categories", "values": ["enterprise"]}, publish=True)
+    create_plan(api, code="team", charges=CALLS, publish=True)
     subscribe(api, id="s1", customer="acme", plan="pro", start="2026-01-01T00:00:00Z")
     assert "customer" in _errors(
         api.post("/v1/subscriptions/s1/change-plan", json={"plan": "vip", "at": "2026-01-15T00:00:00Z"}), 422
@@ -142,7 +142,7 @@ def test_change_plan_rules(api):
 
 def test_anniversary_plan_periods_follow_the_start_day(api):
     _setup(api)
-    create_plan(api, code="anniv", charges=CALLS, billing_anchor="anniversary")
+    create_plan(api, code="anniv", charges=CALLS, billing_anchor="anniversary", publish=True)
     subscribe(api, id="s1", customer="acme", plan="anniv", start="2026-01-31T09:30:00Z")
     run_billing(api, "2026-05-01T00:00:00Z")
     periods = [(i["period_start"], i["period_end"]) for i in invoices_of(api, "acme")]
@@ -156,7 +156,7 @@ def test_anniversary_plan_periods_follow_the_start_day(api):
 def test_new_york_customer_month_starts_at_local_midnight(api):
     create_customer(api, id="ny", timezone="America/New_York")
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pro", charges=CALLS)
+    create_plan(api, code="pro", charges=CALLS, publish=True)
     subscribe(api, id="s1", customer="ny", plan="pro", start="2026-03-01T05:00:00Z")
     up = api.get("/v1/customers/ny/upcoming-invoice", params={"at": "2026-03-20T00:00:00Z"}).json()
     # March starts at 05:00Z (EST) and April at 04:00Z (EDT).
