@@ -35,7 +35,7 @@ def setup_plan(api: TestClient, *, notification_target: int | None = None, **pla
         "charges": [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}],
     }
     fields.update(plan)
-    create_plan(api, code="pro", **fields)
+    create_plan(api, code="pro", publish=True, **fields)
     create_customer(api, id="acme", email="ops@acme.example.com", name="Acme", timezone="Europe/Rome")
     overrides = {"notification_target": notification_target} if notification_target is not None else {}
     subscribe(api, id="sub_1", customer="acme", plan="pro", start=PERIOD_START, overrides=overrides)

@@ -19,7 +19,8 @@ def _messages(session_factory) -> dict[str, list[dict]]:  # type: ignore[no-unty
 
 def test_invoice_and_subscription_events_carry_the_resource(api: TestClient, session_factory) -> None:  # type: ignore[no-untyped-def]
     create_meter(api, key="api_calls", event_type="api_call")
-    create_plan(api, code="pro", charges=[{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "1"}],
+    charges = [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "1"}]
+    create_plan(api, code="pro", publish=True, charges=charges,
                 fees={"recurring": {"amount": "10.00", "in_advance": True, "prorate": False}})  # fmt: skip
     create_customer(api, id="acme")
     sub = subscribe(api, id="sub_1", customer="acme", plan="pro", start="2026-01-01T00:00:00Z")
