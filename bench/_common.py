@@ -61,7 +61,9 @@ class Server:
             self.proc.kill()
 
 
-def start_server(db_url: str, workers: int = 1, *, background_worker: bool = True) -> Server:
+def start_server(
+    db_url: str, workers: int = 1, *, background_worker: bool = True, extra_env: dict[str, str] | None = None
+) -> Server:
     """``tollway serve`` on a free port; with its in-process worker (rollups, billing, outbox)."""
     port = free_port()
     env = {
@@ -69,6 +71,7 @@ def start_server(db_url: str, workers: int = 1, *, background_worker: bool = Tru
         "TOLLWAY_DATABASE_URL": db_url,
         "TOLLWAY_RUN_WORKER_IN_SERVE": "true" if background_worker else "false",
         "TOLLWAY_OUTBOX_POLL_INTERVAL_SECONDS": "0.5",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--port", str(port), "--workers", str(workers)],

@@ -191,6 +191,13 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the query database (tw_bench_query) for inspection")
     ap.add_argument("--reuse", action="store_true", help="time the queries on the database an earlier --keep run left")
     ap.add_argument("--skip-query", action="store_true")
+    ap.add_argument(
+        "--alerts",
+        action="store_true",
+        help="also time http-1000 with alerts configured (plan notifications + a custom alert for every "
+        "customer, all 1,000 customers subscribed) in the same run",
+    )
+    ap.add_argument("--modes", help="comma-separated subset of the ingestion modes to run (default: all)")
     args = ap.parse_args()
 
     if not args.skip_ingest:
@@ -199,25 +206,35 @@ def main() -> None:
             f"{args.concurrency} client threads, {args.workers} server workers, {args.meters} meters"
         )
         results: dict[str, list[float]] = {"http-100": [], "http-1000": [], "raw-copy-1000": []}
+        if args.alerts:
+            results["http-1000-alerts"] = []
+        if args.modes:
+            results = {m: v for m, v in results.items() if m in args.modes.split(",")}
         drains: dict[str, list[tuple[int, float]]] = {mode: [] for mode in results}
         cpu: dict[str, str] = {}
         for run in range(args.runs):
             for mode in results:
                 db = f"tw_bench_ingest_{mode.replace('-', '_')}"
                 url = fresh_database(db)
-                server = start_server(url, workers=args.workers, background_worker=not args.no_worker)
+                alerts_env = {"TOLLWAY_SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456789"}
+                server = start_server(
+                    url, workers=args.workers, background_worker=not args.no_worker, extra_env=alerts_env
+                )
                 try:
                     key = server.key("ingest")
                     admin = {"Authorization": f"Bearer {server.key('admin')}"}
                     for body in METERS[: args.meters]:  # every stored batch also updates these rollups
                         httpx.post(server.url + "/v1/meters", headers=admin, json=body).raise_for_status()
+                    if mode.endswith("-alerts"):
+                        configure_alerts(server.url, admin)
                     events = make_events(args.ingest_events, f"r{run}")
                     if mode == "raw-copy-1000":
                         secs = bench_raw_copy(url, events, 1000)
                         stored = args.ingest_events
                     else:
                         cpu_before = cpu_by_role(server.proc.pid)
-                        secs, stored = bench_http(server.url, key, events, int(mode.split("-")[1]), args.concurrency)
+                        batch = int(mode.split("-")[1])
+                        secs, stored = bench_http(server.url, key, events, batch, args.concurrency)
                         cpu[mode] = cpu_share(cpu_before, cpu_by_role(server.proc.pid), secs)
                         # replay the first tenth: all duplicates, nothing stored twice
                         _, again = bench_http(server.url, key, events[: len(events) // 10], 1000, 1)
@@ -245,10 +262,13 @@ def main() -> None:
                 )
                 if mode in cpu:
                     print(f"    CPU while sending: {cpu.pop(mode)}")
-        ceiling = statistics.median(results["raw-copy-1000"])
+        ceiling = statistics.median(results["raw-copy-1000"]) if results.get("raw-copy-1000") else float("nan")
         for mode, rates in results.items():
             med = statistics.median(rates)
             print(f"median {mode:>14}: {med:10,.0f} events/s  = {med / ceiling:.2f} x raw COPY ceiling")
+        if args.alerts:
+            ratio = statistics.median(results["http-1000-alerts"]) / statistics.median(results["http-1000"])
+            print(f"http-1000 with alerts / without: {ratio:.3f}")
 
     if not args.skip_query:
         print(f"== usage query: {args.stored_events:,} stored events")
@@ -271,6 +291,35 @@ def main() -> None:
             server.stop()
             if not (args.keep or args.reuse):
                 drop_database(db)
+
+
+def configure_alerts(server_url: str, admin: dict[str, str]) -> None:
+    """Alerts on the ingested events: every customer of make_events() subscribed to a plan with
+    notifications on ``calls`` (90/100/150 % of 1,000,000, so they are evaluated, not fired), plus
+    a custom usage alert for every customer, and a webhook endpoint (no receiver needed)."""
+    with httpx.Client(base_url=server_url, headers=admin, timeout=60) as c:
+        if c.get("/v1/meters/calls").status_code == 404:
+            c.post("/v1/meters", json=METERS[0]).raise_for_status()
+        plan = {
+            "code": "metered", "name": "Metered", "currency": "USD",
+            "charges": [{"code": "calls", "meter": "calls", "model": "flat", "unit_price": "0.001"}],
+            "notifications": {"meter": "calls", "target": 1_000_000, "thresholds": [90, 100, 150]},
+        }  # fmt: skip
+        c.post("/v1/plans", json=plan).raise_for_status()
+        c.post("/v1/plans/metered/publish").raise_for_status()
+        for i in range(1000):
+            c.post("/v1/customers", json={"id": f"cust-{i}"}).raise_for_status()
+            sub = {"id": f"sub-{i}", "customer": f"cust-{i}", "plan": "metered", "start": "2025-12-01T00:00:00Z"}
+            for _ in range(50):  # main still commits after the response: the customer may not show yet
+                r = c.post("/v1/subscriptions", json=sub)
+                if r.status_code != 422:
+                    break
+                time.sleep(0.02)
+            r.raise_for_status()
+        alert = {"id": "big", "metric": "usage", "meter": "calls", "thresholds": ["1000000"]}
+        c.post("/v1/alerts", json=alert).raise_for_status()
+        hook = {"id": "ops", "url": "https://hooks.example.com/tw", "event_types": ["alert.triggered"]}
+        c.post("/v1/webhook-endpoints", json=hook).raise_for_status()
 
 
 def build_query_store(url: str, server_url: str, h: dict[str, str], stored_events: int) -> None:

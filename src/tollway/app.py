@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tollway import __version__, apidocs
+from tollway.alert.endpoints import router as alerts_router
 from tollway.auth.endpoints import router as api_keys_router
 from tollway.auth.gate import AdmissionGate
 from tollway.catalog.endpoints import router as catalog_router
@@ -27,6 +28,7 @@ from tollway.limit.keeper import LimitKeeper
 from tollway.limit.protect import KeyRateLimiter, key_rate_limit
 from tollway.meter.endpoints import router as meters_router
 from tollway.meter.service import register_mutation_guard
+from tollway.notification.endpoints import router as webhooks_router
 from tollway.payment.endpoints import router as payments_router
 from tollway.portal.endpoints import router as portal_router
 from tollway.portal.endpoints import sessions_router as portal_sessions_router
@@ -46,6 +48,8 @@ ROUTERS = [
     invoices_router,
     settings_router,
     limits_router,
+    webhooks_router,
+    alerts_router,
     payments_router,
     portal_sessions_router,
     portal_router,

@@ -47,6 +47,24 @@ def _migrate() -> None:
         engine.dispose()
 
 
+def _preflight() -> None:
+    """Refuse to start with webhook endpoints configured and no usable TOLLWAY_SECRET_KEY (their
+    signing secrets could not be read), with a message saying what to set."""
+    from tollway.db import make_engine, make_sessionmaker
+    from tollway.notification.service import startup_problem
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            problem = startup_problem(session, secret_key=settings.secret_key)
+    finally:
+        engine.dispose()
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def migrate() -> None:
     """Apply database migrations."""
@@ -67,6 +85,7 @@ def serve(
 
     logs.configure()
     _migrate()
+    _preflight()
     uvicorn.run(
         "tollway.app:create_app",
         factory=True,
@@ -92,6 +111,7 @@ def worker(
 
     logs.configure()
     _migrate()
+    _preflight()
     settings = get_settings()
     engine = make_engine(settings.database_url)
     runner = Worker(make_sessionmaker(engine), settings)

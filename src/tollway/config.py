@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     forecast_interval_seconds: float = 60.0
     # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression). max_body_bytes
     # also bounds every authenticated route's request body as sent (auth.gate: 413 beyond).
+    # Webhooks and alerts (docs/webhooks.md, docs/alerts.md).
+    smtp_from: str | None = None
+    webhook_allow_private_urls: bool = Field(
+        default=False, description="let webhooks go to loopback/private/link-local addresses (SSRF guard off)"
+    )
+    webhook_timeout_seconds: float = 10.0
+    webhook_disable_after_failures: int = 20
+    webhook_disable_after_seconds: float = 24 * 3600.0
+    # Ingestion limits (contract: <= 1000 events, <= 1 MiB after decompression).
     max_events_per_batch: int = 1000
     max_body_bytes: int = 1024 * 1024
     # Payments through Stripe (off unless the API key is set). api_base points the official

@@ -1,4 +1,5 @@
-"""The background worker: meter rollups, the scheduled billing run and the outbox drain, in one loop.
+"""The background worker: meter rollups, the scheduled billing run, the outbox drain and webhook
+deliveries, in one loop.
 
 Runs alone (``tollway worker``) or as a thread inside ``tollway serve``. Several workers may run
 against one PostgreSQL: billing periods and outbox messages are claimed with row locks
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from tollway.alert.evaluate import evaluate_changed
 from tollway.config import Settings
 from tollway.credit import alerts as credit_alerts
 from tollway.db import session_scope
@@ -25,7 +27,8 @@ from tollway.kit.idempotency import purge_expired
 from tollway.kit.time import utcnow
 from tollway.limit.counters import purge_ended
 from tollway.meter import rollup
-from tollway.notification.outbox import drain
+from tollway.notification import outbox
+from tollway.notification.delivery import deliver_due
 from tollway.payment.sync import PaymentSync
 
 log = logging.getLogger("tollway.worker")
@@ -36,10 +39,27 @@ still committing is billed as a late event (an adjustment) instead of being miss
 HOUSEKEEPING_INTERVAL_SECONDS = 3600.0
 
 
+def register_handlers(settings: Settings) -> None:
+    """Every outbox consumer, registered explicitly when a worker starts (never as an import side
+    effect). Add yours here: ``outbox.register(topic, handler, name=...)`` (a stable name: it is
+    recorded on each message the handler has processed)."""
+    from tollway.alert.evaluate import EMAIL_TOPIC
+    from tollway.notification.email import AlertMailer
+    from tollway.notification.service import fan_out
+
+    outbox.register("*", fan_out, name="webhooks.fan_out")
+    outbox.register(EMAIL_TOPIC, AlertMailer(settings), name="email.alert")
+
+
+ROLLUP_BATCH = 20_000
+ALERT_BATCH = 100
+
+
 class Worker:
     def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
         self.factory = factory
         self.settings = settings
+        register_handlers(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
@@ -79,13 +99,15 @@ class Worker:
         return len(result.created)
 
     def rollup_step(self) -> int:
-        """Add the events stored since the last step to the meters' hourly rollups."""
+        """Add the events stored since the last step to the meters' hourly rollups: full batches
+        until a partial one (the backlog as of now), so that under continuous ingestion the step
+        ends and the alerts, the outbox and the webhooks get their turn."""
         total = 0
         while not self.stopping:
             with session_scope(self.factory) as session:
-                applied = rollup.apply_pending(session)
+                applied = rollup.apply_pending(session, limit=ROLLUP_BATCH)
             total += applied
-            if applied == 0:
+            if applied < ROLLUP_BATCH:
                 break
         return total
 
@@ -96,11 +118,44 @@ class Worker:
     def forecast_step(self) -> int:
         """Refresh the stored upcoming-invoice totals of customers with new usage or a new period."""
         return forecast.refresh(self.factory, now=utcnow())
+    def notify_step(self) -> int:
+        """Alerts, then the outbox, then webhooks, in rounds of ``ALERT_BATCH`` customers, so the
+        first alerts of a burst go out while later customers are still being evaluated. Returns
+        the thresholds fired."""
+        fired = 0
+        while not self.stopping:
+            evaluated = 0
+            try:
+                evaluated, n = evaluate_changed(self.factory, limit=ALERT_BATCH)
+                fired += n
+            except Exception:
+                log.exception("alert evaluation failed; retrying")
+            try:
+                self.outbox_step()
+            except Exception:
+                log.exception("outbox drain failed; retrying")
+            try:
+                self.webhooks_step()
+            except Exception:
+                log.exception("webhook deliveries failed; retrying")
+            if evaluated < ALERT_BATCH:
+                break
+        return fired
 
     def outbox_step(self) -> int:
         total = 0
         while not self.stopping:
-            delivered, failed = drain(self.factory)
+            delivered, failed = outbox.drain(self.factory)
+            total += delivered
+            if delivered + failed == 0 or failed:
+                break
+        return total
+
+    def webhooks_step(self) -> int:
+        """Send the due webhook deliveries (each endpoint's failures retried on their own schedule)."""
+        total = 0
+        while not self.stopping:
+            delivered, failed = deliver_due(self.factory, self.settings)
             total += delivered
             if delivered + failed == 0 or failed:
                 break
@@ -115,7 +170,8 @@ class Worker:
         """Push due invoices to the payment provider (the loop runs this in its own thread)."""
         return self.payments.step().done if self.payments is not None else 0
 
-    def run_once(self) -> None:
+    def scheduled_step(self) -> None:
+        """The rollups and the billing run, each when its interval has passed."""
         now = time.monotonic()
         if now >= self._next_housekeeping:
             try:
@@ -152,10 +208,16 @@ class Worker:
             except Exception:
                 log.exception("upcoming-totals refresh failed; retrying at the next interval")
             self._next_forecast = now + self.settings.forecast_interval_seconds
-        try:
-            self.outbox_step()
-        except Exception:
-            log.exception("outbox drain failed; retrying")
+
+    def run_once(self) -> None:
+        """One pass of everything, in order (``tollway worker --once``)."""
+        self.scheduled_step()
+        self.notify_step()
+
+    def _notify_loop(self) -> None:
+        while not self.stopping:
+            self.notify_step()
+            self._stop.wait(self.settings.outbox_poll_interval_seconds)
 
     def run(self) -> None:
         log.info(
@@ -165,9 +227,14 @@ class Worker:
         )
         if self.payments is not None:  # a slow provider must never delay billing: its own thread
             self.payments.start_thread(self._stop, self.settings.outbox_poll_interval_seconds)
+        # Alerts, the outbox and webhooks in their own thread: a long billing run or rollup never
+        # delays a notification, and a slow receiver never delays billing.
+        notifier = threading.Thread(target=self._notify_loop, name="tollway-notify", daemon=True)
+        notifier.start()
         while not self.stopping:
-            self.run_once()
+            self.scheduled_step()
             self._stop.wait(min(self.settings.outbox_poll_interval_seconds, self.settings.rollup_interval_seconds))
+        notifier.join(timeout=30)
         log.info("worker stopped")
 
     def start_thread(self) -> threading.Thread:

@@ -3,19 +3,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
 from tollway.credit import alerts, service
 from tollway.credit.schemas import CreditGrant, CreditGrantCreate, Credits, LedgerEntry
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.kit.listing import ListParams, list_params, time_param
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
 
 router = APIRouter(tags=["credits"], dependencies=[Depends(require_admin)])
 # Committed before the response is sent (scope="function"), so a 2xx means the grant is stored.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @router.post(

@@ -32,7 +32,7 @@ from tollway.invoice.correct import candidates as correction_candidates
 from tollway.invoice.correct import correction_due
 from tollway.invoice.snapshot import RunSources
 from tollway.invoice.snapshot import take as snapshot_take
-from tollway.kit.money import Currency, from_minor_units, money_context, round_money, to_minor_units
+from tollway.kit.money import Currency, money_context, round_money, to_minor_units
 from tollway.kit.periods import Period
 from tollway.kit.time import utcnow
 from tollway.models import Customer, Invoice, InvoiceLine, InvoiceSequence, Plan, Subscription
@@ -248,19 +248,9 @@ def write_invoice(
                 paid_at=invoice.paid_at,
             )
         )
-    event = {
-        "id": invoice.id,
-        "number": invoice.number,
-        "customer": customer.id,
-        "subscription": sub.id,
-        "currency": cur.code,
-        "status": invoice.status,
-        "total": str(t.total),
-        "credits_applied": str(from_minor_units(invoice.credits_applied_minor, cur)),
-        "amount_due": str(from_minor_units(invoice.amount_due_minor, cur)),
-        "period_start": period.start.isoformat(),
-        "period_end": period.end.isoformat(),
-    }
+    from tollway.invoice.service import invoice_data  # service builds on this module
+
+    event = invoice_data(session, invoice)
     emit_now(session, "invoice.finalized", event, key=invoice.id)
     if invoice.status == "paid":  # nothing left to pay: paid at once
         emit_now(session, "invoice.paid", event, key=invoice.id)

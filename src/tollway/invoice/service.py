@@ -63,8 +63,10 @@ def lines_by_invoice(session: Session, invoices: Sequence[Invoice]) -> dict[str,
     return out
 
 
-def event_data(invoice: Invoice) -> dict[str, Any]:
-    return {"id": invoice.id, "number": invoice.number, "customer": invoice.customer_id, "status": invoice.status}
+def invoice_data(session: Session, invoice: Invoice) -> dict[str, Any]:
+    """The webhook ``data`` of ``invoice.*``: the invoice as ``GET /v1/invoices/{id}`` shows it."""
+    data: dict[str, Any] = to_schema(session, invoice).model_dump(mode="json")
+    return data
 
 
 def mark_paid(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
@@ -74,7 +76,7 @@ def mark_paid(session: Session, invoice_id: str, *, now: datetime) -> Invoice:
     invoice.status = "paid"
     invoice.paid_at = now
     session.flush()
-    emit(session, "invoice.paid", event_data(invoice), key=invoice.id)
+    emit(session, "invoice.paid", invoice_data(session, invoice), key=invoice.id)
     return invoice
 
 
@@ -89,7 +91,7 @@ def void_invoice(session: Session, invoice_id: str, *, now: datetime) -> Invoice
     invoice.voided_at = now
     restore_invoice_credits(session, invoice, now=now)
     session.flush()
-    emit(session, "invoice.voided", event_data(invoice), key=invoice.id)
+    emit(session, "invoice.voided", invoice_data(session, invoice), key=invoice.id)
     return invoice
 
 

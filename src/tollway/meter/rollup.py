@@ -17,6 +17,9 @@ Concurrency on PostgreSQL: storing a batch and applying pending events take a sh
 lock and read the meters inside their transaction; a rebuild takes the same lock exclusively. So
 a rebuild never races a batch or an apply, and a batch never misses a meter created meanwhile.
 ``unique_count`` meters have no rollup (distinct values do not add up); they are always read raw.
+
+Applying pending events also notes their customers in ``usage_changes`` (same transaction), so
+alert evaluation reads only the customers whose usage changed (``alert.evaluate``).
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
             "src AS (SELECT e.* FROM events e JOIN batch b ON b.event_id = e.id)",
         ]
         ctes += [f"r{i} AS ({upsert_sql(d, m, 'src')})" for i, m in enumerate(meters)]
+        ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
         return int(conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*) FROM batch"), d.params).scalar_one())
     ids = [r[0] for r in conn.execute(text("SELECT event_id FROM rollup_pending LIMIT :n"), {"n": limit})]
     if not ids:
@@ -189,8 +193,19 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
         d = dialect_for("sqlite")
         source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
         conn.execute(text(upsert_sql(d, meter, source)), d.params)
+    changed_source = "(SELECT customer FROM events WHERE id IN (SELECT value FROM json_each(:ids)))"
+    conn.execute(text(note_changes_sql("sqlite", changed_source)), {"ids": doc})
     conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})
     return len(ids)
+
+
+def note_changes_sql(dialect: str, source: str) -> str:
+    """``INSERT`` into ``usage_changes`` of the distinct customers of ``source`` (rows with a
+    ``customer`` column), ignoring those already noted: the customers whose usage changed since
+    alerts were last evaluated (``alert.evaluate`` reads and clears them)."""
+    if dialect == "postgresql":
+        return f"INSERT INTO usage_changes (customer) SELECT DISTINCT e.customer FROM {source} e ON CONFLICT DO NOTHING"
+    return f"INSERT OR IGNORE INTO usage_changes (customer) SELECT DISTINCT e.customer FROM {source} e"
 
 
 def rebuild_all(session: Session) -> int:

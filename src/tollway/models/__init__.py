@@ -1,5 +1,7 @@
 """All tables, imported here so that Alembic and ``Base.metadata`` see every one."""
 
+from tollway.models.alert import Alert
+from tollway.models.alert_event import AlertEvent
 from tollway.models.api_key import ApiKey
 from tollway.models.bundle import Bundle
 from tollway.models.bundle_product import BundleProduct
@@ -29,8 +31,13 @@ from tollway.models.provider_settings import ProviderSettingsRow
 from tollway.models.rollup_pending import RollupPending
 from tollway.models.subscription import Subscription
 from tollway.models.upcoming_total import UpcomingTotal
+from tollway.models.usage_change import UsageChange
+from tollway.models.webhook_delivery import WebhookDelivery
+from tollway.models.webhook_endpoint import WebhookEndpoint
 
 __all__ = [
+    "Alert",
+    "AlertEvent",
     "ApiKey",
     "Bundle",
     "BundleProduct",
@@ -61,4 +68,7 @@ __all__ = [
     "RollupPending",
     "Subscription",
     "UpcomingTotal",
+    "UsageChange",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -26,5 +26,8 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Names of the handlers that have processed this message: after a failure only the others
+    # run again (see notification.outbox.drain).
+    handled: Mapped[list[str] | None] = mapped_column(JSONDoc)
 
     __table_args__ = (Index("ix_outbox_pending", "delivered_at", "available_at"),)

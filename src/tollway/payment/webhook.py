@@ -66,7 +66,7 @@ def apply_event(session: Session, provider: str, event: ProviderEvent, *, now: d
         pass  # a late failure, void or write-off never undoes a payment
     elif event.kind == "payment_failed":
         link.status = "failed"
-        emit(session, "invoice.payment_failed", invoices.event_data(invoice), key=invoice.id)
+        emit(session, "invoice.payment_failed", invoices.invoice_data(session, invoice), key=invoice.id)
     elif event.kind == "voided":
         link.status = "void"
         link.sync = "done"

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tollway.auth.dependencies import require_admin
@@ -17,7 +16,7 @@ from tollway.credit import endpoints as credit_endpoints
 from tollway.credit.schemas import Credits
 from tollway.customer.endpoints import get_customer
 from tollway.customer.schemas import Customer
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.invoice import endpoints as invoices
 from tollway.invoice.schemas import Invoice, UpcomingInvoice
 from tollway.kit.listing import ListParams, list_params
@@ -40,8 +39,8 @@ from tollway.portal.schemas import (
 from tollway.portal.tokens import PortalPrincipal
 from tollway.subscription import endpoints as subscriptions
 from tollway.subscription.schemas import Subscription
+from tollway.subscription.service import to_schema as subscription_schema
 
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PortalDep = Annotated[PortalPrincipal, Depends(require_portal)]
 SelfServiceDep = Annotated[PortalPrincipal, Depends(require_self_service)]
 
@@ -100,7 +99,7 @@ def portal_subscriptions(
 
 @router.get("/subscriptions/{subscription_id}", response_model=Subscription)
 def portal_subscription(subscription_id: str, principal: PortalDep, session: SessionDep) -> Subscription:
-    return subscriptions.to_schema(session, service.own_subscription(session, principal.customer_id, subscription_id))
+    return subscription_schema(session, service.own_subscription(session, principal.customer_id, subscription_id))
 
 
 @router.get("/plans", response_model=list[PortalPlan])
@@ -170,7 +169,7 @@ def portal_limits(principal: PortalDep, session: SessionDep, request: Request) -
 def portal_subscribe(body: PortalSubscribe, principal: SelfServiceDep, session: SessionDep) -> Subscription:
     """Subscribe from now to a plan of `GET /v1/portal/plans` (409 with an active subscription)."""
     sub = service.subscribe(session, principal.customer_id, body.plan, now=utcnow())
-    return subscriptions.to_schema(session, sub)
+    return subscription_schema(session, sub)
 
 
 @router.post("/subscriptions/{subscription_id}/change-plan", response_model=Subscription)
@@ -179,11 +178,11 @@ def portal_change_plan(
 ) -> Subscription:
     """Switch now, as `POST /v1/subscriptions/{id}/change-plan` does; returns the new subscription."""
     new = service.change_plan(session, principal.customer_id, subscription_id, body.plan, now=utcnow())
-    return subscriptions.to_schema(session, new)
+    return subscription_schema(session, new)
 
 
 @router.post("/subscriptions/{subscription_id}/cancel", response_model=Subscription)
 def portal_cancel(subscription_id: str, principal: SelfServiceDep, session: SessionDep) -> Subscription:
     """Cancel at the end of the current period (early-termination fee per the plan's contract)."""
     sub = service.cancel_at_period_end(session, principal.customer_id, subscription_id, now=utcnow())
-    return subscriptions.to_schema(session, sub)
+    return subscription_schema(session, sub)

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse
 
 from tollway.credit import endpoints as credit_endpoints
 from tollway.customer.service import get_customer
-from tollway.deps import get_session
+from tollway.deps import SessionDep
 from tollway.errors import TollwayError
 from tollway.invoice import endpoints as invoices
 from tollway.kit.listing import ListParams
@@ -29,11 +29,10 @@ from tollway.portal.auth import require_portal, require_self_service
 from tollway.portal.tokens import PortalPrincipal
 from tollway.settings.schemas import PortalSettings
 from tollway.settings.service import get_provider_settings
-from tollway.subscription import endpoints as subscriptions
+from tollway.subscription.service import to_schema as subscription_schema
 from tollway.web import PageContext, page_response
 
 router = APIRouter(include_in_schema=False)
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PortalDep = Annotated[PortalPrincipal, Depends(require_portal)]
 SelfServiceDep = Annotated[PortalPrincipal, Depends(require_self_service)]
 
@@ -85,7 +84,7 @@ def dashboard_context(
     for row in active:
         plan = session.get(Plan, row.plan_code)
         subs.append(
-            {"sub": subscriptions.to_schema(session, row), "plan_name": (plan.name if plan else None) or row.plan_code}
+            {"sub": subscription_schema(session, row), "plan_name": (plan.name if plan else None) or row.plan_code}
         )
     start = service.preview_window_start(session, customer, now=now)
     usage = [_meter_usage(session, cid, key, start, now) for key in service.customer_meters(session, cid)]

@@ -3,49 +3,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.orm import Session
 
 from tollway.auth.dependencies import require_admin
 from tollway.deps import SessionDep
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page
 from tollway.kit.time import utcnow
-from tollway.models import Subscription as SubscriptionRow
 from tollway.subscription import service
 from tollway.subscription.schemas import (
-    Period,
     Subscription,
     SubscriptionCancel,
     SubscriptionChangePlan,
     SubscriptionCreate,
 )
+from tollway.subscription.service import to_schema
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], dependencies=[Depends(require_admin)])
-
-
-def to_schema(session: Session, row: SubscriptionRow) -> Subscription:
-    now = utcnow()
-    terms = service.terms_of(session, row)
-    found = terms.period_at(max(now, row.start))
-    return Subscription(
-        id=row.id,
-        customer=row.customer_id,
-        plan=row.plan_code,
-        status=service.status_of(row, now),
-        start=row.start,
-        ends_at=row.ends_at,
-        canceled_at=row.canceled_at,
-        cancel_mode=row.cancel_mode,
-        timezone=row.timezone,
-        current_period=Period(start=found[0].start, end=found[0].end) if found else None,
-        contract_ends_at=terms.contract_end(),
-        previous=row.previous,
-        changed_to=row.changed_to,
-        overrides=service.overrides_of(row),
-        billed_until=row.billed_until,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
 
 
 @router.post("", status_code=201, response_model=Subscription)

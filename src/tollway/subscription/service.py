@@ -13,6 +13,7 @@ from tollway.customer.service import get_customer
 from tollway.db import get_or_404
 from tollway.errors import ValidationFailed
 from tollway.kit.pagination import paginate
+from tollway.kit.time import utcnow
 from tollway.limit import rules as limit_rules
 from tollway.models import Plan, Subscription
 from tollway.notification.outbox import emit
@@ -29,6 +30,8 @@ from tollway.subscription.schemas import (
     SubscriptionCreate,
     SubscriptionStatus,
 )
+from tollway.subscription.schemas import Period as PeriodOut
+from tollway.subscription.schemas import Subscription as SubscriptionOut
 from tollway.subscription.terms import Terms
 
 
@@ -54,14 +57,36 @@ def status_of(subscription: Subscription, now: datetime) -> SubscriptionStatus:
     return "active"
 
 
-def _payload(sub: Subscription) -> dict[str, Any]:
-    return {
-        "id": sub.id,
-        "customer": sub.customer_id,
-        "plan": sub.plan_code,
-        "start": sub.start.isoformat(),
-        "ends_at": sub.ends_at.isoformat() if sub.ends_at else None,
-    }
+def to_schema(session: Session, row: Subscription) -> SubscriptionOut:
+    """The subscription as the API (and its webhooks' ``data``) shows it."""
+    now = utcnow()
+    terms = terms_of(session, row)
+    found = terms.period_at(max(now, row.start))
+    return SubscriptionOut(
+        id=row.id,
+        customer=row.customer_id,
+        plan=row.plan_code,
+        status=status_of(row, now),
+        start=row.start,
+        ends_at=row.ends_at,
+        canceled_at=row.canceled_at,
+        cancel_mode=row.cancel_mode,
+        timezone=row.timezone,
+        current_period=PeriodOut(start=found[0].start, end=found[0].end) if found else None,
+        contract_ends_at=terms.contract_end(),
+        previous=row.previous,
+        changed_to=row.changed_to,
+        overrides=overrides_of(row),
+        billed_until=row.billed_until,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _payload(session: Session, sub: Subscription) -> dict[str, Any]:
+    """The webhook ``data`` of ``subscription.*``: the subscription as the API shows it."""
+    data: dict[str, Any] = to_schema(session, sub).model_dump(mode="json")
+    return data
 
 
 def create_subscription(
@@ -90,7 +115,7 @@ def create_subscription(
     )
     session.add(sub)
     session.flush()
-    emit(session, "subscription.created", _payload(sub), key=sub.id)
+    emit(session, "subscription.created", _payload(session, sub), key=sub.id)
     return sub
 
 
@@ -140,7 +165,7 @@ def cancel_subscription(
     emit(
         session,
         "subscription.canceled",
-        {**_payload(sub), "mode": data.mode, "early": bool(contract_end and end < contract_end)},
+        {**_payload(session, sub), "mode": data.mode, "early": bool(contract_end and end < contract_end)},
         key=sub.id,
     )
     return sub
@@ -189,7 +214,7 @@ def change_plan(
     emit(
         session,
         "subscription.plan_changed",
-        {**_payload(sub), "from_plan": sub.plan_code, "to_plan": plan.code, "new_subscription": new_id},
+        {**_payload(session, sub), "from_plan": sub.plan_code, "to_plan": plan.code, "new_subscription": new_id},
         key=sub.id,
     )
     return sub, new

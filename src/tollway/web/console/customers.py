@@ -19,7 +19,7 @@ from tollway.models import Customer, Subscription
 from tollway.portal import service as portal
 from tollway.portal.endpoints import public_base
 from tollway.portal.schemas import PortalSessionCreate
-from tollway.subscription.endpoints import to_schema as subscription_schema
+from tollway.subscription.service import to_schema as subscription_schema
 from tollway.web.console.auth import CsrfDep, OperatorDep
 from tollway.web.console.common import console_page, error_text
 from tollway.web.usage import meter_chart
