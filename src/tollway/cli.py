@@ -36,13 +36,13 @@ def _main(
     """Tollway: usage-based billing for APIs."""
 
 
-def _migrate() -> None:
+def _migrate() -> tuple[str | None, str | None]:
     from tollway.db import make_engine
     from tollway.migrations.runner import upgrade
 
     engine = make_engine(get_settings().database_url)
     try:
-        upgrade(engine)
+        return upgrade(engine)
     finally:
         engine.dispose()
 
@@ -67,9 +67,12 @@ def _preflight() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Apply database migrations."""
-    _migrate()
-    typer.echo("migrations applied")
+    """Apply database migrations (safe to run from several processes at once)."""
+    before, after = _migrate()
+    if before == after:
+        typer.echo(f"database already at revision {after}")
+    else:
+        typer.echo(f"database migrated from revision {before or '(empty)'} to {after}")
 
 
 @app.command()

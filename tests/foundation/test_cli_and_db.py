@@ -3,13 +3,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import psycopg
 import pytest
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
+from tests.conftest import PG_ADMIN_URL
 from tollway.auth.keys import hash_key
 from tollway.db import make_engine, make_sessionmaker, session_scope
+from tollway.migrations.runner import alembic_config
 from tollway.models import ApiKey, Customer
 
 
@@ -58,5 +64,42 @@ def test_utc_datetime_refuses_naive_and_returns_utc(db_url):
             assert got is not None
             assert got.created_at == datetime(2026, 1, 1, 11, tzinfo=UTC)
             assert got.created_at.tzinfo is not None and got.created_at.utcoffset() == timedelta(0)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def empty_db_url(backend: str, tmp_path):  # type: ignore[no-untyped-def]
+    """A database that exists and holds nothing (not migrated)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"tw_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_processes_starting_together_migrate_once(empty_db_url):
+    """Several processes (serve replicas, a worker) starting at once on an empty database: one
+    migrates, the others wait for it and find nothing to do; none fails."""
+    env = {**os.environ, "TOLLWAY_DATABASE_URL": empty_db_url}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "tollway", "migrate"], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=120), p.stdout.read() if p.stdout else "") for p in procs]
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    migrated = [out for _, out in results if "database migrated from revision (empty)" in out]
+    assert len(migrated) == 1, results
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.connect() as conn:
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            assert MigrationContext.configure(conn).get_current_revision() == head
     finally:
         engine.dispose()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 log = logging.getLogger("tollway.migrations")
@@ -23,13 +27,41 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations; logs one line when some were applied, nothing when none were."""
+# Any constant: the key of the PostgreSQL advisory lock that serializes migrations.
+_PG_LOCK_KEY = 0x746F6C6C776179  # "tollway"
+
+
+@contextmanager
+def _file_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, an exclusive lock on a file beside the database (every process that can open
+    the database runs on this host); nothing for an in-memory database."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Apply migrations; logs one line when some were applied, nothing when none were. Returns
+    the revision before and after (``None``: an empty database).
+
+    Several processes may start at once (``serve`` replicas, a ``worker``): each takes a lock
+    first (a PostgreSQL transaction-level advisory lock, a file lock beside a SQLite file), so one
+    migrates and the others then find the database at the head and change nothing."""
     cfg = alembic_config()
-    with engine.begin() as conn:
+    with _file_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         before = MigrationContext.configure(conn).get_current_revision()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
         after = MigrationContext.configure(conn).get_current_revision()
     if after != before:
         log.info("database migrated from revision %s to %s", before or "(empty)", after)
+    return before, after
