@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, make_url
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -190,3 +190,13 @@ def get_or_404(
 def is_postgres(bind: Engine | Connection | Session) -> bool:
     """Is ``bind`` (an engine, a connection or a session) on PostgreSQL?"""
     return (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "postgresql"
+
+
+def database_now(bind: Connection | Session) -> datetime:
+    """The time that orders ingestion against billing cutoffs: PostgreSQL's clock, shared by every
+    host that ingests, voids or bills (so a host whose clock drifts cannot put an event before a
+    cutoff it came after); this host's clock on SQLite, which only one host can use."""
+    if is_postgres(bind):
+        now: datetime = bind.execute(text("SELECT clock_timestamp()")).scalar_one()
+        return now.astimezone(UTC)
+    return datetime.now(UTC)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from tollway.auth.dependencies import require_admin, require_ingest
 from tollway.auth.gate import admitted
+from tollway.db import database_now
 from tollway.deps import SessionDep
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
@@ -182,4 +183,6 @@ def get_event(event_id: str, session: SessionDep) -> EventOut:
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
 def void_event(event_id: str, request: Request, session: SessionDep) -> EventOut:
     limits = request.app.state.limits
-    return service.to_schema(service.void_event(session, event_id, now=utcnow(), on_void=limits.on_void))
+    return service.to_schema(
+        service.void_event(session, event_id, now=database_now(session), on_void=limits.on_void)
+    )

@@ -57,6 +57,8 @@ class EventSink(Protocol):
     """Durably stores events. Returns how many were new; ids already stored are skipped.
 
     Once ``store`` returns, the events must survive a crash (the API answers 202 after it).
+    ``ingested_at`` is this host's clock; a store on a shared database records the database's
+    clock instead (``db.database_now``), the one billing cutoffs are taken from.
     """
 
     def store(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int: ...

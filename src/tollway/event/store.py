@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from tollway.db import database_now
 from tollway.event.ingest import IncomingEvent
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
@@ -66,6 +67,8 @@ class SqlEventStore:
         try:
             with self.engine.begin() as conn:
                 rollup.lock_shared(conn)
+                if self.postgres:  # the database's clock, not this host's (db.database_now)
+                    ingested_at = database_now(conn)
                 meters = rollup.load_meters(conn, {e.type for e in events})
                 counted = None
                 if self.observer is not None and meters:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.credit.apply import apply_credits
+from tollway.db import database_now
 from tollway.invoice.adjust import CORRECTION, REGULAR, adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
 from tollway.invoice.correct import candidates as correction_candidates
@@ -34,7 +35,6 @@ from tollway.invoice.snapshot import RunSources
 from tollway.invoice.snapshot import take as snapshot_take
 from tollway.kit.money import Currency, money_context, round_money, to_minor_units
 from tollway.kit.periods import Period
-from tollway.kit.time import utcnow
 from tollway.models import Customer, Invoice, InvoiceLine, InvoiceSequence, Plan, Subscription
 from tollway.notification.outbox import emit_now
 from tollway.settings.schemas import ProviderSettings
@@ -268,7 +268,7 @@ def _invoice_transaction(
     commit it and report whether the subscription has a further invoice due."""
     session = factory()
     try:
-        invoice, more = step(session, utcnow())
+        invoice, more = step(session, database_now(session))
         if invoice is None:
             session.rollback()
             return False
