@@ -22,6 +22,7 @@ from tollway.auth.schemas import ApiKeyCreate
 from tollway.customer.service import get_customer
 from tollway.deps import SessionDep
 from tollway.errors import FieldError, TollwayError, ValidationFailed, validation_errors_from_pydantic
+from tollway.kit.listing import list_params
 from tollway.kit.pagination import encode_cursor
 from tollway.kit.time import utcnow
 from tollway.models import ApiKey
@@ -47,6 +48,7 @@ def _page(
     message: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    after = list_params(PAGE, after).after  # a cursor we did not issue: a 422 naming `after`
     rows = list(keys.list_keys(session, limit=PAGE, after=after))
     more = len(rows) > PAGE
     rows = rows[:PAGE]
@@ -74,7 +76,7 @@ def keys_page(
     try:
         return _page(operator, session, after=after, message=message)
     except TollwayError as exc:
-        return _page(operator, session, errors=[FieldError("after", error_text(exc))], status_code=exc.status)
+        return _page(operator, session, errors=exc.errors or [FieldError("after", exc.message)], status_code=exc.status)
 
 
 @router.post("/console/api-keys", response_model=None)

@@ -23,6 +23,7 @@ from tollway.config import Settings
 from tollway.deps import SessionDep
 from tollway.errors import FieldError, TollwayError, validation_errors_from_pydantic
 from tollway.kit.crypto import SecretKeyMissing, configured_secret
+from tollway.kit.listing import list_params
 from tollway.kit.pagination import encode_cursor
 from tollway.kit.time import utcnow
 from tollway.notification import service
@@ -63,6 +64,7 @@ def _list_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    after = list_params(PAGE, after).after  # a cursor we did not issue: a 422 naming `after`
     rows = service.list_endpoints(session, limit=PAGE, after=after)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
@@ -93,8 +95,8 @@ def webhooks_page(
         return _list_page(operator, session, _settings(request), after=after,
                           message=f"Endpoint {deleted} deleted." if deleted else None)  # fmt: skip
     except TollwayError as exc:  # a cursor that is not one
-        return _list_page(operator, session, _settings(request), errors=[FieldError("after", error_text(exc))],
-                          status_code=exc.status)  # fmt: skip
+        errors = exc.errors or [FieldError("after", exc.message)]
+        return _list_page(operator, session, _settings(request), errors=errors, status_code=exc.status)
 
 
 def body_from_form(form: FormData) -> dict[str, Any]:
