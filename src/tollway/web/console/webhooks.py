@@ -180,7 +180,7 @@ def endpoint_page(
     after: str | None = Query(default=None, max_length=300),
     retried: str | None = Query(default=None, max_length=40),
 ) -> HTMLResponse:
-    message = f"Delivery {retried} will be attempted again in a moment." if retried else None
+    message = f"Delivery {retried} is queued: the worker attempts it again on its next pass." if retried else None
     return _endpoint_page(operator, session, _settings(request), endpoint_id, after=after, message=message)
 
 
