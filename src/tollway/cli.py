@@ -280,6 +280,8 @@ def users_list() -> None:
                 typer.echo(f"{op.id}\t{op.email}\tcreated {op.created_at.isoformat()}\tlast sign-in {last}{locked}")
     finally:
         engine.dispose()
+
+
 @payments_app.command("sync")
 def payments_sync(
     since: Annotated[str | None, typer.Option(help="RFC 3339: only invoices issued at or after this")] = None,

@@ -118,6 +118,7 @@ class Worker:
     def forecast_step(self) -> int:
         """Refresh the stored upcoming-invoice totals of customers with new usage or a new period."""
         return forecast.refresh(self.factory, now=utcnow())
+
     def notify_step(self) -> int:
         """Alerts, then the outbox, then webhooks, in rounds of ``ALERT_BATCH`` customers, so the
         first alerts of a burst go out while later customers are still being evaluated. Returns

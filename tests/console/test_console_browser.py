@@ -1,6 +1,6 @@
 """The console in a real browser (Debian's Chromium via Playwright) against `tollway serve`:
 sign-in and refusal, overview numbers, a customer page, the plan editor's live preview, the
-simulator's totals, and CSRF refusal. Screenshots for docs/console.md are written when
+simulator's totals, an API key created and revoked, and CSRF refusal. Screenshots for docs/console.md are written when
 ``TOLLWAY_SCREENSHOTS`` names a folder."""
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ CANVAS_INK = """el => {
 }"""
 
 
-def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+def _shot(page, name: str, height: int | None = None) -> None:  # type: ignore[no-untyped-def]
     folder = os.environ.get("TOLLWAY_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=False)
+        clip = {"x": 0, "y": 0, "width": 1280, "height": height} if height else None
+        page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=False, clip=clip)
 
 
 def _last_month() -> tuple[datetime, datetime]:
@@ -133,6 +134,25 @@ def test_console_in_a_browser(chromium, console_server) -> None:  # type: ignore
         assert page.inner_text("[data-testid=sim-difference]") == "-44.60 USD"
         assert "c" in page.inner_text("[data-testid=winners]")
         _shot(page, "simulator")
+
+        # API keys: created with its key shown once, then revoked after the confirmation box.
+        page.click("nav >> text=API keys")
+        page.fill("input[name=name]", "gateway")
+        page.click("[data-testid=create-key]")
+        secret = page.inner_text("[data-testid=api-key]")
+        assert secret.startswith("tw_ingest_")
+        key = next(k for k in admin.get("/v1/api-keys").json()["data"] if k["name"] == "gateway")
+        assert secret.startswith(key["prefix"]) and key["revoked_at"] is None
+        page.click("text=Done")
+        assert secret not in page.content()
+        row = page.locator(f"tr[data-key={key['id']}]")
+        row.locator("summary").click()
+        row.locator("input[name=confirm]").check()
+        row.locator("[data-testid=revoke]").click()
+        page.wait_for_url("**/console/api-keys?revoked=*")
+        assert "revoked" in row.inner_text()
+        assert {k["id"]: k for k in admin.get("/v1/api-keys").json()["data"]}[key["id"]]["revoked_at"]
+        _shot(page, "api-keys", height=540)
 
         # CSRF: a same-origin post without the token, and a cross-site form post, change nothing.
         status = page.evaluate("""async () => (await fetch('/console/invoices/x/void', {method: 'POST'})).status""")

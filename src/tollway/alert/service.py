@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from tollway.alert.errors import AlertExists, AlertNotFound
@@ -71,4 +71,16 @@ def list_alert_events(session: Session, *, customer: str | None, limit: int, aft
             stmt = stmt.where(AlertEvent.id > int(decode_cursor(after)))
         except ValueError as exc:
             raise ValidationFailed.field("after", "not a cursor issued by this API") from exc
+    return list(session.scalars(stmt))
+
+
+def alerts_watching(session: Session, customer: str) -> list[Alert]:
+    """The custom alerts that watch ``customer``: its own and those for every customer, by id."""
+    stmt = select(Alert).where(or_(Alert.customer_id == customer, Alert.customer_id.is_(None))).order_by(Alert.id)
+    return list(session.scalars(stmt))
+
+
+def recent_alert_events(session: Session, *, customer: str, limit: int) -> list[AlertEvent]:
+    """The customer's last ``limit`` fired thresholds, newest first."""
+    stmt = select(AlertEvent).where(AlertEvent.customer_id == customer).order_by(AlertEvent.id.desc()).limit(limit)
     return list(session.scalars(stmt))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse
 
 from tollway.errors import TollwayError
@@ -21,6 +22,7 @@ NAV = [
     ("invoices", "Invoices", "/console/invoices"),
     ("webhooks", "Webhooks", "/console/webhooks"),
     ("settings", "Settings", "/console/settings"),
+    ("api-keys", "API keys", "/console/api-keys"),
 ]
 """The navigation, in the contract's order."""
 
@@ -45,3 +47,9 @@ def console_page(
 def error_text(exc: TollwayError) -> str:
     """A domain error as one line for a page: the fields named, else the message."""
     return "; ".join(f"{e.field}: {e.message}" for e in exc.errors) or exc.message
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A text field of a submitted form, stripped ("" when absent or not text)."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""

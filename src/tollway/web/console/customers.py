@@ -1,5 +1,5 @@
 """Customers: a searchable list and a page per customer (usage, subscriptions, upcoming invoice,
-invoices, and a button that opens the customer's portal)."""
+invoices, credits, alerts, and a button that opens the customer's portal)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from tollway.alert import service as alerts
+from tollway.alert.endpoints import event_schema as alert_event_schema
+from tollway.alert.endpoints import to_schema as alert_schema
+from tollway.credit import service as credits
 from tollway.customer.service import get_customer
 from tollway.deps import SessionDep
 from tollway.errors import TollwayError
@@ -26,6 +30,7 @@ from tollway.web.usage import meter_chart
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
+ALERT_EVENTS = 20
 
 
 def search_customers(session: Session, q: str | None, *, after: str | None, limit: int = PAGE) -> list[Customer]:
@@ -89,6 +94,11 @@ def customer_context(session: Session, customer_id: str) -> dict[str, Any]:
         for inv in invoices.list_invoices(session, customer=customer_id, subscription=None, limit=50, after=None)
     ]
     issued.sort(key=lambda inv: (inv.period_start or now, inv.id or ""), reverse=True)
+    balance, balance_error = None, None
+    try:  # GET /v1/customers/{id}/credits
+        balance = credits.credits_view(session, customer_id, at=now, now=now)
+    except TollwayError as exc:
+        balance_error = error_text(exc)
     return {
         "customer": customer,
         "subscriptions": subs,
@@ -97,6 +107,12 @@ def customer_context(session: Session, customer_id: str) -> dict[str, Any]:
         "usage": usage,
         "period_start": start,
         "invoices": issued,
+        "credits": balance,
+        "credits_error": balance_error,
+        "alerts": [alert_schema(a) for a in alerts.alerts_watching(session, customer_id)],
+        "alert_events": [
+            alert_event_schema(e) for e in alerts.recent_alert_events(session, customer=customer_id, limit=ALERT_EVENTS)
+        ],
         "now": now,
         "tz": customer.timezone,
     }

@@ -5,10 +5,19 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from tollway.web.console import admin, billing, customers, overview, plans, signin
+from tollway.web.console import admin, billing, customers, keys, overview, plans, signin, webhooks
 from tollway.web.console.auth import SignInRequired, sign_in_redirect
 
-ROUTERS = [signin.router, overview.router, customers.router, plans.router, billing.router, admin.router]
+ROUTERS = [
+    signin.router,
+    overview.router,
+    customers.router,
+    plans.router,
+    billing.router,
+    admin.router,
+    webhooks.router,
+    keys.router,
+]
 
 
 def install(app: FastAPI) -> None:
