@@ -154,6 +154,20 @@ def test_console_in_a_browser(chromium, console_server) -> None:  # type: ignore
         assert {k["id"]: k for k in admin.get("/v1/api-keys").json()["data"]}[key["id"]]["revoked_at"]
         _shot(page, "api-keys", height=540)
 
+        # Voiding an invoice asks first: dismissed, nothing happens; accepted, it is void.
+        a_invoice = admin.get("/v1/invoices", params={"customer": "a"}).json()["data"][0]
+        page.goto(f"{server.url}/console/invoices/{a_invoice['id']}")
+        asked: list[str] = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.click("[data-testid=void]")
+        assert asked and a_invoice["number"] in asked[0]
+        assert admin.get(f"/v1/invoices/{a_invoice['id']}").json()["status"] == "finalized"
+        page.once("dialog", lambda d: d.accept())
+        page.click("[data-testid=void]")
+        page.wait_for_load_state()
+        expect(page.locator("main")).to_contain_text("void", timeout=10_000)
+        assert admin.get(f"/v1/invoices/{a_invoice['id']}").json()["status"] == "void"
+
         # CSRF: a same-origin post without the token, and a cross-site form post, change nothing.
         status = page.evaluate("""async () => (await fetch('/console/invoices/x/void', {method: 'POST'})).status""")
         assert status == 403

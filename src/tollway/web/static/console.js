@@ -6,6 +6,13 @@
     var meta = document.querySelector('meta[name="csrf-token"]');
     if (meta && meta.content) e.detail.headers["X-CSRF-Token"] = meta.content;
   });
+  // A form whose submit button (or the form) has data-confirm asks first: plain form posts,
+  // where htmx's hx-confirm does not apply.
+  document.addEventListener("submit", function (e) {
+    var btn = e.submitter;
+    var message = (btn && btn.dataset.confirm) || e.target.dataset.confirm;
+    if (message && !window.confirm(message)) e.preventDefault();
+  });
   // Buttons that insert an example into a textarea (the plan editor's charge models).
   document.addEventListener("click", function (e) {
     var btn = e.target.closest("[data-insert-into]");
