@@ -5,12 +5,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import LiveServer, start_server, stop_server
-from tests.portal._world import World, seed
+from tests.portal._world import World, fire_alerts, seed
 
 
 @pytest.fixture
-def world(api) -> World:  # type: ignore[no-untyped-def]
-    return seed(api)
+def world(api, session_factory) -> World:  # type: ignore[no-untyped-def]
+    world = seed(api)
+    assert fire_alerts(session_factory) == 3  # acme: 50 % and 100 %; globex: 100 %
+    return world
 
 
 @pytest.fixture
