@@ -183,6 +183,21 @@ def test_dashboard_fragment_shows_only_the_customers_figures(api, anon, world):
     assert r.status_code == 200, r.text
     assert "Acme Corp" in r.text and "Globex" not in r.text and world.globex_invoice["number"] not in r.text
     assert world.acme_invoice["number"] in r.text and "16.00 USD" in r.text
+    # recent alerts: acme's two plan notifications, newest first; globex's never
+    alerts = r.text.split('data-testid="alerts"')[1].split("</table>")[0]
+    rows = [row.split("</tr>")[0] for row in alerts.split('data-testid="alert"')[1:]]
+    assert len(rows) == 2, alerts
+    assert ">100% of your plan's 10</td>" in rows[0] and ">50% of your plan's 5</td>" in rows[1]
+    assert all(">api_calls this period</td>" in row and ">12</td>" in row for row in rows)
+    assert "No alerts yet" not in r.text
+
+
+def test_dashboard_alerts_empty_state_explains_itself(api, anon, world):
+    api.post("/v1/customers", json={"id": "newco", "name": "Newco", "currency": "USD", "timezone": "UTC"})
+    r = anon.get("/portal/ui/dashboard", headers=bearer(portal_session(api, "newco")["token"]))
+    assert r.status_code == 200, r.text
+    assert 'data-testid="alerts"' not in r.text
+    assert "No alerts yet: when your usage or spend in a billing period reaches a threshold" in r.text
 
 
 def _self_service(api, on: bool) -> None:
@@ -304,16 +319,22 @@ def test_a_custom_alert_fired_by_new_usage_reaches_the_portal(api, anon, world, 
         json={"id": "al_acme", "customer": "acme", "metric": "usage", "meter": "api_calls", "thresholds": ["14"]},
     )
     assert r.status_code == 201, r.text
+    spend = {"id": "al_spend", "customer": "acme", "metric": "spend", "thresholds": ["16.50"]}
+    assert api.post("/v1/alerts", json=spend).status_code == 201
     today = datetime.now(UTC).date().isoformat()
     send_events(api, calls("acme", 2, day=today, prefix="new"))
     send_events(api, calls("globex", 20, day=today, prefix="new"))
-    assert fire_alerts(session_factory) == 1
+    assert fire_alerts(session_factory) == 2
     h = bearer(portal_session(api, "acme")["token"])
     events = anon.get("/v1/portal/alert-events", headers=h).json()["data"]
-    assert [(e["source"], e["alert"], e["threshold"], e["value"]) for e in events][-1] == (
-        "alert",
-        "al_acme",
-        "14",
-        "14",
-    )
-    assert len(events) == 3 and all(e["customer"] == "acme" for e in events)
+    fired = {(e["source"], e["alert"], e["metric"], e["threshold"], e["value"]) for e in events[2:]}
+    assert fired == {("alert", "al_acme", "usage", "14", "14"), ("alert", "al_spend", "spend", "16.5", "17")}
+    assert len(events) == 4 and all(e["customer"] == "acme" for e in events)
+    # the page: spend in money, usage in units, newest first (the plan notifications last)
+    page = anon.get("/portal/ui/dashboard", headers=h).text
+    rows = page.split('data-testid="alerts"')[1].split("</table>")[0].split('data-testid="alert"')[1:]
+    assert len(rows) == 4 and "50% of your plan's 5" in rows[3]
+    spent = next(row for row in rows if "Spend this period" in row)
+    assert ">16.50 USD</td>" in spent and ">17.00 USD</td>" in spent
+    used = next(row for row in rows if ">14</td>" in row)
+    assert ">api_calls this period</td>" in used and used.count(">14</td>") == 2

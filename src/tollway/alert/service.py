@@ -72,3 +72,10 @@ def list_alert_events(session: Session, *, customer: str | None, limit: int, aft
         except ValueError as exc:
             raise ValidationFailed.field("after", "not a cursor issued by this API") from exc
     return list(session.scalars(stmt))
+
+
+def latest_alert_events(session: Session, *, customer: str, limit: int) -> list[AlertEvent]:
+    """The customer's ``limit`` most recent alert events, newest first (the portal's "recent
+    alerts"; the index on (customer, id) serves it)."""
+    stmt = select(AlertEvent).where(AlertEvent.customer_id == customer).order_by(AlertEvent.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
