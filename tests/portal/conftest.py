@@ -18,8 +18,9 @@ def world(api, session_factory) -> World:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def portal_server(db_url: str, api) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     """A real ``tollway serve`` on the test database; seed it with the in-process ``api`` client
-    (same database), which returns only after its transaction committed."""
-    server = start_server(db_url)
+    (same database), which returns only after its transaction committed. Its worker rolls new
+    events up every half second, so the world's alerts fire soon after it is seeded."""
+    server = start_server(db_url, extra_env={"TOLLWAY_ROLLUP_INTERVAL_SECONDS": "0.5"})
     try:
         yield server
     finally:
