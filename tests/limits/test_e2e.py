@@ -73,6 +73,54 @@ def test_a_gateway_is_stopped_at_its_limit(server: LiveServer) -> None:
         assert state["reason"] == "limit_reached" and state["limits"][0]["used"] == "5"
 
 
+@pytest.mark.e2e
+def test_a_prepaid_customer_is_stopped_when_its_credits_run_out(server: LiveServer) -> None:
+    """0.50 per call and a 1.50 grant: three calls pay it off, the fourth check is refused with
+    ``credits_exhausted``; a top-up lets the customer go on; a postpaid customer never stops."""
+    admin = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    ingest = server.cli("keys", "create", "--scope", "ingest").strip().splitlines()[-1]
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as api:
+        meter = {"key": "api_calls", "event_type": "api_call", "aggregation": "count"}
+        assert api.post("/v1/meters", json=meter).status_code == 201
+        charges = [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}]
+        assert api.post("/v1/plans", json={"code": "p", "currency": "USD", "charges": charges}).status_code == 201
+        visible(api, "/v1/plans/p")
+        assert api.post("/v1/plans/p/publish").status_code == 200
+        start = iso(now() - timedelta(days=1))
+        for customer, billing_type in (("acme", "prepaid"), ("globex", "postpaid")):
+            body = {"id": customer, "currency": "USD", "billing_type": billing_type}
+            assert api.post("/v1/customers", json=body).status_code == 201
+            visible(api, f"/v1/customers/{customer}")
+            sub = {"id": f"s-{customer}", "customer": customer, "plan": "p", "start": start}
+            assert api.post("/v1/subscriptions", json=sub).status_code == 201
+            visible(api, f"/v1/subscriptions/s-{customer}")
+        r = api.post("/v1/customers/acme/credit-grants", json={"id": "cg_1", "amount": "1.50"})
+        assert r.status_code == 201, r.text
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ingest}"}, timeout=10) as gw:
+
+            def serve(customer: str, n: int) -> list[tuple[bool, str | None]]:
+                decisions = []
+                for i in range(n):
+                    r = gw.post("/v1/limits/check", json={"customer": customer})
+                    assert r.status_code == 200, r.text
+                    decisions.append((r.json()["allowed"], r.json()["reason"]))
+                    if r.json()["allowed"]:
+                        event = {
+                            "id": f"{customer}-{i}-{time.monotonic_ns()}",
+                            "customer": customer,
+                            "type": "api_call",
+                        }
+                        assert gw.post("/v1/events", json=event).status_code == 202
+                return decisions
+
+            assert serve("acme", 5) == [(True, None)] * 3 + [(False, "credits_exhausted")] * 2
+            r = api.post("/v1/customers/acme/credit-grants", json={"id": "cg_2", "amount": "0.50"})
+            assert r.status_code == 201, r.text
+            assert serve("acme", 2) == [(True, None), (False, "credits_exhausted")]
+            assert serve("globex", 5) == [(True, None)] * 5
+        assert api.get("/v1/customers/acme/credits").json()["ongoing_balance"] == "0.00"
+
+
 def test_ended_windows_are_purged(db_url: str) -> None:
     engine = make_engine(db_url)
     factory = sessions(engine)

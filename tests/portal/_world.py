@@ -1,6 +1,7 @@
 """A small billing world for portal tests, built through the admin HTTP API (a TestClient or an
 httpx.Client on a live server): two customers on two plans, usage this period and last, one
-finalized invoice each, and plans the portal must and must not show."""
+finalized invoice each, plans the portal must and must not show, and plan notifications that fire
+alert events for both customers once evaluated (:func:`fire_alerts`, or a live server's worker)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,17 @@ import httpx
 
 from tests.factories import calls, create_customer, create_meter, create_plan, run_billing, send_events
 from tests.factories import subscribe as admin_subscribe
+from tollway.alert.evaluate import evaluate_changed
+from tollway.kit.time import utcnow
+from tollway.meter import rollup
 
 BASIC = {
     "name": "Basic",
     "description": "Pay as you go",
     "fees": {"recurring": {"amount": "10.00", "in_advance": True, "prorate": True}},
     "charges": [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}],
+    # acme's 12 calls this period reach 50 % (5 calls) and 100 % (10 calls) of the target
+    "notifications": {"meter": "api_calls", "target": 10, "thresholds": [50, 100]},
 }
 PRO = {
     "name": "Pro",
@@ -61,7 +67,13 @@ def seed(api: httpx.Client | Any) -> World:
     create_plan(api, code="basic", publish=True, **BASIC)
     create_plan(api, code="pro", publish=True, **PRO)
     create_plan(api, code="secret", publish=True, visibility="private", **PRO)
-    partners = {**PRO, "name": "Partners", "audience": {"type": "categories", "values": ["partners"]}}
+    partners = {
+        **PRO,
+        "name": "Partners",
+        "audience": {"type": "categories", "values": ["partners"]},
+        # globex's 7 calls this period reach 100 % of 5: the other customer's alert event
+        "notifications": {"meter": "api_calls", "target": 5, "thresholds": [100]},
+    }
     create_plan(api, code="partners", publish=True, **partners)
     storage = [{"code": "gb", "meter": "storage", "model": "flat", "unit_price": "1"}]
     create_plan(api, code="storage", publish=True, charges=storage)
@@ -84,3 +96,12 @@ def seed(api: httpx.Client | Any) -> World:
     r = api.get("/v1/invoices", params={"customer": "globex"})
     globex_invoice = r.json()["data"][0]
     return World(this_month, last_month, acme_invoice, globex_invoice)
+
+
+def fire_alerts(session_factory: Any) -> int:
+    """What the worker does after ingestion: roll the stored events up (noting the customers
+    with new usage), then evaluate those customers' alerts. Returns the thresholds fired."""
+    with session_factory() as session:
+        rollup.apply_pending(session)
+        session.commit()
+    return evaluate_changed(session_factory, now=utcnow())[1]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
-from tests.portal._world import bearer, portal_session
+from tests.factories import calls, send_events
+from tests.portal._world import bearer, fire_alerts, portal_session
 from tollway.kit.time import utcnow
 from tollway.models import PortalSession
 
@@ -65,10 +66,11 @@ OWN_AND_OTHER = [
     ("/v1/portal/invoices/{acme_invoice}/pdf", "/v1/portal/invoices/{globex_invoice}/pdf"),
     ("/v1/portal/credits", None),
     ("/v1/portal/limits", None),
+    ("/v1/portal/alert-events", None),
 ]
 
 
-def test_matrix_every_route_own_other_none(api, anon, world):
+def test_matrix_every_route_own_other_none(api, anon, world, admin_key, ingest_key):
     token = portal_session(api, "acme")["token"]
     ids = {"acme_invoice": world.acme_invoice["id"], "globex_invoice": world.globex_invoice["id"]}
     for own, other in OWN_AND_OTHER:
@@ -85,8 +87,11 @@ def test_matrix_every_route_own_other_none(api, anon, world):
             r = anon.get(other, headers=bearer(token))
             assert r.status_code == 404, (other, r.text)
             assert "globex" not in r.text.lower() or "does not exist" in r.text
-        # none: no token, an unknown token, a tampered one, an admin key's scheme typo
+        # none: no token, an unknown token, a tampered one, API keys (not portal tokens)
         assert anon.get(own).status_code == 401, own
+        for key in (admin_key, ingest_key):
+            r = anon.get(own, headers=bearer(key))
+            assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json"), own
         assert anon.get(own, headers=bearer("pt_" + "x" * 43)).status_code == 401, own
         assert (
             anon.get(own, headers=bearer(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))).status_code == 401
@@ -142,6 +147,8 @@ def test_portal_token_on_any_other_route_is_403(api, anon, world):
         ("POST", "/v1/customers/acme/portal-sessions"),
         ("DELETE", "/v1/customers/acme/portal-sessions"),
         ("GET", "/v1/plans"),
+        ("GET", "/v1/alert-events?customer=acme"),
+        ("GET", "/v1/alerts"),
     ]:
         r = anon.request(method, path, headers=h, json={} if method == "POST" else None)
         assert r.status_code == 403, (method, path, r.text)
@@ -176,6 +183,21 @@ def test_dashboard_fragment_shows_only_the_customers_figures(api, anon, world):
     assert r.status_code == 200, r.text
     assert "Acme Corp" in r.text and "Globex" not in r.text and world.globex_invoice["number"] not in r.text
     assert world.acme_invoice["number"] in r.text and "16.00 USD" in r.text
+    # recent alerts: acme's two plan notifications, newest first; globex's never
+    alerts = r.text.split('data-testid="alerts"')[1].split("</table>")[0]
+    rows = [row.split("</tr>")[0] for row in alerts.split('data-testid="alert"')[1:]]
+    assert len(rows) == 2, alerts
+    assert ">100% of your plan's 10</td>" in rows[0] and ">50% of your plan's 5</td>" in rows[1]
+    assert all(">api_calls this period</td>" in row and ">12</td>" in row for row in rows)
+    assert "No alerts yet" not in r.text
+
+
+def test_dashboard_alerts_empty_state_explains_itself(api, anon, world):
+    api.post("/v1/customers", json={"id": "newco", "name": "Newco", "currency": "USD", "timezone": "UTC"})
+    r = anon.get("/portal/ui/dashboard", headers=bearer(portal_session(api, "newco")["token"]))
+    assert r.status_code == 200, r.text
+    assert 'data-testid="alerts"' not in r.text
+    assert "No alerts yet: when your usage or spend in a billing period reaches a threshold" in r.text
 
 
 def _self_service(api, on: bool) -> None:
@@ -259,3 +281,60 @@ def test_credits_and_limits_are_the_customers(api, anon, world):
     assert other["balance"] == "0.00" and other["grants"] == []
     limits = anon.get("/v1/portal/limits", headers=h).json()
     assert limits["allowed"] is True and limits["limits"] == []  # the world's plans have no limits
+
+
+def test_alert_events_are_the_customers_own_and_page_like_the_admin_route(api, anon, world):
+    """The world's plan notifications fired (acme: 50 % and 100 % of 10 calls; globex: 100 % of
+    5): each customer reads only its own, in the admin route's shape and paging."""
+    acme = bearer(portal_session(api, "acme")["token"])
+    events = anon.get("/v1/portal/alert-events", headers=acme).json()
+    assert events == api.get("/v1/alert-events", params={"customer": "acme"}).json()
+    assert [(e["threshold"], e["threshold_value"], e["value"]) for e in events["data"]] == [
+        ("50", "5", "12"),
+        ("100", "10", "12"),
+    ]
+    assert {(e["customer"], e["subscription"], e["source"]) for e in events["data"]} == {
+        ("acme", "sub_acme", "plan_notification")
+    }
+    first = anon.get("/v1/portal/alert-events", params={"limit": 1}, headers=acme).json()
+    assert [e["threshold"] for e in first["data"]] == ["50"] and first["next"]
+    rest = anon.get("/v1/portal/alert-events", params={"after": first["next"]}, headers=acme).json()
+    assert [e["threshold"] for e in rest["data"]] == ["100"] and rest["next"] is None
+    # ?customer= cannot widen it: the session's customer is the only one
+    widened = anon.get("/v1/portal/alert-events", params={"customer": "globex"}, headers=acme).json()
+    assert [e["customer"] for e in widened["data"]] == ["acme", "acme"]
+    globex = anon.get("/v1/portal/alert-events", headers=bearer(portal_session(api, "globex")["token"])).json()
+    assert [(e["customer"], e["threshold"], e["value"]) for e in globex["data"]] == [("globex", "100", "7")]
+    # bad input names the field
+    for params, field in [({"after": "%%%"}, "after"), ({"limit": 0}, "limit"), ({"limit": 501}, "limit")]:
+        r = anon.get("/v1/portal/alert-events", params=params, headers=acme)
+        assert r.status_code == 422 and field in [e["field"] for e in r.json()["errors"]], (params, r.text)
+
+
+def test_a_custom_alert_fired_by_new_usage_reaches_the_portal(api, anon, world, session_factory):
+    """A custom alert for acme fires when acme's next events cross it (the worker's evaluation),
+    and appears after the plan notifications; globex's usage does not fire it."""
+    r = api.post(
+        "/v1/alerts",
+        json={"id": "al_acme", "customer": "acme", "metric": "usage", "meter": "api_calls", "thresholds": ["14"]},
+    )
+    assert r.status_code == 201, r.text
+    spend = {"id": "al_spend", "customer": "acme", "metric": "spend", "thresholds": ["16.50"]}
+    assert api.post("/v1/alerts", json=spend).status_code == 201
+    today = datetime.now(UTC).date().isoformat()
+    send_events(api, calls("acme", 2, day=today, prefix="new"))
+    send_events(api, calls("globex", 20, day=today, prefix="new"))
+    assert fire_alerts(session_factory) == 2
+    h = bearer(portal_session(api, "acme")["token"])
+    events = anon.get("/v1/portal/alert-events", headers=h).json()["data"]
+    fired = {(e["source"], e["alert"], e["metric"], e["threshold"], e["value"]) for e in events[2:]}
+    assert fired == {("alert", "al_acme", "usage", "14", "14"), ("alert", "al_spend", "spend", "16.5", "17")}
+    assert len(events) == 4 and all(e["customer"] == "acme" for e in events)
+    # the page: spend in money, usage in units, newest first (the plan notifications last)
+    page = anon.get("/portal/ui/dashboard", headers=h).text
+    rows = page.split('data-testid="alerts"')[1].split("</table>")[0].split('data-testid="alert"')[1:]
+    assert len(rows) == 4 and "50% of your plan's 5" in rows[3]
+    spent = next(row for row in rows if "Spend this period" in row)
+    assert ">16.50 USD</td>" in spent and ">17.00 USD</td>" in spent
+    used = next(row for row in rows if ">14</td>" in row)
+    assert ">api_calls this period</td>" in used and used.count(">14</td>") == 2

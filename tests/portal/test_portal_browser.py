@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.portal._world import portal_session, seed
+from tests.portal._world import bearer, portal_session, seed
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +33,9 @@ def test_portal_page_figures_chart_pdf_and_plan_change(chromium, portal_server, 
     )
     assert r.status_code == 200, r.text
     token = portal_session(admin, "acme", permissions=["read", "subscribe"])["token"]
+    # the server's worker fires acme's plan notifications (50 % and 100 % of 10 calls)
+    fired = wait_for_alert_events(server.url, token, 2)
+    assert [(e["threshold"], e["value"]) for e in fired] == [("50", "12"), ("100", "12")]
     page = chromium.new_page(viewport={"width": 390, "height": 900})  # a phone
     try:
         page.goto(f"{server.url}/portal#token={token}")
@@ -41,6 +47,10 @@ def test_portal_page_figures_chart_pdf_and_plan_change(chromium, portal_server, 
         assert page.inner_text("[data-testid=meter-api_calls] [data-testid=meter-total]") == "12"
         assert page.inner_text("[data-testid=upcoming-total]") == "16.00 USD"
         assert world.acme_invoice["number"] in page.inner_text("[data-testid=invoices]")
+        alerts = page.locator("[data-testid=alerts] [data-testid=alert]")
+        assert alerts.count() == 2  # newest first
+        assert "100% of your plan's 10" in alerts.nth(0).inner_text()
+        assert "50% of your plan's 5" in alerts.nth(1).inner_text()
         # the chart is drawn: the canvas holds ink
         chart = page.locator("[data-testid=meter-api_calls] .chart")
         assert chart.evaluate(CANVAS_INK) > 100
@@ -62,6 +72,18 @@ def test_portal_page_figures_chart_pdf_and_plan_change(chromium, portal_server, 
     subs = admin.get("/v1/subscriptions", params={"customer": "acme"}).json()["data"]
     assert {s["plan"] for s in subs if s["status"] == "active"} == {"pro"}
     assert next(s for s in subs if s["id"] == "sub_acme")["changed_to"] is not None
+
+
+def wait_for_alert_events(url: str, token: str, n: int) -> list[dict[str, Any]]:
+    """The customer's alert events through the live server's portal API, once there are ``n``."""
+    deadline = time.monotonic() + 20
+    while True:
+        r = httpx.get(f"{url}/v1/portal/alert-events", headers=bearer(token), timeout=5)
+        assert r.status_code == 200, r.text
+        data: list[dict[str, Any]] = r.json()["data"]
+        if len(data) >= n or time.monotonic() > deadline:
+            return data
+        time.sleep(0.2)
 
 
 class _Host(http.server.BaseHTTPRequestHandler):

@@ -115,6 +115,33 @@ def test_asgi_middleware_answers_429_once_the_limit_is_reached(tollway: Any) -> 
     assert client.stats.accepted == MAX + 50  # the refused request was not metered
 
 
+def test_asgi_middleware_answers_429_when_prepaid_credits_run_out(tollway: Any) -> None:
+    """A prepaid customer with 0.02 of credit at 0.01 a call: two calls, then Tollway answers
+    ``credits_exhausted`` (its limit of 3 a day still has room) and the middleware a 429."""
+    server, admin, key = tollway
+    body = {"id": "prepaid", "currency": "USD", "billing_type": "prepaid"}
+    assert admin.http.post("/v1/customers", json=body).status_code == 201
+    start = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
+    sub = {"id": "sub-prepaid", "customer": "prepaid", "plan": "capped", "start": start}
+    assert admin.http.post("/v1/subscriptions", json=sub).status_code == 201
+    grant = {"id": "cg-prepaid", "amount": "0.02"}
+    assert admin.http.post("/v1/customers/prepaid/credit-grants", json=grant).status_code == 201
+    client = Client(server.url, key, flush_interval=0.05)
+    with UvicornThread(asgi_app(client)) as api, httpx.Client(base_url=api.url) as http:
+        for _ in range(2):
+            assert http.get("/v1/forecast", headers={"x-customer": "prepaid"}).status_code == 200
+        assert client.flush(timeout=10)
+        time.sleep(1.05)  # the cached decision (at most 1 s old) expires
+        refused = http.get("/v1/forecast", headers={"x-customer": "prepaid"})
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        problem = refused.json()
+        assert problem["type"] == "urn:tollway:problem:credits_exhausted"
+        assert problem["reason"] == "credits_exhausted" and "credits" in problem["detail"]
+        assert problem["limits"][0]["remaining"] == "1"
+    client.close()
+    assert client.stats.accepted == 2  # the refused request was not metered
+
+
 def test_wsgi_middleware_answers_429_and_fails_open(tollway: Any) -> None:
     server, admin, key = tollway
     limited_customer(admin, "wsgi")

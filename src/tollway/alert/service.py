@@ -80,7 +80,8 @@ def alerts_watching(session: Session, customer: str) -> list[Alert]:
     return list(session.scalars(stmt))
 
 
-def recent_alert_events(session: Session, *, customer: str, limit: int) -> list[AlertEvent]:
-    """The customer's last ``limit`` fired thresholds, newest first."""
+def latest_alert_events(session: Session, *, customer: str, limit: int) -> list[AlertEvent]:
+    """The customer's ``limit`` most recent alert events, newest first (the portal's "recent
+    alerts" and the console's customer page; the index on (customer, id) serves it)."""
     stmt = select(AlertEvent).where(AlertEvent.customer_id == customer).order_by(AlertEvent.id.desc()).limit(limit)
     return list(session.scalars(stmt))

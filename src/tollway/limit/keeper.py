@@ -164,17 +164,22 @@ class LimitKeeper:
         service.check_meter(session, meter)
         profile, subscribed = found.profile, found.subscribed
         entries = [e for e in profile.entries if meter is None or e.meter == meter]
+        used = self.used(session, profile, now) if entries else {}
+        unavailable = used is None
         states: list[service.LimitState] = []
-        if entries:
-            used = self.used(session, profile, now)
-            if used is None:
-                return service.Decision(True, "limits_unavailable", [])
-            for entry in entries:
-                bounds = entry.bounds(now, profile.tz)
-                assert bounds is not None  # the subscription is active now
+        for entry in entries:
+            bounds = entry.bounds(now, profile.tz)
+            assert bounds is not None  # the subscription is active now
+            if used is not None:
                 key = CounterKey(profile.customer, entry.meter, entry.window, bounds[0], bounds[1])
                 states.append(service.LimitState(entry, used.get(key, Decimal(0)), bounds[0], bounds[1]))
         blocked = any(s.entry.action == "block" and s.used + quantity > s.entry.max for s in states)
         if blocked:
             return service.Decision(False, "limit_reached", states)
+        # Prepaid only (the billing type came with the standing: no query for anyone else); read
+        # from the database, so it holds while Redis is down too.
+        if subscribed and found.prepaid and service.credits_exhausted(session, customer_id, now):
+            return service.Decision(False, "credits_exhausted", states)
+        if unavailable:
+            return service.Decision(True, "limits_unavailable", [])
         return service.Decision(True, None if subscribed else "no_subscription", states)

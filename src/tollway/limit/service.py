@@ -6,6 +6,10 @@ round trip) after comparing the stored profile with the one the subscriptions gi
 differ (or Redis lost the profile, or missed increments) the counters are seeded again from the
 events under the exclusive ingestion lock, so the answer is exact either way: ``used`` is the
 meter's value for the window over every event stored before the check.
+
+A ``prepaid`` customer (``customers.billing_type``, read by the same query) is also refused when
+its ongoing credit balance is <= 0 (:func:`credits_exhausted`); other customers never pay for
+that reading.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from tollway.credit.service import ongoing_balance
 from tollway.errors import ValidationFailed
+from tollway.invoice.errors import UnbillableUsage
 from tollway.kit.fields import format_decimal
 from tollway.kit.time import utcnow
 from tollway.limit import tally
@@ -64,26 +70,27 @@ class Standing:
     timezone: str
     profile: Profile
     subscribed: bool
+    prepaid: bool = False
 
 
 _ACTIVE = (
-    "SELECT c.timezone, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, p.interval_count, "
-    "p.billing_anchor, p.limits FROM customers c "
+    "SELECT c.timezone, c.billing_type, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, "
+    "p.interval_count, p.billing_anchor, p.limits FROM customers c "
     "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.start <= :now AND (s.ends_at IS NULL OR s.ends_at > :now) "
     "LEFT JOIN plans p ON p.code = s.plan_code WHERE c.id = :c ORDER BY s.id"
 )
 
 
 def standing(session: Session, customer_id: str, now: datetime) -> Standing | None:
-    """The customer's time zone and the limits of its subscriptions active at ``now`` (None for
-    an unknown customer). One query: a check runs this on every call."""
+    """The customer's time zone, billing type and the limits of its subscriptions active at
+    ``now`` (None for an unknown customer). One query: a check runs this on every call."""
     d = dialect_for(session.get_bind().dialect.name)
     rows = session.execute(text(_ACTIVE), {"c": customer_id, "now": d.ts(now)}).all()
     if not rows:
         return None
     entries: list[Entry] = []
     subscribed = False
-    for _, sub, start, ends_at, sub_tz, overrides, interval, count, anchor, limits in rows:
+    for _, _, sub, start, ends_at, sub_tz, overrides, interval, count, anchor, limits in rows:
         if sub is None:
             continue
         subscribed = True
@@ -99,7 +106,19 @@ def standing(session: Session, customer_id: str, now: datetime) -> Standing | No
                 cycle = Cycle(interval, int(count or 1), anchor, sub_tz, as_utc(start),
                               as_utc(ends_at) if ends_at is not None else None)  # fmt: skip
             entries.append(Entry(sub, limit["meter"], window, maximum, limit.get("action", "block"), cycle))
-    return Standing(customer_id, rows[0][0], Profile.of(customer_id, rows[0][0], entries), subscribed)
+    tz, billing_type = rows[0][0], rows[0][1]
+    return Standing(customer_id, tz, Profile.of(customer_id, tz, entries), subscribed, billing_type == "prepaid")
+
+
+def credits_exhausted(session: Session, customer_id: str, now: datetime) -> bool:
+    """A prepaid customer's ongoing credit balance (its usable credits minus the upcoming
+    invoice so far, ``credit.service.ongoing_balance``) is <= 0. Usage past what can be priced
+    (``UnbillableUsage``) exceeds any balance: exhausted."""
+    try:
+        return ongoing_balance(session, customer_id, now) <= 0
+    except UnbillableUsage:
+        log.warning("limits check: customer %s's usage cannot be priced; credits counted as exhausted", customer_id)
+        return True
 
 
 def _doc(value: Any) -> Any:

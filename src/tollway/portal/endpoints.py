@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from tollway.alert import endpoints as alert_endpoints
+from tollway.alert.schemas import AlertEvent
 from tollway.auth.dependencies import require_admin
 from tollway.credit import endpoints as credit_endpoints
 from tollway.credit.schemas import Credits
@@ -160,6 +162,15 @@ def portal_credits(principal: PortalDep, session: SessionDep) -> Credits:
 def portal_limits(principal: PortalDep, session: SessionDep, request: Request) -> Response:
     """Every limit with its use and what remains (a `POST /v1/limits/check` of quantity 0)."""
     return limit_endpoints.answer(request, session, LimitCheck(customer=principal.customer_id, quantity=Decimal(0)))
+
+
+@router.get("/alert-events", response_model=Page[AlertEvent])
+def portal_alert_events(
+    principal: PortalDep, session: SessionDep, params: Annotated[ListParams, Depends(list_params)]
+) -> Page[AlertEvent]:
+    """Its fired thresholds, oldest first (as `GET /v1/alert-events?customer=`; `after` = the
+    previous page's `next`)."""
+    return alert_endpoints.list_alert_events(session, params, customer=principal.customer_id)
 
 
 # ------------------------------------------------------------------------------ self-service

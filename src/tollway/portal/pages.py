@@ -12,9 +12,12 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse
 
+from tollway.alert import endpoints as alert_endpoints
+from tollway.alert import service as alert_service
 from tollway.credit import endpoints as credit_endpoints
 from tollway.customer.service import get_customer
 from tollway.deps import SessionDep
@@ -37,6 +40,7 @@ PortalDep = Annotated[PortalPrincipal, Depends(require_portal)]
 SelfServiceDep = Annotated[PortalPrincipal, Depends(require_self_service)]
 
 DEFAULT_TITLE = "Billing"
+RECENT_ALERTS = 5
 
 
 def _page(theme: PortalSettings) -> PageContext:
@@ -70,6 +74,16 @@ def _meter_usage(session: Session, customer_id: str, key: str, start: datetime, 
             "y": [float(v) for v in values],  # drawing only: the figures shown are the decimals
         },
     }
+
+
+def _recent_alerts(session: Session, customer_id: str) -> list[dict[str, Any]]:
+    """The latest alert events (as `GET /v1/portal/alert-events` shows them), newest first, with
+    their meter's name."""
+    rows = alert_service.latest_alert_events(session, customer=customer_id, limit=RECENT_ALERTS)
+    events = [alert_endpoints.event_schema(row) for row in rows]
+    keys = sorted({e.meter for e in events if e.meter is not None})
+    names = {m.key: m.name or m.key for m in session.scalars(select(Meter).where(Meter.key.in_(keys)))} if keys else {}
+    return [{"event": e, "meter_name": names.get(e.meter or "", e.meter)} for e in events]
 
 
 def dashboard_context(
@@ -115,6 +129,7 @@ def dashboard_context(
         "tz": customer.timezone,
         "credits": credits,
         "limits": limits,
+        "alerts": _recent_alerts(session, cid),
     }
 
 

@@ -66,7 +66,15 @@ def _date(moment: datetime | None, tz: str | None = None) -> str:
     return f"{local.day} {local:%b %Y}"
 
 
-env.filters.update(money=_money, number=_number, date=_date)
+def _datetime(moment: datetime | None, tz: str | None = None) -> str:
+    """A date and time in the given IANA zone (the customer's): ``3 Nov 2026, 14:05``."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(tz)) if tz else moment
+    return f"{_date(local)}, {local:%H:%M}"
+
+
+env.filters.update(money=_money, number=_number, date=_date, datetime=_datetime)
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_COLOR = "#0b7285"

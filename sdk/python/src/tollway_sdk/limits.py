@@ -60,16 +60,22 @@ class Decision:
         return max(1, int(max(waits, default=1) + 0.999))
 
     def problem(self) -> dict[str, Any]:
-        """The 429 body (RFC 9457 problem+json)."""
-        blocking = [x for x in self.limits if x.get("action") == "block"]
-        shown = ", ".join(
-            f"{x.get('meter')} ({x.get('used')} of {x.get('max')} per {x.get('window')})" for x in blocking
-        )
+        """The 429 body (RFC 9457 problem+json). A prepaid customer out of credits
+        (``credits_exhausted``) gets a problem of its own type: no limit refused it."""
+        if self.reason == "credits_exhausted":
+            kind, detail = "credits_exhausted", "prepaid credits exhausted: a top-up lets the requests through again"
+        else:
+            blocking = [x for x in self.limits if x.get("action") == "block"]
+            shown = ", ".join(
+                f"{x.get('meter')} ({x.get('used')} of {x.get('max')} per {x.get('window')})" for x in blocking
+            )
+            kind = "limit_reached"
+            detail = f"usage limit reached: {shown}" if shown else f"refused by Tollway ({self.reason})"
         return {
-            "type": "urn:tollway:problem:limit_reached",
+            "type": f"urn:tollway:problem:{kind}",
             "title": "Too Many Requests",
             "status": 429,
-            "detail": f"usage limit reached: {shown}" if shown else f"refused by Tollway ({self.reason})",
+            "detail": detail,
             "reason": self.reason,
             "limits": list(self.limits),
         }

@@ -111,7 +111,7 @@ def customer_context(session: Session, customer_id: str) -> dict[str, Any]:
         "credits_error": balance_error,
         "alerts": [alert_schema(a) for a in alerts.alerts_watching(session, customer_id)],
         "alert_events": [
-            alert_event_schema(e) for e in alerts.recent_alert_events(session, customer=customer_id, limit=ALERT_EVENTS)
+            alert_event_schema(e) for e in alerts.latest_alert_events(session, customer=customer_id, limit=ALERT_EVENTS)
         ],
         "now": now,
         "tz": customer.timezone,
