@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tollway.catalog.service import plan_pricing
 from tollway.invoice.errors import UnbillableUsage
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import AmountOutOfRange, Currency, parse_currency
 from tollway.kit.periods import Period, days_between
 from tollway.meter.definition import MeterDefinition
@@ -39,7 +40,6 @@ from tollway.pricing import (
     recurring_fee_line,
     setup_fee_line,
 )
-from tollway.pricing.lines import decimal_str
 from tollway.subscription.terms import Terms
 
 ZERO = Decimal(0)
@@ -74,7 +74,7 @@ class BillLine:
             "charge": self.charge,
             "meter": self.meter,
             "description": self.description,
-            "quantity": decimal_str(self.quantity),
+            "quantity": format_decimal(self.quantity),
             "amount": money_str(self.amount, currency),
             "details": self.details,
         }
@@ -84,7 +84,7 @@ def from_priced(line: PricedLine, *, key: str | None = None, metered: Decimal | 
     data = line.to_dict()
     details: dict[str, Any] = dict(data["details"])  # type: ignore[call-overload]
     if key is not None and metered is not None:
-        details["metered_quantity"] = decimal_str(metered)
+        details["metered_quantity"] = format_decimal(metered)
     return BillLine(
         kind=line.kind,
         description=line.description,
@@ -249,7 +249,7 @@ def usage_lines(
             lines.append(
                 BillLine(
                     kind="usage",
-                    description=f"{charge.label}: {decimal_str(free_qty)} units in the free period",
+                    description=f"{charge.label}: {format_decimal(free_qty)} units in the free period",
                     quantity=free_qty,
                     amount=ZERO,
                     charge=charge.code,
@@ -257,7 +257,7 @@ def usage_lines(
                     details={
                         "free_period": True,
                         "window": _window_details(start, free_end),
-                        "metered_quantity": decimal_str(metered),
+                        "metered_quantity": format_decimal(metered),
                         "amount_exact": "0",
                         "timing": "in_arrears",
                     },
