@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tollway.kit.fields import format_decimal
+from tollway.kit.fields import field_path, format_decimal
 from tollway.kit.money import Currency, money_context
-from tollway.pricing._fields import Errors, field_path, read_bool, read_decimal, read_mapping
+from tollway.pricing._fields import Errors, read_bool, read_decimal, read_mapping
 from tollway.pricing.errors import PricingInputError, PricingValidationError
 from tollway.pricing.lines import PricedLine
 

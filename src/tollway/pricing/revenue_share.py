@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal
 
-from tollway.kit.fields import format_decimal
+from tollway.kit.fields import field_path, format_decimal
 from tollway.kit.money import Currency, money_context
-from tollway.pricing._fields import Errors, field_path, read_decimal, read_mapping, read_str
+from tollway.pricing._fields import Errors, read_decimal, read_mapping, read_str
 from tollway.pricing.errors import PricingInputError, PricingValidationError
 from tollway.pricing.lines import PricedLine, sum_amounts
 
