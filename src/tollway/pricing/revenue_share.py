@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final
 
 from tollway.kit.fields import field_path, format_decimal
 from tollway.kit.money import Currency, money_context
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 ZERO: Final = Decimal(0)
-RevenueShareModel = Literal["fixed", "flexible"]
 
 
 @dataclass(frozen=True, slots=True)
