@@ -148,7 +148,7 @@ def test_concurrent_runs_issue_each_correction_once(app, api, backend):
 def test_correction_through_a_real_server(live_server):
     import httpx
 
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
         _setup(api)
         _ended_subscription(api)

@@ -102,7 +102,7 @@ def protected_server(db_url: str) -> Iterator[LiveServer]:
 
 @pytest.mark.e2e
 def test_protections_through_a_real_server(protected_server: LiveServer) -> None:
-    admin = protected_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    admin = protected_server.key("admin")
     scoped = protected_server.cli("keys", "create", "--scope", "ingest", "--customer", "acme")
     scoped_key = scoped.strip().splitlines()[-1]
     refused = subprocess.run(
