@@ -25,7 +25,7 @@ from tollway.kit.fields import format_decimal
 from tollway.kit.money import AmountOutOfRange, Currency, parse_currency
 from tollway.kit.periods import Period, days_between
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.query import query_usage
+from tollway.meter.query import UsageValue, query_usage
 from tollway.meter.values import TOTALS_AGGREGATIONS, event_values, meter_totals
 from tollway.models import Meter
 from tollway.pricing import (
@@ -140,6 +140,21 @@ class _Usage:
         self.customer = ctx.terms.subscription.customer_id
         self._cache: dict[tuple[Any, ...], Any] = {}
 
+    def _query(
+        self, meter_key: str, start: datetime, end: datetime, *, group_by: Sequence[str] = ()
+    ) -> list[UsageValue]:
+        """``query_usage`` for this customer, plan zone and cutoff (uncached)."""
+        return query_usage(
+            self.session,
+            self.ctx.meters[meter_key],
+            start=start,
+            end=end,
+            customer=self.customer,
+            tz=self.ctx.terms.tz,
+            group_by=group_by,
+            as_of=self.as_of,
+        )
+
     def total(self, meter_key: str | None, start: datetime, end: datetime) -> Decimal:
         if meter_key is None or meter_key not in self.ctx.meters or end <= start:
             return ZERO
@@ -158,16 +173,7 @@ class _Usage:
             for key, found_value in found.items():
                 self._cache[("total", key, start, end)] = found_value if found_value is not None else ZERO
         if ck not in self._cache:
-            rows = query_usage(
-                self.session,
-                self.ctx.meters[meter_key],
-                start=start,
-                end=end,
-                customer=self.customer,
-                tz=self.ctx.terms.tz,
-                as_of=self.as_of,
-            )
-            self._cache[ck] = sum((r.value or ZERO for r in rows), ZERO)
+            self._cache[ck] = sum((r.value or ZERO for r in self._query(meter_key, start, end)), ZERO)
         value: Decimal = self._cache[ck]
         return value
 
@@ -176,18 +182,8 @@ class _Usage:
             return {}
         ck = ("dim", meter_key, start, end, dim)
         if ck not in self._cache:
-            rows = query_usage(
-                self.session,
-                self.ctx.meters[meter_key],
-                start=start,
-                end=end,
-                customer=self.customer,
-                tz=self.ctx.terms.tz,
-                group_by=(dim,),
-                as_of=self.as_of,
-            )
             out: dict[str, Decimal] = {}
-            for r in rows:
+            for r in self._query(meter_key, start, end, group_by=(dim,)):
                 name = r.groups.get(dim) or NO_VALUE
                 out[name] = out.get(name, ZERO) + (r.value or ZERO)
             self._cache[ck] = out
