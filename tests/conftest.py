@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 from tollway.app import create_app
 from tollway.auth.keys import create_key
 from tollway.config import Settings
-from tollway.db import make_engine, session_scope
+from tollway.db import make_engine, make_sessionmaker, session_scope
 from tollway.migrations.runner import upgrade
 
 PG_ADMIN_URL = os.environ.get("TOLLWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -215,6 +215,17 @@ def make_key(app, scope: str) -> str:  # type: ignore[no-untyped-def]
     return secret
 
 
+def key_for(db_url: str, scope: str) -> str:
+    """A new API key of ``scope`` in the database at ``db_url`` (for a live server's tests)."""
+    engine = make_engine(db_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            _, secret = create_key(session, scope=scope, name=f"test-{scope}")
+    finally:
+        engine.dispose()
+    return secret
+
+
 @pytest.fixture
 def admin_key(app) -> str:  # type: ignore[no-untyped-def]
     return make_key(app, "admin")
@@ -254,6 +265,11 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file else ""
+
+    def key(self, scope: str) -> str:
+        """A new API key for this server's database, made in-process (``cli("keys", "create", …)``
+        costs a Python start-up; the CLI's own tests call it)."""
+        return key_for(self.db_url, scope)
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(

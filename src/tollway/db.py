@@ -164,7 +164,10 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A unit of work: commit on success, roll back on error."""
+    """A unit of work: commit on success, roll back on error.
+
+    For work outside a request (the worker, jobs, the CLI, the console's sign-in); requests get
+    theirs through :func:`tollway.deps.get_session`, the FastAPI dependency built on this one."""
     session = factory()
     try:
         yield session

@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from tollway.db import session_scope
+
 
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request: committed when the handler returns, rolled back on error.
@@ -21,16 +23,13 @@ def get_session(request: Request) -> Iterator[Session]:
     the default scope ("request") the code after ``yield`` runs after the response was sent, so
     a client could read 201 and then not find what it created, or get a 2xx for a failed commit.
     A failed commit raises here and becomes a 5xx (or the mapped 4xx for a conflict).
+
+    The unit of work itself is :func:`tollway.db.session_scope`, which jobs, the worker and the
+    CLI use directly; this is its FastAPI dependency form, bound to the app's sessionmaker (an
+    exception raised by the handler is thrown in at the ``yield`` and rolls the session back).
     """
-    session: Session = request.app.state.sessionmaker()
-    try:
+    with session_scope(request.app.state.sessionmaker) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.invoice._helpers import create_customer, create_meter, create_plan, subscribe
+from tests.factories import create_customer, create_meter, create_plan, subscribe
 from tollway.config import Settings
 
 SECRET_KEY = "test-secret-key-0123456789abcdef-0123456789"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.invoice._helpers import create_customer, create_meter
+from tests.factories import create_customer, create_meter
 
 
 def _field(r) -> str:  # type: ignore[no-untyped-def]

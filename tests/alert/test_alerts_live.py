@@ -32,7 +32,7 @@ def test_alert_webhook_and_email_within_15_seconds(db_url: str) -> None:
     }
     server = start_server(db_url, extra_env=env)
     try:
-        key = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+        key = server.key("admin")
         c = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert c.post("/v1/meters", json={"key": "api_calls", "event_type": "api_call", "aggregation": "count",
                                           "name": "API calls"}).status_code == 201  # fmt: skip

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.invoice._helpers import create_customer, subscribe
+from tests.factories import create_customer, subscribe
 from tollway.alert.evaluate import evaluate_changed, evaluate_customer
 from tollway.meter import rollup
 from tollway.models import AlertEvent, OutboxMessage, UsageChange

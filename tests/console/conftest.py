@@ -54,7 +54,7 @@ def console_server(db_url: str) -> Iterator[tuple[LiveServer, httpx.Client]]:
     """A real ``tollway serve`` on the test database and an admin client for it."""
     server = start_server(db_url)
     try:
-        key = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+        key = server.key("admin")
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as admin:
             yield server, admin
     finally:

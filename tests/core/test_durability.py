@@ -87,7 +87,7 @@ def test_failed_commit_is_a_5xx(app, admin_key: str, session_factory, monkeypatc
 def test_create_then_read_never_misses_through_a_real_server(live_server: LiveServer) -> None:
     """Hundreds of create→read and update→read pairs from several clients at once: every read
     sees the write whose 2xx came before it."""
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     headers = {"Authorization": f"Bearer {key}"}
 
     def pair(i: int) -> list[str]:

@@ -150,7 +150,7 @@ def test_email_fields_are_addresses(api, email: str, ok: bool) -> None:  # type:
 
 @pytest.mark.e2e
 def test_quiet_start_and_access_log_through_a_real_server(live_server: LiveServer) -> None:
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     httpx.get(f"{live_server.url}/v1/customers/someone?after=x", headers={"Authorization": f"Bearer {key}"})
     live_server.process.terminate()
     live_server.process.wait(timeout=20)

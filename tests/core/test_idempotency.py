@@ -98,7 +98,7 @@ def test_an_abandoned_claim_is_taken_over(api, session_factory) -> None:  # type
 
 @pytest.mark.e2e
 def test_concurrent_identical_requests_all_get_the_creation(live_server: LiveServer) -> None:
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "same-key"}
 
     def send(i: int) -> httpx.Response:

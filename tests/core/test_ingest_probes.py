@@ -50,7 +50,7 @@ def test_a_property_named_like_a_keyword_aggregates(api, name: str) -> None:  # 
 @pytest.mark.e2e
 def test_overlapping_batches_in_different_orders_never_fail(live_server: LiveServer) -> None:
     """8 senders, each sending batches that overlap the others' in its own random order."""
-    key = live_server.cli("keys", "create", "--scope", "ingest").strip().splitlines()[-1]
+    key = live_server.key("ingest")
     headers = {"Authorization": f"Bearer {key}"}
     pool_ids = [f"ov-{i:04d}" for i in range(600)]
 

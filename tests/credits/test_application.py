@@ -11,11 +11,11 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from tests.concurrency import billing_runs_at_once
 from tests.credits.conftest import credits, grant, ledger, replay
 from tests.factories import calls, create_customer, invoices_of, run_billing, send_events, subscribe
 from tollway.credit import service as credit_service
 from tollway.invoice.finalize import finalize_next
-from tollway.invoice.finalize import run_billing as run_billing_direct
 from tollway.models import CreditGrant, OutboxMessage
 
 
@@ -241,22 +241,7 @@ def test_concurrent_billing_runs_over_many_customers_keep_every_ledger_exact(app
             subscribe(api, id=f"c{c}s{s}", customer=f"c{c}", plan=per_call_plan, start="2026-01-01T00:00:00Z")
         grant(api, f"c{c}", id=f"g{c}", amount="7.00", effective_at="2026-01-01T00:00:00Z")
         send_events(api, calls(f"c{c}", 2 * c + 2, day="2026-01-10"))  # (c+1) per subscription
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            run_billing_direct(app.state.sessionmaker, until=datetime(2026, 2, 1, tzinfo=UTC))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    billing_runs_at_once(app.state.sessionmaker, until=datetime(2026, 2, 1, tzinfo=UTC))
     for c in range(6):
         invoices = invoices_of(api, f"c{c}")
         assert len(invoices) == 2

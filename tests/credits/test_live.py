@@ -16,7 +16,7 @@ def test_grant_bill_and_read_the_ledger_through_a_real_server(api, live_server):
     create_plan(api, code="p", charges=PER_CALL, publish=True)
     subscribe(api, id="s", customer="live", plan="p", start="2026-01-01T00:00:00Z")
     send_events(api, calls("live", 10, day="2026-01-05"))  # 5.00
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
 
         def ok(r: httpx.Response, status: int = 200) -> dict:

@@ -256,7 +256,7 @@ class _SettledClient(httpx.Client):
 
 
 def test_an_issued_invoice_never_changes_through_a_real_server(live_server):
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     with _SettledClient(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
         invoice = issue_invoice(api)
         before = documents(api, invoice["id"])

@@ -141,7 +141,7 @@ def test_listing_events_needs_an_admin_key(app, anon):
 
 
 def test_events_list_through_a_real_server(live_server):
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
         assert api.post("/v1/customers", json={"id": "acme"}).status_code == 201
         send(api, EVENTS)

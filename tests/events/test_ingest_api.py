@@ -219,4 +219,4 @@ def test_concurrent_retries_of_the_same_batch_store_each_event_once(live_server,
 
 @pytest.fixture
 def ingest_key_for_live(live_server) -> str:
-    return live_server.cli("keys", "create", "--scope", "ingest").strip().splitlines()[-1]
+    return live_server.key("ingest")

@@ -3,11 +3,11 @@ carry the adjustment) are billed on a correction invoice by the next billing run
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from tests.concurrency import billing_runs_at_once
 from tests.factories import (
     calls,
     create_customer,
@@ -19,7 +19,6 @@ from tests.factories import (
     send_events,
     subscribe,
 )
-from tollway.invoice.finalize import run_billing as run_billing_direct
 from tollway.models import Invoice, InvoiceSequence, OutboxMessage, Subscription
 
 FLAT = [{"code": "calls", "meter": "api_calls", "model": "flat", "unit_price": "0.50"}]
@@ -128,24 +127,7 @@ def test_concurrent_runs_issue_each_correction_once(app, api, backend):
     assert run_billing(api, "2026-03-01T00:00:00Z")["invoices_created"] == 6
     for c in range(6):
         send_events(api, calls(f"c{c}", c + 1, day="2026-01-25", prefix="late"))
-    barrier = threading.Barrier(2)
-    results: list[int] = []
-    errors: list[BaseException] = []
-    until = datetime(2026, 3, 1, tzinfo=UTC)
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            results.append(len(run_billing_direct(app.state.sessionmaker, until=until).created))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    results = billing_runs_at_once(app.state.sessionmaker, until=datetime(2026, 3, 1, tzinfo=UTC))
     assert sum(results) == 6
     with app.state.sessionmaker() as session:
         rows = session.execute(select(Invoice.kind, func.count()).group_by(Invoice.kind)).all()
@@ -166,7 +148,7 @@ def test_concurrent_runs_issue_each_correction_once(app, api, backend):
 def test_correction_through_a_real_server(live_server):
     import httpx
 
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
         _setup(api)
         _ended_subscription(api)

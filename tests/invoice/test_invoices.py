@@ -5,12 +5,12 @@ concurrent billing runs, and all-or-nothing invoice transactions."""
 from __future__ import annotations
 
 import io
-import threading
 from datetime import UTC, datetime, timedelta
 
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from tests.concurrency import billing_runs_at_once
 from tests.factories import (
     calls,
     create_customer,
@@ -231,24 +231,7 @@ def test_gapless_numbers_and_idempotent_concurrent_runs(app, api, backend):
         create_customer(api, id=f"c{c}")
         subscribe(api, id=f"s{c}", customer=f"c{c}", plan="pro", start="2026-01-01T00:00:00Z")
         send_events(api, calls(f"c{c}", c + 1, day="2026-02-10"))
-    until = datetime(2026, 5, 1, tzinfo=UTC)
-    barrier = threading.Barrier(2)
-    results: list[int] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            results.append(len(run_billing_direct(app.state.sessionmaker, until=until).created))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
+    results = billing_runs_at_once(app.state.sessionmaker, until=datetime(2026, 5, 1, tzinfo=UTC))
     assert sum(results) == 32  # 8 subscriptions x 4 months, each exactly once
     with app.state.sessionmaker() as session:
         numbers = sorted(session.scalars(select(Invoice.number)))

@@ -16,7 +16,6 @@ from tollway.kit.money import (
     money_str,
     parse_currency,
     round_money,
-    to_decimal,
     to_minor_units,
 )
 
@@ -94,8 +93,6 @@ def test_floats_are_refused(bad: object) -> None:
         round_money(bad, "USD")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         to_minor_units(bad, "USD")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        to_decimal(bad)  # type: ignore[arg-type]
 
 
 def test_non_finite_amounts_are_refused() -> None:
@@ -163,12 +160,3 @@ def test_money_str_and_format_money() -> None:
     assert format_money(D("1900"), "USD") == "1,900.00 USD"
     assert format_money(D("1234567.4"), "JPY") == "1,234,567 JPY"
     assert format_money(D("-12.3456"), "KWD") == "-12.346 KWD"
-
-
-def test_to_decimal() -> None:
-    assert to_decimal("12.50") == D("12.50")
-    assert to_decimal(3) == D(3)
-    assert to_decimal(D("0.0015")) == D("0.0015")
-    for bad in ["abc", "1_000", "nan", "inf"]:
-        with pytest.raises(ValueError):
-            to_decimal(bad)

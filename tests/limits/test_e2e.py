@@ -43,8 +43,8 @@ def server(db_url: str, counters: str, redis_prefix: str) -> Iterator[LiveServer
 
 @pytest.mark.e2e
 def test_a_gateway_is_stopped_at_its_limit(server: LiveServer) -> None:
-    admin = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
-    ingest = server.cli("keys", "create", "--scope", "ingest").strip().splitlines()[-1]
+    admin = server.key("admin")
+    ingest = server.key("ingest")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as api:
         meter = {"key": "api_calls", "event_type": "api_call", "aggregation": "count"}
         assert api.post("/v1/meters", json=meter).status_code == 201

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.invoice._helpers import create_customer, create_meter, create_plan, subscribe
+from tests.factories import create_customer, create_meter, create_plan, subscribe
 from tollway.models import OutboxMessage
 
 

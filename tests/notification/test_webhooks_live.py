@@ -36,7 +36,7 @@ def test_receiver_down_then_failing_then_up_loses_nothing(db_url: str, settings:
     server = start_server(db_url, extra_env=LIVE_ENV)
     receiver = Receiver(port=free_port(), statuses=[500])
     try:
-        key = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+        key = server.key("admin")
         client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         r = client.post("/v1/webhook-endpoints", json={"id": "wh", "url": receiver.url})
         assert r.status_code == 201, r.text

@@ -40,7 +40,7 @@ def test_serve_pushes_and_takes_webhooks(api: TestClient, db_url: str, fake_stri
     env = {**stripe_env(fake_stripe), "TOLLWAY_OUTBOX_POLL_INTERVAL_SECONDS": "0.2"}
     server = start_server(db_url, extra_env=env)
     try:
-        key = server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+        key = server.key("admin")
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as live:
 
             def payment(status: str) -> dict[str, Any] | None:

@@ -170,7 +170,7 @@ def test_merge_is_per_field():
 
 
 def test_settings_through_a_real_server(live_server):
-    key = live_server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+    key = live_server.key("admin")
     headers = {"Authorization": f"Bearer {key}"}
     url = f"{live_server.url}/v1/settings"
     r = httpx.put(url, json={"company": {"name": "Weather Co"}}, headers=headers)

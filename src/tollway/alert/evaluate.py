@@ -36,7 +36,8 @@ from tollway.catalog.service import plan_notifications
 from tollway.db import is_postgres
 from tollway.kit.fields import format_decimal
 from tollway.kit.time import utcnow
-from tollway.meter.query import MeterDefinition, query_usage
+from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import query_usage
 from tollway.models import Alert, AlertEvent, Meter, Plan, Subscription, UsageChange
 from tollway.notification.outbox import emit
 from tollway.subscription.terms import Terms

@@ -23,7 +23,7 @@ limits and logs key on it. Routes without an ``Access`` (health, docs, static pa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,9 +43,6 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Principal(Protocol):
     @property
     def subject(self) -> str: ...
-
-
-AdmissionHook = Callable[[Request, Any], Awaitable[None]]
 
 
 def _allow(_: Any) -> None:

@@ -23,10 +23,10 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from tollway.invoice.compute import ZERO, BillLine, PeriodContext, key_totals, usage_lines
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import from_minor_units
 from tollway.kit.periods import Period
 from tollway.models import Event, Invoice, InvoiceLine, Plan, Subscription
-from tollway.pricing.lines import decimal_str
 from tollway.subscription.terms import Terms
 
 USAGE_KINDS = ("usage", "bundle", "revenue_share")
@@ -139,10 +139,10 @@ def adjustment_lines(
                 "adjusts_key": key,
                 "period_start": invoice.period_start.isoformat(),
                 "period_end": invoice.period_end.isoformat(),
-                "billed_amount": decimal_str(old_amount),
-                "recomputed_amount": decimal_str(new_amount),
-                "billed_quantity": decimal_str(old_qty),
-                "recomputed_quantity": decimal_str(new_qty),
+                "billed_amount": format_decimal(old_amount),
+                "recomputed_amount": format_decimal(new_amount),
+                "billed_quantity": format_decimal(old_qty),
+                "recomputed_quantity": format_decimal(new_qty),
                 "invoice_as_of": invoice.as_of.isoformat(),
             }
             if owner.id != sub.id:

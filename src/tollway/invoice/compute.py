@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from tollway.catalog.service import plan_pricing
 from tollway.invoice.errors import UnbillableUsage
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import AmountOutOfRange, Currency, parse_currency
 from tollway.kit.periods import Period, days_between
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.query import query_usage
+from tollway.meter.query import UsageValue, query_usage
 from tollway.meter.values import TOTALS_AGGREGATIONS, event_values, meter_totals
 from tollway.models import Meter
 from tollway.pricing import (
@@ -39,7 +40,6 @@ from tollway.pricing import (
     recurring_fee_line,
     setup_fee_line,
 )
-from tollway.pricing.lines import decimal_str
 from tollway.subscription.terms import Terms
 
 ZERO = Decimal(0)
@@ -74,7 +74,7 @@ class BillLine:
             "charge": self.charge,
             "meter": self.meter,
             "description": self.description,
-            "quantity": decimal_str(self.quantity),
+            "quantity": format_decimal(self.quantity),
             "amount": money_str(self.amount, currency),
             "details": self.details,
         }
@@ -84,7 +84,7 @@ def from_priced(line: PricedLine, *, key: str | None = None, metered: Decimal | 
     data = line.to_dict()
     details: dict[str, Any] = dict(data["details"])  # type: ignore[call-overload]
     if key is not None and metered is not None:
-        details["metered_quantity"] = decimal_str(metered)
+        details["metered_quantity"] = format_decimal(metered)
     return BillLine(
         kind=line.kind,
         description=line.description,
@@ -140,6 +140,21 @@ class _Usage:
         self.customer = ctx.terms.subscription.customer_id
         self._cache: dict[tuple[Any, ...], Any] = {}
 
+    def _query(
+        self, meter_key: str, start: datetime, end: datetime, *, group_by: Sequence[str] = ()
+    ) -> list[UsageValue]:
+        """``query_usage`` for this customer, plan zone and cutoff (uncached)."""
+        return query_usage(
+            self.session,
+            self.ctx.meters[meter_key],
+            start=start,
+            end=end,
+            customer=self.customer,
+            tz=self.ctx.terms.tz,
+            group_by=group_by,
+            as_of=self.as_of,
+        )
+
     def total(self, meter_key: str | None, start: datetime, end: datetime) -> Decimal:
         if meter_key is None or meter_key not in self.ctx.meters or end <= start:
             return ZERO
@@ -158,16 +173,7 @@ class _Usage:
             for key, found_value in found.items():
                 self._cache[("total", key, start, end)] = found_value if found_value is not None else ZERO
         if ck not in self._cache:
-            rows = query_usage(
-                self.session,
-                self.ctx.meters[meter_key],
-                start=start,
-                end=end,
-                customer=self.customer,
-                tz=self.ctx.terms.tz,
-                as_of=self.as_of,
-            )
-            self._cache[ck] = sum((r.value or ZERO for r in rows), ZERO)
+            self._cache[ck] = sum((r.value or ZERO for r in self._query(meter_key, start, end)), ZERO)
         value: Decimal = self._cache[ck]
         return value
 
@@ -176,18 +182,8 @@ class _Usage:
             return {}
         ck = ("dim", meter_key, start, end, dim)
         if ck not in self._cache:
-            rows = query_usage(
-                self.session,
-                self.ctx.meters[meter_key],
-                start=start,
-                end=end,
-                customer=self.customer,
-                tz=self.ctx.terms.tz,
-                group_by=(dim,),
-                as_of=self.as_of,
-            )
             out: dict[str, Decimal] = {}
-            for r in rows:
+            for r in self._query(meter_key, start, end, group_by=(dim,)):
                 name = r.groups.get(dim) or NO_VALUE
                 out[name] = out.get(name, ZERO) + (r.value or ZERO)
             self._cache[ck] = out
@@ -249,7 +245,7 @@ def usage_lines(
             lines.append(
                 BillLine(
                     kind="usage",
-                    description=f"{charge.label}: {decimal_str(free_qty)} units in the free period",
+                    description=f"{charge.label}: {format_decimal(free_qty)} units in the free period",
                     quantity=free_qty,
                     amount=ZERO,
                     charge=charge.code,
@@ -257,7 +253,7 @@ def usage_lines(
                     details={
                         "free_period": True,
                         "window": _window_details(start, free_end),
-                        "metered_quantity": decimal_str(metered),
+                        "metered_quantity": format_decimal(metered),
                         "amount_exact": "0",
                         "timing": "in_arrears",
                     },

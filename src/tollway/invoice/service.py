@@ -21,12 +21,12 @@ from tollway.invoice.document import build as build_document
 from tollway.invoice.errors import InvoiceNotFound, InvoiceTransitionNotAllowed
 from tollway.invoice.finalize import totals
 from tollway.invoice.snapshot import snapshot_of
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency, to_minor_units
 from tollway.kit.pagination import paginate
 from tollway.models import Invoice, InvoiceLine, Plan, Subscription
 from tollway.notification.outbox import emit
 from tollway.payment.service import invoice_payment
-from tollway.pricing.lines import decimal_str
 from tollway.subscription.terms import Terms
 
 
@@ -110,7 +110,7 @@ def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | 
             charge=line.charge,
             meter=line.meter,
             description=line.description,
-            quantity=decimal_str(Decimal(line.quantity)),
+            quantity=format_decimal(Decimal(line.quantity)),
             amount=money_str(from_minor_units(line.amount_minor, cur), cur),
             details=dict(line.details or {}),
         )
@@ -139,7 +139,7 @@ def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | 
         amount_due=money_str(from_minor_units(invoice.amount_due_minor, cur), cur),
         kind=invoice.kind,  # type: ignore[arg-type]
         plan=invoice.plan_code,
-        tax_rate=decimal_str(Decimal(invoice.tax_rate)),
+        tax_rate=format_decimal(Decimal(invoice.tax_rate)),
         as_of=invoice.as_of,
         paid_at=invoice.paid_at,
         voided_at=invoice.voided_at,
@@ -187,7 +187,7 @@ def _draft(
         tax=tax,
         total=total,
         plan=sub.plan_code if sub else None,
-        tax_rate=decimal_str(tax_rate),
+        tax_rate=format_decimal(tax_rate),
     )
 
 

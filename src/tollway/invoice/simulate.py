@@ -26,7 +26,7 @@ from tollway.invoice.compute import PeriodContext, period_lines
 from tollway.invoice.errors import UnbillableUsage
 from tollway.kit.money import Currency, from_minor_units, money_str, parse_currency
 from tollway.kit.periods import Period
-from tollway.meter.query import MeterDefinition
+from tollway.meter.definition import MeterDefinition
 from tollway.models import Invoice, InvoiceLine, Meter, Plan, Subscription
 from tollway.subscription.terms import Terms
 

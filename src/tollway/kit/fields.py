@@ -25,14 +25,6 @@ def field_path(prefix: str, key: str | int) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _to_decimal(value: Any) -> Decimal:
-    return parse_decimal(value)
-
-
-def _fmt_decimal(value: Decimal) -> str:
-    return format_decimal(value)
-
-
 def format_decimal(value: Decimal) -> str:
     """A plain decimal string without exponent, without needless trailing zeros ("1200", "0.5").
 
@@ -44,7 +36,7 @@ def format_decimal(value: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
-DecimalStr = Annotated[Decimal, BeforeValidator(_to_decimal), PlainSerializer(_fmt_decimal, return_type=str)]
+DecimalStr = Annotated[Decimal, BeforeValidator(parse_decimal), PlainSerializer(format_decimal, return_type=str)]
 """A decimal given and returned as a string; integers are accepted on input, floats are not."""
 
 

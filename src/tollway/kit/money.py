@@ -33,7 +33,6 @@ __all__ = [
     "money_str",
     "parse_currency",
     "round_money",
-    "to_decimal",
     "to_minor_units",
 ]
 
@@ -122,29 +121,6 @@ def parse_decimal(value: object) -> Decimal:
     if isinstance(value, str) and _PLAIN_DECIMAL.match(value.strip()):
         return Decimal(value.strip())
     raise ValueError(f'must be a decimal string such as "12.50", got {value!r}')
-
-
-def to_decimal(value: Decimal | int | str) -> Decimal:
-    """A finite Decimal from a Decimal, an int or a decimal string; floats raise ``TypeError``."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise TypeError(f"money must be a Decimal, an int or a decimal string, not {type(value).__name__}")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            if "_" in text:
-                raise decimal.InvalidOperation
-            result = Decimal(text)
-        except decimal.InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal number") from None
-    else:
-        raise TypeError(f"money must be a Decimal, an int or a decimal string, not {type(value).__name__}")
-    if not result.is_finite():
-        raise ValueError(f"{value!r} is not a finite decimal number")
-    return result
 
 
 def _amount(value: Decimal | int) -> Decimal:

@@ -76,10 +76,6 @@ class CounterBackend(Protocol):
     def purge(self, conn: Conn, before: datetime) -> int: ...
 
 
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def as_utc(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

@@ -23,20 +23,9 @@ from tollway.kit.time import add_clamped
 from tollway.kit.time import windows as make_windows
 from tollway.meter.aggregations import REGISTRY, Aggregation, Partial
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import Dialect, base_conditions, dialect_for, dialect_of, filter_sql, value_expr
+from tollway.meter.sql import Dialect, base_conditions, dialect_of, value_expr
 
-# MeterDefinition and the SQL helpers are re-exported for code that imports them from here;
-# their homes are meter.definition and meter.sql.
-__all__ = [
-    "Dialect",
-    "MeterDefinition",
-    "UsageValue",
-    "base_conditions",
-    "dialect_for",
-    "filter_sql",
-    "query_usage",
-    "value_expr",
-]
+__all__ = ["UsageValue", "query_usage"]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Meter reads for billing, next to :func:`tollway.meter.query.query_usage` and with the same
-conditions (:func:`tollway.meter.query.base_conditions`: type, time range, voided, ``as_of``,
+conditions (:func:`tollway.meter.sql.base_conditions`: type, time range, voided, ``as_of``,
 the meter's filters, a usable value):
 
 - :func:`event_values`: each counted event's value in event order, for charges priced event by

@@ -8,7 +8,7 @@ from sqlalchemy import Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollway.db import Base, JSONDoc, UTCDateTime
-from tollway.models._common import utcnow
+from tollway.kit.time import utcnow
 
 
 class Customer(Base):

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollway.db import Base, JSONDoc, UTCDateTime
-from tollway.models._common import utcnow
+from tollway.kit.time import utcnow
 
 
 class Invoice(Base):

@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollway.db import Base, UTCDateTime
-from tollway.models._common import utcnow
+from tollway.kit.time import utcnow
 
 
 class PaymentLink(Base):

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tollway.db import Base, JSONDoc, UTCDateTime
-from tollway.models._common import utcnow
+from tollway.kit.time import utcnow
 from tollway.models.plan_meter import PlanMeter
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollway.db import Base, UTCDateTime
-from tollway.models._common import utcnow
+from tollway.kit.time import utcnow
 
 
 class Product(Base):

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollway.db import Base, JSONDoc, UTCDateTime
-from tollway.models._common import utcnow
+from tollway.kit.time import utcnow
 
 
 class Subscription(Base):

@@ -53,7 +53,6 @@ RETRY_DELAYS: tuple[timedelta, ...] = (
     timedelta(hours=10),
 )
 """Delay after the 1st, 2nd... failed attempt of a schedule; after the last one the delivery fails."""
-MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 PARALLEL_SENDS = 8
 LEASE_SECONDS = 60.0
 """A claimed delivery is left alone by other workers for the timeout plus this long."""

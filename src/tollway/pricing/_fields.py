@@ -8,7 +8,7 @@ from decimal import Decimal
 from tollway.kit.fields import field_path
 from tollway.kit.money import parse_decimal
 
-__all__ = ["Errors", "field_path", "read_bool", "read_decimal", "read_mapping", "read_str"]
+__all__ = ["Errors", "parse_decimal_value", "read_bool", "read_decimal", "read_mapping", "read_str"]
 
 Errors = list[tuple[str, str]]
 

@@ -15,13 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
-from tollway.pricing._fields import (
-    Errors,
-    field_path,
-    read_decimal,
-    read_mapping,
-    read_str,
-)
+from tollway.kit.fields import field_path
+from tollway.pricing._fields import Errors, read_decimal, read_mapping, read_str
 from tollway.pricing.errors import PricingValidationError
 
 __all__ = [

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from tollway.kit.fields import field_path, format_decimal
 from tollway.kit.money import Currency, money_context
-from tollway.pricing._fields import Errors, field_path, read_bool, read_decimal, read_mapping
+from tollway.pricing._fields import Errors, read_bool, read_decimal, read_mapping
 from tollway.pricing.errors import PricingInputError, PricingValidationError
-from tollway.pricing.lines import PricedLine, decimal_str
+from tollway.pricing.lines import PricedLine
 
 __all__ = [
     "Fees",
@@ -136,7 +137,7 @@ def recurring_fee_line(
             details["days_in_period"] = period_fraction.days_in_period
             description += f" (prorated: {period_fraction.days_used} of {period_fraction.days_in_period} days)"
         else:
-            description += f" (prorated: {decimal_str(fraction)} of the period)"
+            description += f" (prorated: {format_decimal(fraction)} of the period)"
     return PricedLine.build(
         kind="recurring_fee",
         description=description,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from tollway.kit.fields import format_decimal as decimal_str  # the one decimal formatter
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import Currency, money_context, money_str, parse_currency, round_money
 from tollway.pricing.errors import PricingInputError
 
@@ -18,7 +18,6 @@ __all__ = [
     "TierLine",
     "Timing",
     "Usage",
-    "decimal_str",
     "jsonable",
     "sum_amounts",
 ]
@@ -43,7 +42,7 @@ ZERO = Decimal(0)
 def jsonable(value: object) -> object:
     """``value`` with Decimals as strings and tuples as lists, ready for JSON."""
     if isinstance(value, Decimal):
-        return decimal_str(value)
+        return format_decimal(value)
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -134,12 +133,12 @@ class TierLine:
     def to_dict(self) -> dict[str, object]:
         return {
             "tier": self.tier,
-            "from": decimal_str(self.lower),
-            "up_to": None if self.up_to is None else decimal_str(self.up_to),
-            "units": decimal_str(self.units),
-            "unit_price": decimal_str(self.unit_price),
-            "flat_fee": decimal_str(self.flat_fee),
-            "amount": decimal_str(self.amount),
+            "from": format_decimal(self.lower),
+            "up_to": None if self.up_to is None else format_decimal(self.up_to),
+            "units": format_decimal(self.units),
+            "unit_price": format_decimal(self.unit_price),
+            "flat_fee": format_decimal(self.flat_fee),
+            "amount": format_decimal(self.amount),
         }
 
 
@@ -195,7 +194,7 @@ class PricedLine:
 
     def to_dict(self) -> dict[str, object]:
         """The contract's invoice line: decimal strings, ``details`` with the breakdown."""
-        details: dict[str, object] = {"timing": self.timing, "amount_exact": decimal_str(self.amount_exact)}
+        details: dict[str, object] = {"timing": self.timing, "amount_exact": format_decimal(self.amount_exact)}
         for key, value in self.details.items():
             details[key] = jsonable(value)
         if self.tiers:
@@ -205,7 +204,7 @@ class PricedLine:
             "charge": self.charge,
             "meter": self.meter,
             "description": self.description,
-            "quantity": decimal_str(self.quantity),
+            "quantity": format_decimal(self.quantity),
             "amount": money_str(self.amount, self.currency),
             "details": details,
         }

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tollway.kit.fields import field_path
 from tollway.kit.money import Currency, CurrencyError, money_str, parse_currency
-from tollway.pricing._fields import Errors, field_path, parse_decimal_value, read_mapping, read_str
+from tollway.pricing._fields import Errors, parse_decimal_value, read_mapping, read_str
 from tollway.pricing.charges import Charge, charge_from_dict, validate_charge
 from tollway.pricing.engine import price_charge
 from tollway.pricing.errors import PricingError, PricingInputError, PricingValidationError

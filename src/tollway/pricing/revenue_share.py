@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final
 
+from tollway.kit.fields import field_path, format_decimal
 from tollway.kit.money import Currency, money_context
-from tollway.pricing._fields import Errors, field_path, read_decimal, read_mapping, read_str
+from tollway.pricing._fields import Errors, read_decimal, read_mapping, read_str
 from tollway.pricing.errors import PricingInputError, PricingValidationError
-from tollway.pricing.lines import PricedLine, decimal_str, sum_amounts
+from tollway.pricing.lines import PricedLine, sum_amounts
 
 __all__ = [
     "RevenueBand",
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 ZERO: Final = Decimal(0)
-RevenueShareModel = Literal["fixed", "flexible"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,7 @@ def price_revenue_share(share: RevenueShare, revenue: Decimal, currency: Currenc
         with money_context():
             share_amount = revenue * share.percent / 100
         details["percent"] = share.percent
-        description = f"Revenue share: {decimal_str(share.percent)}% of {decimal_str(revenue)}"
+        description = f"Revenue share: {format_decimal(share.percent)}% of {format_decimal(revenue)}"
     else:
         parts: list[dict[str, object]] = []
         amounts: list[Decimal] = []
@@ -183,7 +183,7 @@ def price_revenue_share(share: RevenueShare, revenue: Decimal, currency: Currenc
                 lower = band.up_to
         share_amount = sum_amounts(amounts)
         details["bands"] = parts
-        description = f"Revenue share: banded share of {decimal_str(revenue)}"
+        description = f"Revenue share: banded share of {format_decimal(revenue)}"
     return PricedLine.build(
         kind="revenue_share",
         description=description,

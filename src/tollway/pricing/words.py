@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import Currency, format_money
 from tollway.pricing.charges import Charge, Tier
 from tollway.pricing.fees import Fees
-from tollway.pricing.lines import decimal_str
 from tollway.pricing.plan import PlanPricing
 from tollway.pricing.revenue_share import RevenueShare
 
@@ -19,7 +19,7 @@ __all__ = ["describe_charge", "describe_fees", "describe_plan", "describe_revenu
 
 
 def _grouped(value: Decimal) -> str:
-    text = decimal_str(value)
+    text = format_decimal(value)
     whole, dot, frac = text.partition(".")
     sign = "-" if whole.startswith("-") else ""
     return f"{sign}{int(whole.lstrip('-') or 0):,}{dot}{frac}"
@@ -27,7 +27,7 @@ def _grouped(value: Decimal) -> str:
 
 def _price(value: Decimal, cur: Currency) -> str:
     """A unit price with all its digits, at least the currency's minor unit: 0.0015 USD, 2.00 USD."""
-    exact = decimal_str(value)
+    exact = format_decimal(value)
     decimals = len(exact.partition(".")[2])
     if decimals <= cur.exponent:
         return format_money(value, cur)
@@ -69,7 +69,7 @@ def _model_text(charge: Charge, cur: Currency) -> str:
             lower = tier.up_to if tier.up_to is not None else lower
         return f"{lead} ({'; '.join(tiers)})"
     if model == "percentage":
-        text = f"{decimal_str(charge.rate or Decimal(0))}% of the value"
+        text = f"{format_decimal(charge.rate or Decimal(0))}% of the value"
         if charge.fixed_fee_per_event:
             text += f" + {_price(charge.fixed_fee_per_event, cur)} per event"
         if charge.min_per_event is not None:
@@ -111,12 +111,12 @@ def describe_fees(fees: Fees, cur: Currency) -> list[str]:
 
 def describe_revenue_share(share: RevenueShare) -> str:
     if share.model == "fixed":
-        return f"Revenue share: {decimal_str(share.percent or Decimal(0))}% of {share.meter}"
+        return f"Revenue share: {format_decimal(share.percent or Decimal(0))}% of {share.meter}"
     lower = Decimal(0)
     bands = []
     for band in share.bands:
         upper = "and above" if band.up_to is None else f"to {_grouped(band.up_to)}"
-        bands.append(f"{decimal_str(band.percent)}% from {_grouped(lower)} {upper}")
+        bands.append(f"{format_decimal(band.percent)}% from {_grouped(lower)} {upper}")
         lower = band.up_to if band.up_to is not None else lower
     return f"Revenue share of {share.meter}: {'; '.join(bands)}"
 

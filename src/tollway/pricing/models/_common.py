@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import Currency, money_context
 from tollway.pricing.charges import Charge
 from tollway.pricing.errors import PricingValidationError
-from tollway.pricing.lines import LineKind, PricedCharge, PricedLine, TierLine, Timing, decimal_str
+from tollway.pricing.lines import LineKind, PricedCharge, PricedLine, TierLine, Timing
 
 __all__ = ["describe", "one_line", "param", "split_free_units", "usage_line"]
 
@@ -31,9 +32,9 @@ def split_free_units(charge: Charge, quantity: Decimal) -> tuple[Decimal, Decima
 
 
 def describe(charge: Charge, quantity: Decimal, free: Decimal, unit: str = "units") -> str:
-    text = f"{charge.label}: {decimal_str(quantity)} {unit}"
+    text = f"{charge.label}: {format_decimal(quantity)} {unit}"
     if free > 0:
-        text += f" ({decimal_str(free)} free)"
+        text += f" ({format_decimal(free)} free)"
     return text
 
 

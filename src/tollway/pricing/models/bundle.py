@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tollway.kit.fields import format_decimal
 from tollway.kit.money import Currency, money_context
 from tollway.pricing.charges import Charge
-from tollway.pricing.lines import PricedCharge, PricedLine, Usage, decimal_str
+from tollway.pricing.lines import PricedCharge, PricedLine, Usage
 from tollway.pricing.models._common import param, split_free_units, usage_line
 from tollway.pricing.models.package import packages_needed
 
@@ -44,8 +45,8 @@ def price(charge: Charge, usage: Usage, currency: Currency) -> PricedCharge:
                 free=Decimal(0),
                 billable=included,
                 amount_exact=prepaid_amount,
-                description=f"{charge.label}: {decimal_str(included)} prepaid bundles of "
-                f"{decimal_str(size)} (in advance)",
+                description=f"{charge.label}: {format_decimal(included)} prepaid bundles of "
+                f"{format_decimal(size)} (in advance)",
                 details={**common, "bundles": included, "included_units": included_units},
             )
         )
@@ -58,8 +59,8 @@ def price(charge: Charge, usage: Usage, currency: Currency) -> PricedCharge:
             free=free,
             billable=billable,
             amount_exact=extra_amount,
-            description=f"{charge.label}: {decimal_str(extra_bundles)} further bundles for "
-            f"{decimal_str(extra_units)} units beyond the included {decimal_str(included_units)}",
+            description=f"{charge.label}: {format_decimal(extra_bundles)} further bundles for "
+            f"{format_decimal(extra_units)} units beyond the included {format_decimal(included_units)}",
             details={
                 **common,
                 "bundles": extra_bundles,
