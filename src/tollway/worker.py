@@ -109,7 +109,23 @@ class Worker:
             total += applied
             if applied < ROLLUP_BATCH:
                 break
+        self.build_step()
         return total
+
+    def build_step(self, budget_seconds: float = 2.0) -> int:
+        """Build the rollups of meters created or changed, a chunk of customers per transaction,
+        for at most about ``budget_seconds`` (the rest at the next step). Returns the chunks built."""
+        with self.factory() as session:
+            keys = rollup.building(session)
+        chunks = 0
+        deadline = time.monotonic() + budget_seconds
+        for key in keys:
+            done = False
+            while not done and not self.stopping and time.monotonic() < deadline:
+                with session_scope(self.factory) as session:
+                    done = rollup.build_step(session, key)
+                chunks += 1
+        return chunks
 
     def credits_step(self) -> int:
         """Observe credit balances: credits.low_balance / credits.depleted once per crossing."""
