@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -208,24 +209,40 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (see `t
 def rollups_rebuild(
     meter: Annotated[str | None, typer.Option(help="one meter key; default: every meter")] = None,
 ) -> None:
-    """Recompute rollups from the raw events (after a bulk import straight into the database)."""
+    """Recompute rollups from the raw events (after a bulk import straight into the database), a
+    chunk of customers per transaction so ingestion keeps going; shows the progress."""
     from tollway.db import make_engine, make_sessionmaker, session_scope
     from tollway.meter import rollup
-    from tollway.meter.definition import MeterDefinition
-    from tollway.meter.service import get_meter
+    from tollway.meter.service import get_meter, list_all_meters
 
     _migrate()
     engine = make_engine(get_settings().database_url)
+    factory = make_sessionmaker(engine)
     try:
-        with session_scope(make_sessionmaker(engine)) as session:
-            if meter:
-                rollup.rebuild(session, MeterDefinition.from_row(get_meter(session, meter)))
-                count = 1
-            else:
-                count = rollup.rebuild_all(session)
+        with session_scope(factory) as session:
+            rows = [get_meter(session, meter)] if meter else list_all_meters(session)
+            for row in rows:
+                rollup.start_build(session, row, force=True)
+            keys = [row.key for row in rows]
+        for key in keys:
+            with session_scope(factory) as session:
+                done = rollup.build_step(session, key)
+                row = get_meter(session, key)
+                built, total = row.rollup_customers_built, row.rollup_customers_total or 0
+            with typer.progressbar(length=max(total, 1), label=f"meter {key}", file=sys.stderr) as bar:
+                bar.update(built)
+                while not done:
+                    with session_scope(factory) as session:
+                        done = rollup.build_step(session, key)
+                        now = get_meter(session, key).rollup_customers_built
+                    bar.update(now - built)
+                    built = now
+                    if not sys.stderr.isatty():  # no bar drawn: a line per chunk for logs
+                        typer.echo(f"meter {key}: {built}/{total} customers", err=True)
+            typer.echo(f"meter {key}: built for {built} customers", err=True)
     finally:
         engine.dispose()
-    typer.echo(f"rebuilt the rollups of {count} meter(s)")
+    typer.echo(f"rebuilt the rollups of {len(keys)} meter(s)")
 
 
 @users_app.command("create")

@@ -64,6 +64,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
         self._next_rollup = 0.0
+        self._building = False
         self._next_credits = 0.0
         self._next_forecast = 0.0
         self._next_housekeeping = 0.0
@@ -109,7 +110,26 @@ class Worker:
             total += applied
             if applied < ROLLUP_BATCH:
                 break
+        self.build_step()
         return total
+
+    def build_step(self, budget_seconds: float = 2.0) -> bool:
+        """Build the rollups of meters created or changed, a chunk of customers per transaction,
+        for at most about ``budget_seconds``. True while a build is left for the next step (which
+        then comes without waiting for the rollup interval)."""
+        with self.factory() as session:
+            keys = rollup.building(session)
+        deadline = time.monotonic() + budget_seconds
+        for key in keys:
+            done = False
+            while not done and not self.stopping and time.monotonic() < deadline:
+                with session_scope(self.factory) as session:
+                    done = rollup.build_step(session, key)
+            if not done:
+                self._building = True
+                return True
+        self._building = False
+        return False
 
     def credits_step(self) -> int:
         """Observe credit balances: credits.low_balance / credits.depleted once per crossing."""
@@ -190,7 +210,8 @@ class Worker:
                     purge_ended(session, utcnow())
             except Exception:
                 log.exception("purging ended limit counters failed; retrying")
-            self._next_rollup = now + self.settings.rollup_interval_seconds
+            # A meter's rollups being built: the next chunks at the next pass, not an interval later.
+            self._next_rollup = now if self._building else now + self.settings.rollup_interval_seconds
         if self.billing_enabled and now >= self._next_billing:
             try:
                 self.billing_step()

@@ -16,7 +16,7 @@ from tollway.db import session_scope
 from tollway.kit.time import get_zone, windows
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import query_usage
-from tollway.meter.rollup import apply_pending
+from tollway.meter.rollup import apply_pending, build_step, building
 from tollway.models import MeterRollup, RollupPending
 
 START = datetime(2026, 3, 27, tzinfo=UTC)
@@ -68,6 +68,20 @@ def apply_all(session_factory) -> int:
         total += n
         if n == 0:
             return total
+
+
+def build_all(session_factory) -> int:
+    """Run the worker's background builds to the end; returns the chunks built."""
+    chunks = 0
+    with session_factory() as s:
+        keys = building(s)
+    for key in keys:
+        done = False
+        while not done:
+            with session_scope(session_factory) as s:
+                done = build_step(s, key)
+            chunks += 1
+    return chunks
 
 
 @pytest.fixture
@@ -199,9 +213,12 @@ def test_rollups_are_kept_incrementally_and_rebuilt_on_meter_change(api, session
         assert [(r.meter_key, r.customer, r.bucket_start, r.event_count) for r in rows] == [
             ("calls", "acme", datetime(2026, 1, 5, 10, tzinfo=UTC), 2)
         ]
-    assert (
-        api.patch("/v1/meters/calls", json={"filters": [{"property": "s", "op": "eq", "value": 2}]}).status_code == 200
-    )
+    changed = api.patch("/v1/meters/calls", json={"filters": [{"property": "s", "op": "eq", "value": 2}]})
+    assert changed.status_code == 200
+    assert changed.json()["rollups"]["status"] == "building"  # the worker rebuilds them
+    assert build_all(session_factory) == 1
+    state = api.get("/v1/meters/calls").json()["rollups"]
+    assert state == {"status": "ready", "customers_built": 1, "customers_total": 1}
     with session_factory() as s:
         assert s.scalar(select(func.sum(MeterRollup.event_count))) == 1
     assert api.post("/v1/events/e2/void").status_code == 200

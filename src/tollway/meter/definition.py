@@ -16,6 +16,8 @@ class MeterDefinition:
     value_property: str | None = None
     filters: tuple[dict[str, Any], ...] = ()
     group_by: tuple[str, ...] = ()
+    rollups_ready: bool = True
+    """False while the worker (re)builds the meter's rollups: queries then read raw events."""
 
     @classmethod
     def from_row(cls, row: Meter) -> MeterDefinition:
@@ -26,4 +28,5 @@ class MeterDefinition:
             value_property=row.value_property,
             filters=tuple(row.filters or ()),
             group_by=tuple(row.group_by or ()),
+            rollups_ready=row.rollup_status == "ready",
         )

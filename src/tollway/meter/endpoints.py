@@ -9,7 +9,7 @@ from tollway.deps import SessionDep
 from tollway.kit.listing import ListParams, list_params
 from tollway.kit.pagination import Page
 from tollway.meter import service
-from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, Usage
+from tollway.meter.schemas import Meter, MeterCreate, MeterFilter, MeterUpdate, RollupState, Usage
 from tollway.models import Meter as MeterRow
 
 router = APIRouter(prefix="/v1/meters", tags=["meters"], dependencies=[Depends(require_admin)])
@@ -25,6 +25,11 @@ def to_schema(row: MeterRow) -> Meter:
         value_property=row.value_property,
         filters=[MeterFilter(**f) for f in row.filters or []],
         group_by=list(row.group_by or []),
+        rollups=RollupState(
+            status="ready" if row.rollup_status == "ready" else "building",
+            customers_built=row.rollup_customers_built,
+            customers_total=row.rollup_customers_total,
+        ),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

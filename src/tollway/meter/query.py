@@ -134,7 +134,8 @@ def query_usage(
 
     Whole UTC hours are read from the meter's rollups (plus the events not rolled up yet); the
     parts of windows that do not cover a whole hour, and every query the rollups cannot answer
-    (``as_of``, ``unique_count``, a group the meter does not declare), are read from the raw
+    (``as_of``, ``unique_count``, a group the meter does not declare, a meter whose rollups are
+    being built), are read from the raw
     events. ``as_of`` counts only events
     ingested at or before that moment, so a past computation (an invoice) can be reproduced.
     """
@@ -143,7 +144,9 @@ def query_usage(
         return []
     agg = REGISTRY[meter.aggregation]
     group_by = tuple(group_by)
-    rollups = use_rollups and as_of is None and agg.rolls_up and set(group_by) <= set(meter.group_by)
+    rollups = (
+        use_rollups and meter.rollups_ready and as_of is None and agg.rolls_up and set(group_by) <= set(meter.group_by)
+    )
     partials: dict[tuple[int, tuple[str | None, ...]], Partial] = {}
 
     def add(rows: list[tuple[int, tuple[str | None, ...], Partial]], owners: list[int]) -> None:

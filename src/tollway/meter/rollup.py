@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session
 
 from tollway.db import is_postgres
@@ -38,6 +38,7 @@ from tollway.kit.time import add_clamped
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.sql import Dialect, dialect_for, filter_sql, value_expr
+from tollway.models import Meter
 
 ROLLUP_LOCK = 7_404_179  # advisory lock id shared by ingestion (shared) and rebuilds (exclusive)
 
@@ -98,7 +99,10 @@ def upsert_sql(d: Dialect, meter: MeterDefinition, source: str, extra_where: Seq
 
 def load_meters(conn: Connection | Session, event_types: Iterable[str] | None = None) -> list[MeterDefinition]:
     rows = conn.execute(
-        text("SELECT key, event_type, aggregation, value_property, filters, group_by FROM meters ORDER BY key")
+        text(
+            "SELECT key, event_type, aggregation, value_property, filters, group_by, rollup_status "
+            "FROM meters ORDER BY key"
+        )
     ).all()
     wanted = set(event_types) if event_types is not None else None
     out = []
@@ -107,7 +111,15 @@ def load_meters(conn: Connection | Session, event_types: Iterable[str] | None = 
             continue
         filters = r.filters if isinstance(r.filters, list) else _json(r.filters)
         group_by = r.group_by if isinstance(r.group_by, list) else _json(r.group_by)
-        meter = MeterDefinition(r.key, r.event_type, r.aggregation, r.value_property, tuple(filters), tuple(group_by))
+        meter = MeterDefinition(
+            r.key,
+            r.event_type,
+            r.aggregation,
+            r.value_property,
+            tuple(filters),
+            tuple(group_by),
+            rollups_ready=r.rollup_status == "ready",
+        )
         if has_rollup(meter):
             out.append(meter)
     return out
@@ -141,19 +153,22 @@ def rebuild(
     meter: MeterDefinition,
     *,
     customer: str | None = None,
+    customers: Sequence[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> None:
-    """Recompute the meter's rollups from the raw events: all of them, or one customer's hours
-    in ``[start, end)`` (widened to whole hours). Runs in the caller's transaction."""
+    """Recompute the meter's rollups from the raw events: all of them, one ``customer``'s or a
+    list of ``customers``', optionally only the hours in ``[start, end)`` (widened to whole
+    hours). Runs in the caller's transaction, under the exclusive lock."""
     lock_exclusive(session)
     name = session.get_bind().dialect.name
     span = _hours(start, end) if start is not None and end is not None else None
+    who = [customer] if customer is not None else (list(customers) if customers is not None else None)
 
     d = dialect_for(name)
     where = [f"meter_key = {d.bind(meter.key)}"]
-    if customer is not None:
-        where.append(f"customer = {d.bind(customer)}")
+    if who is not None:
+        where.append(f"customer {d.in_list(who, 'text')}")
     if span is not None:
         where.append(f"bucket_start >= {d.bind(d.ts(span[0]))} AND bucket_start < {d.bind(d.ts(span[1]))}")
     session.execute(text(f"DELETE FROM meter_rollups WHERE {' AND '.join(where)}"), d.params)
@@ -162,11 +177,85 @@ def rebuild(
     d = dialect_for(name)
     # Pending events reach the rollups through apply_pending; counting them here would count twice.
     extra = ["NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE p.event_id = e.id)"]
-    if customer is not None:
-        extra.append(f"e.customer = {d.bind(customer)}")
+    if who is not None:
+        extra.append(f"e.customer {d.in_list(who, 'text')}")
     if span is not None:
         extra.append(f"e.timestamp >= {d.bind(d.ts(span[0]))} AND e.timestamp < {d.bind(d.ts(span[1]))}")
     session.execute(text(upsert_sql(d, meter, "events", extra)), d.params)
+
+
+# ------------------------------------------------------------------ building off the request path
+
+BUILD_CHUNK = 100
+"""Customers per build transaction: ingestion waits for one chunk at most (the exclusive lock)."""
+
+
+def start_build(session: Session, row: Meter, *, force: bool = False) -> None:
+    """Have the worker (re)build ``row``'s rollups after it was created or changed; usage reads
+    the raw events until the build is done. On an empty events table there is nothing to build
+    (unless ``force``)."""
+    building = has_rollup(MeterDefinition.from_row(row)) and (
+        force or bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM events)")).scalar_one())
+    )
+    row.rollup_status = "building" if building else "ready"
+    row.rollup_cursor = None
+    row.rollup_customers_built = 0
+    row.rollup_customers_total = None
+    session.flush()
+
+
+def build_step(session: Session, key: str, *, chunk: int = BUILD_CHUNK) -> bool:
+    """Build the rollups of the next ``chunk`` customers of a meter being built, in the caller's
+    transaction; True when the meter is ready (or gone).
+
+    Correct whatever ingestion does meanwhile: every event stored after the meter was created
+    or changed is noted in ``rollup_pending`` and added by :func:`apply_pending`; a chunk
+    deletes its customers' rows and recomputes them from the events that are not pending, under
+    the exclusive lock. Customers already built stay exact through ``apply_pending``; customers
+    not built yet are not read from the rollups until the meter is ready."""
+    row = session.get(Meter, key, with_for_update=True)
+    if row is None or row.rollup_status != "building":
+        return True
+    meter = MeterDefinition.from_row(row)
+    if row.rollup_cursor is None and row.rollup_customers_total is None:
+        d = dialect_for(session.get_bind().dialect.name)
+        # First step: no stale row survives a change of definition (customers that no longer
+        # have events of the type), and the total is known for the progress shown.
+        session.execute(text(f"DELETE FROM meter_rollups WHERE meter_key = {d.bind(meter.key)}"), d.params)
+        row.rollup_customers_total = len(_customers_after(session, None, None))
+    customers = _customers_after(session, row.rollup_cursor, chunk)
+    if customers:
+        rebuild(session, meter, customers=customers)
+        row.rollup_cursor = customers[-1]
+        row.rollup_customers_built += len(customers)
+    if len(customers) < chunk:
+        row.rollup_status = "ready"
+        row.rollup_cursor = None
+        row.rollup_customers_total = max(row.rollup_customers_total or 0, row.rollup_customers_built)
+    session.flush()
+    return row.rollup_status == "ready"
+
+
+def _customers_after(session: Session, after: str | None, limit: int | None) -> list[str]:
+    """The customers that have events, in order, after ``after``: a loose index scan (one probe
+    of the events' ``(customer, type, timestamp)`` index per customer, never a scan of the
+    events). Customers without events of the meter's type cost a chunk nothing to rebuild."""
+    d = dialect_for(session.get_bind().dialect.name)
+    first = "" if after is None else f"WHERE customer > {d.bind(after)}"
+    stop = "" if limit is None else f"AND c.n < {int(limit)}"
+    sql = (
+        "WITH RECURSIVE c(customer, n) AS ("
+        f"SELECT (SELECT min(customer) FROM events {first}), 1 "
+        "UNION ALL SELECT (SELECT min(e.customer) FROM events e WHERE e.customer > c.customer), c.n + 1 "
+        f"FROM c WHERE c.customer IS NOT NULL {stop}"
+        ") SELECT customer FROM c WHERE customer IS NOT NULL ORDER BY n"
+    )
+    return [r[0] for r in session.execute(text(sql), d.params)]
+
+
+def building(session: Session) -> list[str]:
+    """The keys of the meters whose rollups are being built."""
+    return list(session.scalars(select(Meter.key).where(Meter.rollup_status == "building").order_by(Meter.key)))
 
 
 def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
@@ -209,7 +298,15 @@ def note_changes_sql(dialect: str, source: str) -> str:
 
 
 def rebuild_all(session: Session) -> int:
+    """Rebuild every meter's rollups in the caller's transaction, at once (benchmarks, after a bulk
+    load with nothing else running); marks them ready. ``tollway rollups rebuild`` builds chunk by
+    chunk instead (:func:`build_step`), so ingestion keeps going."""
     meters = load_meters(session)
     for meter in meters:
         rebuild(session, meter)
+    session.execute(
+        update(Meter)
+        .where(Meter.rollup_status != "ready")
+        .values(rollup_status="ready", rollup_cursor=None, rollup_customers_total=None, rollup_customers_built=0)
+    )
     return len(meters)

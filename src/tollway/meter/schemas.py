@@ -129,6 +129,16 @@ class MeterUpdate(MeterBase):
         return v
 
 
+class RollupState(BaseModel):
+    """The build of the meter's hourly rollups (*addition*). ``building`` after the meter was
+    created or changed while events existed: the worker builds them in the background, a chunk
+    of customers at a time, and usage is read from the raw events (exact, slower) until ``ready``."""
+
+    status: Literal["ready", "building"]
+    customers_built: int
+    customers_total: int | None
+
+
 class Meter(BaseModel):
     key: str
     name: str | None
@@ -138,6 +148,7 @@ class Meter(BaseModel):
     value_property: str | None
     filters: list[MeterFilter]
     group_by: list[str]
+    rollups: RollupState
     created_at: datetime
     updated_at: datetime
 

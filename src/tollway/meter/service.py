@@ -48,7 +48,7 @@ def create_meter(session: Session, data: MeterCreate) -> Meter:
     )
     session.add(meter)
     session.flush()
-    rollup.rebuild(session, MeterDefinition.from_row(meter))
+    rollup.start_build(session, meter)  # the worker builds the rollups; usage reads raw until then
     return meter
 
 
@@ -78,8 +78,12 @@ def update_meter(session: Session, key: str, data: MeterUpdate) -> Meter:
         setattr(meter, name, value)
     session.flush()
     if changes.keys() & {"event_type", "aggregation", "value_property", "filters", "group_by"}:
-        rollup.rebuild(session, MeterDefinition.from_row(meter))
+        rollup.start_build(session, meter)
     return meter
+
+
+def list_all_meters(session: Session) -> list[Meter]:
+    return list(session.scalars(select(Meter).order_by(Meter.key)))
 
 
 def list_meters(session: Session, *, limit: int, after: str | None) -> list[Meter]:
