@@ -1,10 +1,14 @@
 """Alert evaluation: fire each threshold once per subscription per billing period.
 
 Incremental: rolling events up notes their customers in ``usage_changes`` (same transaction,
-``meter.rollup.apply_pending``); :func:`evaluate_changed` claims those customers (``FOR UPDATE
-SKIP LOCKED`` on PostgreSQL), evaluates each, and clears them. Customers without new usage are
-never read. The worker runs it right after each rollup step, so a threshold fires within one
-rollup interval (5 s by default) of the event that crossed it.
+``meter.rollup.apply_pending``); :func:`evaluate_changed` claims a batch of those customers
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share the queue), evaluates them,
+and clears them. Customers without new usage are never read. A batch reads its subscriptions,
+alerts and fired thresholds in three statements and the period usage of all its customers in
+one statement per meter (``meter.query.usage_totals``: the rollups plus the events not rolled
+up yet, exactly what a single-customer usage query reads). The worker's notify loop runs it
+every outbox poll interval, so a threshold fires within about one rollup interval (5 s by
+default) of the event that crossed it.
 
 For each active subscription of a customer, in the period containing now:
 
@@ -36,7 +40,7 @@ from tollway.catalog.service import plan_notifications
 from tollway.db import is_postgres
 from tollway.kit.fields import format_decimal
 from tollway.kit.time import utcnow
-from tollway.meter.query import MeterDefinition, query_usage
+from tollway.meter.query import MeterDefinition, usage_totals
 from tollway.models import Alert, AlertEvent, Meter, Plan, Subscription, UsageChange
 from tollway.notification.outbox import emit
 from tollway.subscription.terms import Terms
@@ -92,43 +96,6 @@ def _checks(session: Session, sub: Subscription, plan: Plan, alerts: list[Alert]
     return out
 
 
-class _Values:
-    """The period's values of one subscription, read once per evaluation."""
-
-    def __init__(self, session: Session, sub: Subscription, terms: Terms, start: datetime, end: datetime) -> None:
-        self.session, self.sub, self.terms, self.start, self.end = session, sub, terms, start, end
-        self._cache: dict[str, Decimal | None] = {}
-
-    def get(self, check: Check, now: datetime) -> Decimal | None:
-        key = f"meter:{check.meter}" if check.metric == "usage" else "spend"
-        if key not in self._cache:
-            self._cache[key] = self._usage(check.meter) if check.metric == "usage" else self._spend(now)
-        return self._cache[key]
-
-    def _usage(self, meter_key: str | None) -> Decimal | None:
-        row = self.session.get(Meter, meter_key) if meter_key else None
-        if row is None:
-            return None
-        rows = query_usage(
-            self.session,
-            MeterDefinition.from_row(row),
-            start=self.start,
-            end=self.end,
-            customer=self.sub.customer_id,
-            tz=self.terms.tz,
-        )
-        return sum((r.value or ZERO for r in rows), ZERO)
-
-    def _spend(self, now: datetime) -> Decimal | None:
-        from tollway.invoice.service import upcoming_invoice  # the invoice layer sits above alerts
-
-        upcoming = upcoming_invoice(self.session, self.sub.customer_id, at=now)
-        for invoice in upcoming.invoices:
-            if invoice.subscription == self.sub.id and invoice.total is not None:
-                return Decimal(invoice.total)
-        return None
-
-
 def _payload(
     check: Check,
     sub: Subscription,
@@ -153,13 +120,51 @@ def _payload(
     }
 
 
+@dataclass(frozen=True)
+class _Due:
+    """A check of one subscription with thresholds not fired yet in the current period."""
+
+    sub: Subscription
+    check: Check
+    start: datetime
+    end: datetime
+    pending: list[tuple[Decimal, Decimal]]  # (threshold, value that fires it), by value ascending
+
+
+def _dues(
+    session: Session, sub: Subscription, alerts: list[Alert], done: set[tuple[str, datetime, str, str]], now: datetime
+) -> list[_Due]:
+    plan = session.get(Plan, sub.plan_code)
+    if plan is None:
+        return []
+    checks = _checks(session, sub, plan, alerts)
+    if not checks:
+        return []
+    found = Terms.of(sub, plan).period_at(now)
+    if found is None:
+        return []
+    period = found[0]
+    out = []
+    for check in checks:
+        pending = [
+            (t, v)
+            for t, v in check.thresholds
+            if (sub.id, period.start, check.source_key, format_decimal(t)) not in done
+        ]
+        if pending:
+            out.append(_Due(sub, check, period.start, period.end, sorted(pending, key=lambda p: p[1])))
+    return out
+
+
 @dataclass
 class _Prefetched:
-    """What evaluating a batch of customers reads, in three statements for the whole batch."""
+    """What evaluating a batch of customers reads: subscriptions, alerts and fired thresholds in
+    three statements, and the period usage of every check still due in one statement per meter
+    (:func:`tollway.meter.query.usage_totals`), whatever the number of customers."""
 
-    subs: dict[str, list[Subscription]]
-    alerts: dict[str | None, list[Alert]]
-    done: set[tuple[str, datetime, str, str]]  # (subscription, period start, source key, threshold)
+    dues: dict[str, list[_Due]]
+    usage: dict[tuple[str, str, datetime, datetime], Decimal | None]  # (meter, customer, start, end)
+    spend: dict[str, Decimal | None]  # subscription -> upcoming total
 
     @classmethod
     def load(cls, session: Session, customers: list[str], now: datetime) -> _Prefetched:
@@ -188,7 +193,64 @@ class _Prefetched:
                 ).where(AlertEvent.subscription_id.in_(sub_ids), AlertEvent.period_end > now)
             )
             done = {(r[0], r[1], r[2], r[3]) for r in rows}
-        return cls(subs, alerts, done)
+        dues: dict[str, list[_Due]] = {}
+        for customer, group in subs.items():
+            mine = sorted([*alerts.get(customer, []), *alerts.get(None, [])], key=lambda a: a.id)
+            dues[customer] = [due for sub in group for due in _dues(session, sub, mine, done, now)]
+        known = cls(dues, {}, {})
+        known._load_usage(session)
+        return known
+
+    def _load_usage(self, session: Session) -> None:
+        """Every due usage check's value, one statement per meter. When a statement fails, its
+        meter's values are left to :meth:`value` (read customer by customer, each failure kept to
+        its customer)."""
+        spans: dict[str, list[tuple[str, datetime, datetime]]] = {}
+        for dues in self.dues.values():
+            for due in dues:
+                if due.check.metric == "usage" and due.check.meter is not None:
+                    span = (due.sub.customer_id, due.start, due.end)
+                    if span not in spans.setdefault(due.check.meter, []):
+                        spans[due.check.meter].append(span)
+        for meter_key, wanted in spans.items():
+            row = session.get(Meter, meter_key)
+            if row is None:
+                continue
+            try:
+                with session.begin_nested():
+                    totals = usage_totals(session, MeterDefinition.from_row(row), wanted)
+            except Exception:
+                log.exception("batched usage of meter %s failed; reading it customer by customer", meter_key)
+                continue
+            for (customer, start, end), total in zip(wanted, totals, strict=True):
+                self.usage[(meter_key, customer, start, end)] = total
+
+    def value(self, session: Session, due: _Due, now: datetime) -> Decimal | None:
+        """The value ``due``'s thresholds are compared with (None: nothing to compare)."""
+        check, sub = due.check, due.sub
+        if check.metric != "usage":
+            if sub.id not in self.spend:
+                self.spend[sub.id] = _spend(session, sub, now)
+            return self.spend[sub.id]
+        if check.meter is None:
+            return None
+        key = (check.meter, sub.customer_id, due.start, due.end)
+        if key not in self.usage:
+            row = session.get(Meter, check.meter)
+            if row is None:
+                return None
+            self.usage[key] = usage_totals(session, MeterDefinition.from_row(row), [key[1:]])[0]
+        return self.usage[key] or ZERO
+
+
+def _spend(session: Session, sub: Subscription, now: datetime) -> Decimal | None:
+    from tollway.invoice.service import upcoming_invoice  # the invoice layer sits above alerts
+
+    upcoming = upcoming_invoice(session, sub.customer_id, at=now)
+    for invoice in upcoming.invoices:
+        if invoice.subscription == sub.id and invoice.total is not None:
+            return Decimal(invoice.total)
+    return None
 
 
 def evaluate_customer(
@@ -197,41 +259,17 @@ def evaluate_customer(
     """Fire the thresholds the customer's subscriptions have reached in their current periods.
     Returns the ``alert.triggered`` payloads fired (lowest first per check)."""
     known = prefetched or _Prefetched.load(session, [customer_id], now)
-    subs = known.subs.get(customer_id, [])
-    if not subs:
-        return []
-    alerts = sorted([*known.alerts.get(customer_id, []), *known.alerts.get(None, [])], key=lambda a: a.id)
     fired: list[dict[str, Any]] = []
-    for sub in subs:
-        plan = session.get(Plan, sub.plan_code)
-        if plan is None:
+    for due in known.dues.get(customer_id, []):
+        value = known.value(session, due, now)
+        if value is None:
             continue
-        checks = _checks(session, sub, plan, alerts)
-        if not checks:
-            continue
-        terms = Terms.of(sub, plan)
-        found = terms.period_at(now)
-        if found is None:
-            continue
-        period = found[0]
-        values = _Values(session, sub, terms, period.start, period.end)
-        for check in checks:
-            pending = [
-                (t, v)
-                for t, v in check.thresholds
-                if (sub.id, period.start, check.source_key, format_decimal(t)) not in known.done
-            ]
-            if not pending:
-                continue
-            value = values.get(check, now)
-            if value is None:
-                continue
-            for threshold, value_at in sorted(pending, key=lambda p: p[1]):
-                if value < value_at:
-                    break
-                payload = _payload(check, sub, threshold, value_at, value, period.start, period.end)
-                if _fire(session, check, sub, payload, now=now):
-                    fired.append(payload)
+        for threshold, value_at in due.pending:
+            if value < value_at:
+                break
+            payload = _payload(due.check, due.sub, threshold, value_at, value, due.start, due.end)
+            if _fire(session, due.check, due.sub, payload, now=now):
+                fired.append(payload)
     return fired
 
 
@@ -296,7 +334,7 @@ def evaluate_changed(
         moment = now or utcnow()
         prefetched = _Prefetched.load(session, customers, moment) if has_rules else None
         for customer in customers:
-            if prefetched is not None:
+            if prefetched is not None and prefetched.dues.get(customer):
                 try:
                     with session.begin_nested():
                         fired += len(evaluate_customer(session, customer, now=moment, prefetched=prefetched))
