@@ -83,10 +83,11 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=4, help="client threads sending batches")
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--database", default="tw_bench_alerts", help="scratch PostgreSQL database (dropped after)")
     args = ap.parse_args()
 
     receiver = Receiver()
-    db = "tw_bench_alerts"
+    db = args.database
     url = fresh_database(db)
     server = start_server(
         url, extra_env={"TOLLWAY_SECRET_KEY": SECRET_KEY, "TOLLWAY_WEBHOOK_ALLOW_PRIVATE_URLS": "true"}

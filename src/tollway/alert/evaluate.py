@@ -225,6 +225,17 @@ class _Prefetched:
             for (customer, start, end), total in zip(wanted, totals, strict=True):
                 self.usage[(meter_key, customer, start, end)] = total
 
+    def may_fire(self, customer: str) -> bool:
+        """False when nothing of the customer can fire: every check still due is a usage check
+        whose value (already read) is below its lowest threshold not fired yet."""
+        for due in self.dues.get(customer, []):
+            if due.check.metric != "usage":
+                return True
+            key = (due.check.meter or "", customer, due.start, due.end)
+            if key not in self.usage or (self.usage[key] or ZERO) >= due.pending[0][1]:
+                return True
+        return False
+
     def value(self, session: Session, due: _Due, now: datetime) -> Decimal | None:
         """The value ``due``'s thresholds are compared with (None: nothing to compare)."""
         check, sub = due.check, due.sub
@@ -334,7 +345,7 @@ def evaluate_changed(
         moment = now or utcnow()
         prefetched = _Prefetched.load(session, customers, moment) if has_rules else None
         for customer in customers:
-            if prefetched is not None and prefetched.dues.get(customer):
+            if prefetched is not None and prefetched.may_fire(customer):
                 try:
                     with session.begin_nested():
                         fired += len(evaluate_customer(session, customer, now=moment, prefetched=prefetched))
