@@ -55,6 +55,12 @@ def _setup(api: TestClient, session_factory) -> None:  # type: ignore[no-untyped
         session.commit()
 
 
+def _roll(session_factory) -> None:  # type: ignore[no-untyped-def]
+    with session_factory() as session:
+        rollup.apply_pending(session)
+        session.commit()
+
+
 def _fired(session_factory) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
     with session_factory() as session:
         rows = session.execute(
@@ -109,3 +115,35 @@ def test_a_failing_batch_statement_falls_back_to_customer_by_customer(
     evaluate_changed(session_factory, now=now_in_period())
     assert calls[0] > 1 and all(n == 1 for n in calls[1:])  # the batch, then one by one
     assert sorted(_fired(session_factory)) == sorted(_expected())
+
+
+def test_usage_rolled_up_while_a_batch_is_evaluated_is_evaluated_again(
+    api: TestClient, session_factory, monkeypatch: pytest.MonkeyPatch
+):  # type: ignore[no-untyped-def]
+    """Events rolled up after the batch read its usage and before it committed note their customer
+    again: the next step sees them (on PostgreSQL, noting waits for the batch to commit)."""
+    setup_plan(api, notification_target=10)
+    events(api, 6)
+    _roll(session_factory)
+    real = evaluate.usage_totals
+    late: list[threading.Thread] = []
+
+    def ingest_and_roll() -> None:
+        events(api, 6, start=100)
+        _roll(session_factory)
+
+    def with_late_events(session, meter, spans):  # type: ignore[no-untyped-def]
+        out = real(session, meter, spans)
+        if not late:
+            late.append(threading.Thread(target=ingest_and_roll))
+            late[0].start()
+            late[0].join(timeout=3)  # done at once, unless noting waits for this batch
+        return out
+
+    monkeypatch.setattr(evaluate, "usage_totals", with_late_events)
+    assert evaluate_changed(session_factory, now=now_in_period()) == (1, 1)  # 6 calls: 50 %
+    late[0].join()
+    with session_factory() as session:
+        assert list(session.scalars(select(UsageChange.customer))) == ["acme"]
+    assert evaluate_changed(session_factory, now=now_in_period()) == (1, 1)  # 12 calls: 100 %
+    assert [t for _, _, t in _fired(session_factory)] == ["50", "100"]

@@ -236,6 +236,13 @@ class _Prefetched:
                 return True
         return False
 
+    def all_read(self, customer: str) -> bool:
+        """Whether every value the customer's due checks need is read already (usage checks)."""
+        return all(
+            due.check.metric == "usage" and (due.check.meter or "", customer, due.start, due.end) in self.usage
+            for due in self.dues.get(customer, [])
+        )
+
     def value(self, session: Session, due: _Due, now: datetime) -> Decimal | None:
         """The value ``due``'s thresholds are compared with (None: nothing to compare)."""
         check, sub = due.check, due.sub
@@ -264,13 +271,9 @@ def _spend(session: Session, sub: Subscription, now: datetime) -> Decimal | None
     return None
 
 
-def evaluate_customer(
-    session: Session, customer_id: str, *, now: datetime, prefetched: _Prefetched | None = None
-) -> list[dict[str, Any]]:
-    """Fire the thresholds the customer's subscriptions have reached in their current periods.
-    Returns the ``alert.triggered`` payloads fired (lowest first per check)."""
-    known = prefetched or _Prefetched.load(session, [customer_id], now)
-    fired: list[dict[str, Any]] = []
+def _crossings(session: Session, known: _Prefetched, customer_id: str, now: datetime) -> list[_Firing]:
+    """The thresholds the customer has reached and not fired yet, lowest first per check."""
+    out: list[_Firing] = []
     for due in known.dues.get(customer_id, []):
         value = known.value(session, due, now)
         if value is None:
@@ -278,52 +281,107 @@ def evaluate_customer(
         for threshold, value_at in due.pending:
             if value < value_at:
                 break
-            payload = _payload(due.check, due.sub, threshold, value_at, value, due.start, due.end)
-            if _fire(session, due.check, due.sub, payload, now=now):
-                fired.append(payload)
+            out.append(
+                (due.check, due.sub, _payload(due.check, due.sub, threshold, value_at, value, due.start, due.end))
+            )
+    return out
+
+
+def evaluate_customer(
+    session: Session, customer_id: str, *, now: datetime, prefetched: _Prefetched | None = None
+) -> list[dict[str, Any]]:
+    """Fire the thresholds the customer's subscriptions have reached in their current periods.
+    Returns the ``alert.triggered`` payloads fired (lowest first per check)."""
+    known = prefetched or _Prefetched.load(session, [customer_id], now)
+    return _fire(session, _crossings(session, known, customer_id, now), now=now)
+
+
+_Firing = tuple[Check, Subscription, dict[str, Any]]
+
+
+def _fire(session: Session, firings: list[_Firing], *, now: datetime) -> list[dict[str, Any]]:
+    """Insert the alert events (unique per subscription/period/source/threshold) in one
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` and emit the messages of those inserted, in
+    the order given; a threshold another evaluator fired first is not fired again. Returns the
+    payloads fired. Each subscription has one current period here, so (subscription, source,
+    threshold) names a row."""
+    if not firings:
+        return []
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    rows = [
+        {
+            "source": check.source,
+            "source_key": check.source_key,
+            "alert_id": check.alert_id,
+            "customer_id": sub.customer_id,
+            "subscription_id": sub.id,
+            "meter": check.meter,
+            "metric": check.metric,
+            "threshold": payload["threshold"],
+            "threshold_value": payload["threshold_value"],
+            "value": payload["value"],
+            "period_start": datetime.fromisoformat(payload["period_start"]),
+            "period_end": datetime.fromisoformat(payload["period_end"]),
+            "fired_at": now,
+        }
+        for check, sub, payload in firings
+    ]
+    stmt = (
+        insert(_EVENTS)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(_EVENTS.c.subscription_id, _EVENTS.c.source_key, _EVENTS.c.threshold)
+    )
+    inserted = {(r[0], r[1], r[2]) for r in session.execute(stmt)}
+    fired = []
+    for check, sub, payload in firings:
+        row = (sub.id, check.source_key, payload["threshold"])
+        if row not in inserted:
+            continue  # another evaluator fired it first (or it is listed twice: fired once)
+        inserted.discard(row)
+        key = f"{sub.id}:{payload['period_start']}:{check.source_key}:{payload['threshold']}"
+        if "webhook" in check.channels:
+            emit(session, "alert.triggered", payload, key=key)
+        if "email" in check.channels:
+            emit(session, EMAIL_TOPIC, payload, key=key)
+        log.info("alert fired: %s", key)
+        fired.append(payload)
     return fired
 
 
-def _fire(session: Session, check: Check, sub: Subscription, payload: dict[str, Any], *, now: datetime) -> bool:
-    """Insert the alert event (unique per subscription/period/source/threshold; ``ON CONFLICT DO
-    NOTHING``) and emit its messages; False when another evaluator fired it first."""
-    insert = pg_insert if is_postgres(session) else sqlite_insert
-    stmt = (
-        insert(_EVENTS)
-        .values(
-            source=check.source,
-            source_key=check.source_key,
-            alert_id=check.alert_id,
-            customer_id=sub.customer_id,
-            subscription_id=sub.id,
-            meter=check.meter,
-            metric=check.metric,
-            threshold=payload["threshold"],
-            threshold_value=payload["threshold_value"],
-            value=payload["value"],
-            period_start=datetime.fromisoformat(payload["period_start"]),
-            period_end=datetime.fromisoformat(payload["period_end"]),
-            fired_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(_EVENTS.c.id)
-    )
-    if session.execute(stmt).first() is None:  # another evaluator fired it first
-        return False
-    key = f"{sub.id}:{payload['period_start']}:{check.source_key}:{payload['threshold']}"
-    if "webhook" in check.channels:
-        emit(session, "alert.triggered", payload, key=key)
-    if "email" in check.channels:
-        emit(session, EMAIL_TOPIC, payload, key=key)
-    log.info("alert fired: %s", key)
-    return True
-
-
 def _claim(session: Session, limit: int) -> list[str]:
-    stmt = select(UsageChange.customer).order_by(UsageChange.customer).limit(limit)
+    """Take up to ``limit`` noted customers off ``usage_changes`` (deleted at once, committed with
+    the evaluation). On PostgreSQL the rows are picked with ``SKIP LOCKED``, so concurrent workers
+    take disjoint batches; and a rollup that notes one of these customers meanwhile waits for
+    this transaction and then notes it again, so usage stored after this batch read it is
+    evaluated at the next step (had the row only been locked here and deleted at the end, that
+    note would be lost with the delete)."""
+    pick = select(UsageChange.customer).order_by(UsageChange.customer).limit(limit)
     if is_postgres(session):
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+        pick = pick.with_for_update(skip_locked=True)
+    taken = delete(UsageChange).where(UsageChange.customer.in_(pick.scalar_subquery())).returning(UsageChange.customer)
+    return sorted(session.scalars(taken))
+
+
+def _note_again(session: Session, customers: list[str]) -> None:
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    stmt = insert(UsageChange).values([{"customer": c} for c in customers]).on_conflict_do_nothing()
+    session.execute(stmt)
+
+
+def _fire_batch(session: Session, known: _Prefetched, customers: list[str], now: datetime) -> tuple[int, set[str]]:
+    """Fire, in one statement, what the customers whose values are all read already have
+    crossed. Returns (thresholds fired, the customers left to evaluate one by one: those with
+    a value still to read, or all of them when the batch insert fails)."""
+    alone = {c for c in customers if known.may_fire(c) and not known.all_read(c)}
+    batch = [c for c in customers if known.may_fire(c) and known.all_read(c)]
+    firings = [f for c in batch for f in _crossings(session, known, c, now)]
+    try:
+        with session.begin_nested():
+            return len(_fire(session, firings, now=now)), alone
+    except Exception:
+        log.exception("firing a batch of %d thresholds failed; firing customer by customer", len(firings))
+        return 0, alone | set(batch)
 
 
 def evaluate_changed(
@@ -342,18 +400,23 @@ def evaluate_changed(
             n for n in session.scalars(select(Plan.notifications))
         )
         done: list[str] = []
+        failed: list[str] = []
         moment = now or utcnow()
         prefetched = _Prefetched.load(session, customers, moment) if has_rules else None
+        alone: set[str] = set()
+        if prefetched is not None:
+            fired, alone = _fire_batch(session, prefetched, customers, moment)
         for customer in customers:
-            if prefetched is not None and prefetched.may_fire(customer):
+            if customer in alone:  # read or fire customer by customer, each failure kept to its customer
                 try:
                     with session.begin_nested():
                         fired += len(evaluate_customer(session, customer, now=moment, prefetched=prefetched))
                 except Exception:
                     log.exception("alert evaluation failed for customer %s; retrying later", customer)
+                    failed.append(customer)
                     continue
             done.append(customer)
-        if done:
-            session.execute(delete(UsageChange).where(UsageChange.customer.in_(done)))
+        if failed:
+            _note_again(session, failed)
         session.commit()
     return len(done), fired
