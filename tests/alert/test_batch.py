@@ -121,7 +121,7 @@ def test_usage_rolled_up_while_a_batch_is_evaluated_is_evaluated_again(
     api: TestClient, session_factory, monkeypatch: pytest.MonkeyPatch
 ):  # type: ignore[no-untyped-def]
     """Events rolled up after the batch read its usage and before it committed note their customer
-    again: the next step sees them (on PostgreSQL, noting waits for the batch to commit)."""
+    again, without waiting for the batch: the next step sees them."""
     setup_plan(api, notification_target=10)
     events(api, 6)
     _roll(session_factory)
@@ -137,7 +137,7 @@ def test_usage_rolled_up_while_a_batch_is_evaluated_is_evaluated_again(
         if not late:
             late.append(threading.Thread(target=ingest_and_roll))
             late[0].start()
-            late[0].join(timeout=3)  # done at once, unless noting waits for this batch
+            late[0].join(timeout=3)  # at once: noting waits for no evaluation (SQLite: for the write lock)
         return out
 
     monkeypatch.setattr(evaluate, "usage_totals", with_late_events)

@@ -2,10 +2,10 @@
 
 Incremental: rolling events up notes their customers in ``usage_changes`` (same transaction,
 ``meter.rollup.apply_pending``); :func:`evaluate_changed` claims a batch of those customers
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share the queue), evaluates them,
-and clears them. Customers without new usage are never read. A batch reads its subscriptions,
-alerts and fired thresholds in three statements and the period usage of all its customers in
-one statement per meter (``meter.query.usage_totals``: the rollups plus the events not rolled
+(``SKIP LOCKED`` on PostgreSQL, so several workers share the queue) and evaluates them.
+Customers without new usage are never read. A batch reads its subscriptions, alerts and fired
+thresholds in three statements and the period usage of all its customers in one statement per
+meter (``meter.query.usage_totals``: the rollups plus the events not rolled
 up yet, exactly what a single-customer usage query reads). The worker's notify loop runs it
 every outbox poll interval, so a threshold fires within about one rollup interval (5 s by
 default) of the event that crossed it.
@@ -349,18 +349,23 @@ def _fire(session: Session, firings: list[_Firing], *, now: datetime) -> list[di
     return fired
 
 
-def _claim(session: Session, limit: int) -> list[str]:
-    """Take up to ``limit`` noted customers off ``usage_changes`` (deleted at once, committed with
-    the evaluation). On PostgreSQL the rows are picked with ``SKIP LOCKED``, so concurrent workers
-    take disjoint batches; and a rollup that notes one of these customers meanwhile waits for
-    this transaction and then notes it again, so usage stored after this batch read it is
-    evaluated at the next step (had the row only been locked here and deleted at the end, that
-    note would be lost with the delete)."""
-    pick = select(UsageChange.customer).order_by(UsageChange.customer).limit(limit)
-    if is_postgres(session):
-        pick = pick.with_for_update(skip_locked=True)
-    taken = delete(UsageChange).where(UsageChange.customer.in_(pick.scalar_subquery())).returning(UsageChange.customer)
-    return sorted(session.scalars(taken))
+def _claim(factory: sessionmaker[Session], limit: int) -> list[str]:
+    """Take up to ``limit`` noted customers off ``usage_changes``, in a transaction of its own
+    committed at once (``SKIP LOCKED`` on PostgreSQL, so concurrent workers take disjoint
+    batches). A rollup noting one of them again while the batch is evaluated adds a new row
+    without waiting, and that customer is evaluated again at the next step (a claim that only
+    locked the rows until the evaluation committed lost such a note, or made the rollup wait for
+    the evaluation). The evaluation notes again whatever it could not evaluate."""
+    with factory() as session:
+        pick = select(UsageChange.customer).order_by(UsageChange.customer).limit(limit)
+        if is_postgres(session):
+            pick = pick.with_for_update(skip_locked=True)
+        taken = (
+            delete(UsageChange).where(UsageChange.customer.in_(pick.scalar_subquery())).returning(UsageChange.customer)
+        )
+        customers = sorted(session.scalars(taken))
+        session.commit()
+    return customers
 
 
 def _note_again(session: Session, customers: list[str]) -> None:
@@ -388,20 +393,29 @@ def evaluate_changed(
     factory: sessionmaker[Session], *, now: datetime | None = None, limit: int = 500
 ) -> tuple[int, int]:
     """Evaluate the customers whose usage changed since their last evaluation (up to ``limit``),
-    and clear them. A customer whose evaluation fails stays noted and is tried again next time.
-    Returns (customers evaluated, thresholds fired)."""
+    and clear them. A customer whose evaluation fails is noted again and tried again next time
+    (all of them when the batch fails as a whole). Returns (customers evaluated, thresholds
+    fired)."""
+    customers = _claim(factory, limit)
+    if not customers:
+        return 0, 0
+    try:
+        return _evaluate_batch(factory, customers, now or utcnow())
+    except Exception:
+        with factory() as session:
+            _note_again(session, customers)
+            session.commit()
+        raise
+
+
+def _evaluate_batch(factory: sessionmaker[Session], customers: list[str], moment: datetime) -> tuple[int, int]:
     fired = 0
     with factory() as session:
-        customers = _claim(session, limit)
-        if not customers:
-            session.rollback()
-            return 0, 0
         has_rules = session.scalar(select(Alert.id).limit(1)) is not None or any(
             n for n in session.scalars(select(Plan.notifications))
         )
         done: list[str] = []
         failed: list[str] = []
-        moment = now or utcnow()
         prefetched = _Prefetched.load(session, customers, moment) if has_rules else None
         alone: set[str] = set()
         if prefetched is not None:
