@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/alerts_latency.py                  # 1,000 customers
     .venv/bin/python bench/alerts_latency.py --customers 200  # quicker
+    .venv/bin/python bench/alerts_latency.py --worker-processes 1  # and one `tollway worker` more
 
 1,000 customers on a plan whose notification fires at 100 % of a 100-call target, and a webhook
 endpoint for ``alert.triggered`` on a local receiver. Each customer then sends one batch of 100
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -83,14 +85,30 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=4, help="client threads sending batches")
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="extra `tollway worker` processes beside the server's own worker (they share the alert queue)",
+    )
+    ap.add_argument("--database", default="tw_bench_alerts", help="scratch PostgreSQL database (dropped after)")
     args = ap.parse_args()
 
     receiver = Receiver()
-    db = "tw_bench_alerts"
+    db = args.database
     url = fresh_database(db)
     server = start_server(
         url, extra_env={"TOLLWAY_SECRET_KEY": SECRET_KEY, "TOLLWAY_WEBHOOK_ALLOW_PRIVATE_URLS": "true"}
     )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tollway", "worker"],
+            env=server.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(args.worker_processes)
+    ]
     try:
         admin = {"Authorization": f"Bearer {server.key('admin')}"}
         ingest = {"Authorization": f"Bearer {server.key('ingest')}"}
@@ -147,6 +165,9 @@ def main() -> None:
         breakdown(url)
         print(json.dumps({"p50": sorted(lat)[len(lat) // 2] if lat else None, "missing": missing}))
     finally:
+        for proc in workers:
+            proc.terminate()
+            proc.wait(timeout=30)
         server.stop()
         receiver.server.shutdown()
         drop_database(db)

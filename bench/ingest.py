@@ -198,6 +198,7 @@ def main() -> None:
         "customer, all 1,000 customers subscribed) in the same run",
     )
     ap.add_argument("--modes", help="comma-separated subset of the ingestion modes to run (default: all)")
+    ap.add_argument("--db-prefix", default="tw_bench_ingest", help="name prefix of the scratch ingestion databases")
     args = ap.parse_args()
 
     if not args.skip_ingest:
@@ -214,7 +215,7 @@ def main() -> None:
         cpu: dict[str, str] = {}
         for run in range(args.runs):
             for mode in results:
-                db = f"tw_bench_ingest_{mode.replace('-', '_')}"
+                db = f"{args.db_prefix}_{mode.replace('-', '_')}"
                 url = fresh_database(db)
                 alerts_env = {"TOLLWAY_SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456789"}
                 server = start_server(

@@ -2,10 +2,10 @@
 deliveries, in one loop.
 
 Runs alone (``tollway worker``) or as a thread inside ``tollway serve``. Several workers may run
-against one PostgreSQL: billing periods and outbox messages are claimed with row locks
-(``FOR UPDATE`` / ``SKIP LOCKED``), so each invoice is written once and each message delivered
-by one worker at a time. ``stop()`` (wired to SIGTERM/SIGINT by the CLI) lets the current step
-finish and returns.
+against one PostgreSQL: billing periods, outbox messages and the customers whose alerts are due
+are claimed with row locks (``FOR UPDATE`` / ``SKIP LOCKED``), so each invoice is written once,
+each message delivered by one worker at a time and each alert batch evaluated by one worker.
+``stop()`` (wired to SIGTERM/SIGINT by the CLI) lets the current step finish and returns.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from tests.meters.test_rollups import apply_all, build_all
 from tollway.db import session_scope
 from tollway.kit.time import parse_rfc3339
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.query import query_usage
+from tollway.meter.query import query_usage, usage_totals
 from tollway.meter.rollup import BUILD_CHUNK, build_step
 from tollway.meter.service import get_meter
 from tollway.models import MeterRollup
@@ -79,6 +80,12 @@ def test_a_meter_on_existing_events_is_built_in_the_background(api, session_fact
         assert build_step(s, "calls") is False
     state = api.get("/v1/meters/calls").json()["rollups"]
     assert state == {"status": "building", "customers_built": BUILD_CHUNK, "customers_total": customers}
+    with session_factory() as s:  # the alerts' batch read is exact mid-build too (raw reads)
+        meter = MeterDefinition.from_row(get_meter(s, "calls"))
+        names = ["c0003", f"c{BUILD_CHUNK + 7:04d}"]
+        spans = [(n, parse_rfc3339(FROM), parse_rfc3339(TO)) for n in names]
+        expected = [sum((u[2] for u in _usage(s, n, rollups=False) if u[2] is not None), Decimal(0)) for n in names]
+        assert usage_totals(s, meter, spans) == expected
     _send(api, _events(range(0, customers + 5, 3), "new", per=1))
     apply_all(session_factory)  # also adds the new events to the rows of customers already built
     assert build_all(session_factory) == 2

@@ -25,7 +25,7 @@ from tollway.meter.aggregations import REGISTRY, Aggregation, Partial
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.sql import Dialect, base_conditions, dialect_of, value_expr
 
-__all__ = ["UsageValue", "query_usage"]
+__all__ = ["UsageValue", "query_usage", "usage_totals"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,28 @@ def _read_partials(
     return out
 
 
+_ROLLED_COLUMNS = (
+    "r.event_count AS n, r.value_sum AS vs, r.value_min AS vmin, r.value_max AS vmax, "
+    "r.latest_at AS la, r.latest_id AS li, r.latest_value AS lv"
+)
+
+
+def _event_columns(d: Dialect, meter: MeterDefinition) -> str:
+    """One event as a rollup row (the columns of :data:`_ROLLED_COLUMNS`)."""
+    v = value_expr(d, meter)
+    return f"1 AS n, {v} AS vs, {v} AS vmin, {v} AS vmax, e.timestamp AS la, e.id AS li, {v} AS lv"
+
+
+def _combined_sql(d: Dialect, meter: MeterDefinition, branches: Sequence[str], n_groups: int) -> str:
+    """The partials per ``idx`` (and group ``g0…``) over ``branches`` (rollup rows and events,
+    each as ``idx, g0…`` and the columns of :data:`_ROLLED_COLUMNS`) read together."""
+    agg = REGISTRY[meter.aggregation]
+    gcols = "".join(f", u.g{i}" for i in range(n_groups))
+    positions = ", ".join(str(i + 1) for i in range(1 + n_groups))
+    union = " UNION ALL ".join(branches)
+    return f"SELECT u.idx{gcols}, {agg.from_rollups(d)} FROM ({union}) u GROUP BY {positions}"
+
+
 def _rollup_partials(
     session: Session,
     meter: MeterDefinition,
@@ -88,24 +110,18 @@ def _rollup_partials(
         f", {d.json_item('r.group_key', meter.group_by.index(p))} AS g{i}" for i, p in enumerate(group_by)
     )
     rolled = (
-        f"SELECT bk.idx AS idx{roll_groups}, r.event_count AS n, r.value_sum AS vs, r.value_min AS vmin, "
-        "r.value_max AS vmax, r.latest_at AS la, r.latest_id AS li, r.latest_value AS lv "
+        f"SELECT bk.idx AS idx{roll_groups}, {_ROLLED_COLUMNS} "
         f"FROM meter_rollups r {d.buckets_join(bounds, column='r.bucket_start')} WHERE {' AND '.join(roll_where)}"
     )
-    v = value_expr(d, meter)
     raw_groups = "".join(f", {d.text_value(p)} AS g{i}" for i, p in enumerate(group_by))
     raw_where = base_conditions(d, meter, start=start, end=end, customer=customer, as_of=None)
     pending = (
-        f"SELECT bk.idx AS idx{raw_groups}, 1 AS n, {v} AS vs, {v} AS vmin, {v} AS vmax, "
-        f"e.timestamp AS la, e.id AS li, {v} AS lv "
+        f"SELECT bk.idx AS idx{raw_groups}, {_event_columns(d, meter)} "
         f"FROM {d.pending_events()} {d.buckets_join(bounds)} "
         f"WHERE {' AND '.join(raw_where)}"
     )
-    agg = REGISTRY[meter.aggregation]
-    gcols = "".join(f", u.g{i}" for i in range(len(group_by)))
-    positions = ", ".join(str(i + 1) for i in range(1 + len(group_by)))
-    sql = f"SELECT u.idx{gcols}, {agg.from_rollups(d)} FROM ({rolled} UNION ALL {pending}) u GROUP BY {positions}"
-    return _read_partials(session, sql, d, agg, len(group_by))
+    sql = _combined_sql(d, meter, [rolled, pending], len(group_by))
+    return _read_partials(session, sql, d, REGISTRY[meter.aggregation], len(group_by))
 
 
 def _ceil_hour(t: datetime) -> datetime:
@@ -115,6 +131,15 @@ def _ceil_hour(t: datetime) -> datetime:
 
 def _floor_hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _split_hours(a: datetime, b: datetime) -> tuple[tuple[datetime, datetime] | None, list[tuple[datetime, datetime]]]:
+    """``[a, b)`` as its whole UTC hours (read from the rollups; None when it holds none) and
+    the ragged parts before and after them (read from the raw events)."""
+    ha, hb = _ceil_hour(a), _floor_hour(b)
+    if ha >= hb:
+        return None, [(a, b)]
+    return (ha, hb), [(lo, hi) for lo, hi in ((a, ha), (hb, b)) if lo < hi]
 
 
 def query_usage(
@@ -165,17 +190,12 @@ def query_usage(
         raw_bounds: list[tuple[datetime, datetime]] = []
         raw_owner: list[int] = []
         for i, (a, b) in enumerate(bounds):
-            ha, hb = _ceil_hour(a), _floor_hour(b)
-            if ha >= hb:
-                raw_bounds.append((a, b))
-                raw_owner.append(i)
-                continue
-            hour_bounds.append((ha, hb))
-            hour_owner.append(i)
-            for lo, hi in ((a, ha), (hb, b)):
-                if lo < hi:
-                    raw_bounds.append((lo, hi))
-                    raw_owner.append(i)
+            hours, edges = _split_hours(a, b)
+            if hours is not None:
+                hour_bounds.append(hours)
+                hour_owner.append(i)
+            raw_bounds += edges
+            raw_owner += [i] * len(edges)
         if hour_bounds:
             add(_rollup_partials(session, meter, hour_bounds, customer=customer, group_by=group_by), hour_owner)
         if raw_bounds:
@@ -196,4 +216,73 @@ def query_usage(
         a, b = bounds[idx]
         out.append(UsageValue(a, b, part.value, dict(zip(group_by, groups, strict=True))))
     out.sort(key=lambda u: (u.start, [(v is None, v or "") for v in u.groups.values()]))
+    return out
+
+
+def usage_totals(
+    session: Session, meter: MeterDefinition, spans: Sequence[tuple[str, datetime, datetime]]
+) -> list[Decimal | None]:
+    """The meter's value over each span ``(customer, start, end)``, as :func:`query_usage`
+    without a window returns it for that customer and range, for any number of customers in ONE
+    statement: whole UTC hours from the rollups plus the events not rolled up yet, the ragged
+    edges from the raw events (all read in one snapshot, so each event counts exactly once);
+    aggregations without rollups from the raw events. Spans may repeat or overlap."""
+    agg = REGISTRY[meter.aggregation]
+    rolled = agg.rolls_up and meter.rollups_ready  # rollups being built are not read
+    d = dialect_of(session)
+    hours: list[tuple[str, datetime, datetime]] = []
+    hour_owner: list[int] = []
+    raw: list[tuple[str, datetime, datetime]] = []
+    raw_owner: list[int] = []
+    for i, (customer, start, end) in enumerate(spans):
+        a, b = start.astimezone(UTC), end.astimezone(UTC)
+        if a >= b:
+            continue
+        whole, edges = _split_hours(a, b) if rolled else (None, [(a, b)])
+        if whole is not None:
+            hours.append((customer, *whole))
+            hour_owner.append(i)
+        raw += [(customer, lo, hi) for lo, hi in edges]
+        raw_owner += [i] * len(edges)
+    partials: dict[int, Partial] = {}
+
+    def add(rows: list[tuple[int, tuple[str | None, ...], Partial]], owners: list[int]) -> None:
+        for idx, _, part in rows:
+            owner = owners[idx - 1]
+            partials[owner] = agg.merge(partials[owner], part) if owner in partials else part
+
+    def where(of: list[tuple[str, datetime, datetime]]) -> str:
+        lo, hi = min(s[1] for s in of), max(s[2] for s in of)
+        return " AND ".join(base_conditions(d, meter, start=lo, end=hi, customer=None, as_of=None))
+
+    if not rolled:
+        if raw:
+            sql = agg.raw_select(
+                d, value=value_expr(d, meter), groups=[], source=f"events e {d.spans_join(raw)} WHERE {where(raw)}"
+            )
+            add(_read_partials(session, sql, d, agg, 0), raw_owner)
+    elif hours or raw:
+        branches = []
+        if hours:
+            lo, hi = min(s[1] for s in hours), max(s[2] for s in hours)
+            roll_where = (
+                f"r.meter_key = {d.bind(meter.key)} AND r.bucket_start >= {d.bind(d.ts(lo))} "
+                f"AND r.bucket_start < {d.bind(d.ts(hi))}"
+            )
+            join = d.spans_join(hours, column="r.bucket_start", customer="r.customer")
+            branches.append(f"SELECT bk.idx AS idx, {_ROLLED_COLUMNS} FROM meter_rollups r {join} WHERE {roll_where}")
+            branches.append(
+                f"SELECT bk.idx AS idx, {_event_columns(d, meter)} "
+                f"FROM {d.pending_events()} {d.spans_join(hours)} WHERE {where(hours)}"
+            )
+        if raw:  # the edges' events, rolled up or not; numbered after the hours' spans
+            branches.append(
+                f"SELECT bk.idx + {len(hours)} AS idx, {_event_columns(d, meter)} "
+                f"FROM events e {d.spans_join(raw)} WHERE {where(raw)}"
+            )
+        add(_read_partials(session, _combined_sql(d, meter, branches, 0), d, agg, 0), hour_owner + raw_owner)
+    out: list[Decimal | None] = []
+    for i in range(len(spans)):
+        value = partials[i].value if i in partials else None
+        out.append(agg.empty if value is None else value)
     return out

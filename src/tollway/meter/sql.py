@@ -76,6 +76,14 @@ class Dialect:
     def buckets_join(self, bounds: Sequence[tuple[datetime, datetime]], column: str = "e.timestamp") -> str:
         raise NotImplementedError
 
+    def spans_join(
+        self, spans: Sequence[tuple[str, datetime, datetime]], column: str = "e.timestamp", customer: str = "e.customer"
+    ) -> str:
+        """Join the rows to ``spans`` (``(customer, lo, hi)``, 1-based ``bk.idx``): a row belongs to
+        each span of its customer whose ``[lo, hi)`` holds ``column``. Spans may overlap (a row
+        then counts in each); one parameter per column whatever the number of spans."""
+        raise NotImplementedError
+
     def hour_of(self, column: str) -> str:
         """The UTC hour an instant falls in, in the column's own representation."""
         raise NotImplementedError
@@ -144,6 +152,18 @@ class Postgres(Dialect):
             f"(SELECT width_bucket({column}, CAST({edges} AS timestamp[])) AS pos) w) bk ON bk.pos % 2 = 1"
         )
 
+    def spans_join(
+        self, spans: Sequence[tuple[str, datetime, datetime]], column: str = "e.timestamp", customer: str = "e.customer"
+    ) -> str:
+        customers = self.bind([c for c, _, _ in spans])
+        lo = self.bind([self.ts(a) for _, a, _ in spans])
+        hi = self.bind([self.ts(b) for _, _, b in spans])
+        return (
+            f"JOIN unnest(CAST({customers} AS text[]), CAST({lo} AS timestamp[]), CAST({hi} AS timestamp[])) "
+            f"WITH ORDINALITY AS bk(customer, lo, hi, idx) "
+            f"ON {customer} = bk.customer AND {column} >= bk.lo AND {column} < bk.hi"
+        )
+
     def hour_of(self, column: str) -> str:
         return f"date_trunc('hour', {column})"
 
@@ -209,6 +229,16 @@ class Sqlite(Dialect):
             "JOIN (SELECT CAST(key AS INTEGER) + 1 AS idx, json_extract(value, '$[0]') AS lo, "
             f"json_extract(value, '$[1]') AS hi FROM json_each({doc})) AS bk "
             f"ON {column} >= bk.lo AND {column} < bk.hi"
+        )
+
+    def spans_join(
+        self, spans: Sequence[tuple[str, datetime, datetime]], column: str = "e.timestamp", customer: str = "e.customer"
+    ) -> str:
+        doc = self.bind(orjson.dumps([[c, self.ts(a), self.ts(b)] for c, a, b in spans]).decode())
+        return (
+            "JOIN (SELECT CAST(key AS INTEGER) + 1 AS idx, json_extract(value, '$[0]') AS customer, "
+            "json_extract(value, '$[1]') AS lo, json_extract(value, '$[2]') AS hi "
+            f"FROM json_each({doc})) AS bk ON {customer} = bk.customer AND {column} >= bk.lo AND {column} < bk.hi"
         )
 
     def hour_of(self, column: str) -> str:
