@@ -80,7 +80,7 @@ def setup(url: str, customers: int, events: int, seed: int) -> None:
         number = 0
         with cur.copy("COPY invoices (id, number, customer_id, subscription_id, plan_code, currency, status, "
                       "period_start, period_end, issued_at, due_at, as_of, tax_rate, subtotal_minor, tax_minor, "
-                      "total_minor, created_at, updated_at) FROM STDIN") as cp:  # fmt: skip
+                      "total_minor, amount_due_minor, created_at, updated_at) FROM STDIN") as cp:  # fmt: skip
             for i, m in enumerate(months):
                 end = months[i + 1] if i + 1 < len(months) else this_month
                 for c in range(customers):
@@ -90,7 +90,7 @@ def setup(url: str, customers: int, events: int, seed: int) -> None:
                     cp.write_row((f"inv_{number:024d}", f"INV-{number:07d}", f"cust-{c:05d}", f"sub-{c:05d}", "bench",
                                   "USD", status, m.replace(tzinfo=None), end.replace(tzinfo=None),
                                   end.replace(tzinfo=None), (end + timedelta(days=30)).replace(tzinfo=None),
-                                  end.replace(tzinfo=None), "0", total, 0, total, end, end))  # fmt: skip
+                                  end.replace(tzinfo=None), "0", total, 0, total, total, end, end))  # fmt: skip
         with cur.copy("COPY upcoming_totals (customer_id, currency, total_minor, period_start, period_end, "
                       "computed_at, events_seen_until) FROM STDIN") as cp:  # fmt: skip
             nxt = datetime(this_month.year + (this_month.month == 12), this_month.month % 12 + 1, 1)

@@ -12,16 +12,17 @@ import time
 from decimal import Decimal
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tests.conftest import start_server, stop_server
 from tests.meters.test_rollups import apply_all, build_all
-from tollway.db import session_scope
+from tollway.db import make_engine, make_sessionmaker, session_scope
 from tollway.kit.time import parse_rfc3339
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import query_usage, usage_totals
-from tollway.meter.rollup import BUILD_CHUNK, build_step
+from tollway.meter.rollup import BUILD_CHUNK, EVERY_CUSTOMER, build_step
 from tollway.meter.service import get_meter
+from tollway.migrations.runner import upgrade
 from tollway.models import MeterRollup
 
 METER = {"key": "calls", "event_type": "api_call", "aggregation": "sum", "value_property": "n", "group_by": ["ep"]}
@@ -48,7 +49,7 @@ def _send(api, events: list[dict]) -> None:  # type: ignore[no-untyped-def,type-
         assert r.status_code == 202 and r.json()["errors"] == [], r.text
 
 
-def _usage(session, customer: str, *, rollups: bool):  # type: ignore[no-untyped-def]
+def _usage(session, customer: str | None, *, rollups: bool):  # type: ignore[no-untyped-def]
     meter = MeterDefinition.from_row(get_meter(session, "calls"))
     rows = query_usage(
         session,
@@ -98,9 +99,13 @@ def test_a_meter_on_existing_events_is_built_in_the_background(api, session_fact
         for c in (0, 1, 5, BUILD_CHUNK - 1, BUILD_CHUNK, customers - 1, customers + 2):
             name = f"c{c:04d}"
             assert _usage(s, name, rollups=True) == _usage(s, name, rollups=False), name
-        total_rolled = s.scalar(select(func.sum(MeterRollup.event_count)).where(MeterRollup.meter_key == "calls"))
+        assert _usage(s, None, rollups=True) == _usage(s, None, rollups=False)  # every customer
+        rolled = select(func.sum(MeterRollup.event_count)).where(MeterRollup.meter_key == "calls")
+        total_rolled = s.scalar(rolled.where(MeterRollup.customer != EVERY_CUSTOMER))
+        total_every = s.scalar(rolled.where(MeterRollup.customer == EVERY_CUSTOMER))
     sent = 2 * customers + len(range(0, customers + 5, 3)) + len(range(1, customers, 5))
     assert total_rolled == sent  # every event counted once
+    assert total_every == sent  # in the rows of every customer too
 
 
 def test_changing_a_meter_rebuilds_it_and_drops_rows_that_no_longer_apply(api, session_factory) -> None:  # type: ignore[no-untyped-def]
@@ -114,7 +119,8 @@ def test_changing_a_meter_rebuilds_it_and_drops_rows_that_no_longer_apply(api, s
     build_all(session_factory)
     with session_factory() as s:
         owners = set(s.scalars(select(MeterRollup.customer).where(MeterRollup.meter_key == "calls")))
-        assert owners == {f"c{c:04d}" for c in range(10, 20)}  # the api_call customers' rows are gone
+        # The api_call customers' rows are gone.
+        assert owners == {EVERY_CUSTOMER} | {f"c{c:04d}" for c in range(10, 20)}
         assert _usage(s, "c0012", rollups=True) == _usage(s, "c0012", rollups=False)
 
 
@@ -161,3 +167,47 @@ def test_background_build_through_a_real_server(db_url) -> None:  # type: ignore
 
 def make_key_on(server) -> str:  # type: ignore[no-untyped-def]
     return server.cli("keys", "create", "--scope", "admin").strip().splitlines()[-1]
+
+
+def test_upgrading_marks_meters_with_rollups_for_a_rebuild_of_every_customer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Migration 0018: meters whose rollups lack the rows of every customer are rebuilt by the
+    worker (read raw meanwhile); the build ends with those rows."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0017")
+    now = "2026-01-05 10:00:00.000000"
+    with engine.begin() as conn:
+        for key, agg in (("calls", "count"), ("users", "unique_count"), ("idle", "count")):
+            conn.execute(
+                text(
+                    "INSERT INTO meters (key, event_type, aggregation, filters, group_by, created_at, updated_at) "
+                    "VALUES (:k, 'api_call', :a, '[]', '[]', :t, :t)"
+                ),
+                {"k": key, "a": agg, "t": now},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
+                "VALUES ('e1', 'acme', 'api_call', :t, :t, '{}'), ('e2', 'globex', 'api_call', :t, :t, '{}')"
+            ),
+            {"t": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO meter_rollups (meter_key, customer, bucket_start, group_key, event_count) "
+                "VALUES ('calls', 'acme', :t, '[]', 1), ('calls', 'globex', :t, '[]', 1)"
+            ),
+            {"t": now},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        status = dict(conn.execute(text("SELECT key, rollup_status FROM meters")).all())
+    assert status == {"calls": "building", "users": "ready", "idle": "ready"}
+    factory = make_sessionmaker(engine)
+    with session_scope(factory) as s:
+        assert build_step(s, "calls") is True
+    with factory() as s:
+        rows = s.execute(
+            select(MeterRollup.customer, MeterRollup.event_count).where(MeterRollup.meter_key == "calls")
+        ).all()
+        assert sorted(rows) == [(EVERY_CUSTOMER, 2), ("acme", 1), ("globex", 1)]
+    engine.dispose()

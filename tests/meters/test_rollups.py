@@ -16,7 +16,7 @@ from tollway.db import session_scope
 from tollway.kit.time import get_zone, windows
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import query_usage
-from tollway.meter.rollup import apply_pending, build_step, building
+from tollway.meter.rollup import EVERY_CUSTOMER, apply_pending, build_step, building
 from tollway.models import MeterRollup, RollupPending
 
 START = datetime(2026, 3, 27, tzinfo=UTC)
@@ -114,13 +114,14 @@ def loaded(api, session_factory):
 
 
 def reference(events, meter, customer, lo, hi, groups):
-    """The meter's value per group, computed in Python from the events."""
+    """The meter's value per group, computed in Python from the events (of every customer when
+    ``customer`` is None)."""
     agg, vp = meter["aggregation"], meter.get("value_property")
     out: dict = {}
     for e in sorted(events, key=lambda x: (x["timestamp"], x["id"])):
         ts = datetime.fromisoformat(e["timestamp"])
         p = e["properties"]
-        if e["customer"] != customer or not (lo <= ts < hi):
+        if (customer is not None and e["customer"] != customer) or not (lo <= ts < hi):
             continue
         if any(
             f["op"] == "lt" and not (isinstance(p.get(f["property"]), int) and p[f["property"]] < f["value"])
@@ -161,10 +162,9 @@ SHAPES = [
 ]
 
 
-def test_rollups_match_raw_events_and_reference(loaded, session_factory):
-    """One loaded store, every meter and query shape (loading is the slow part)."""
+def check_every_shape(session_factory, events, meters=METERS):
     with session_factory() as s:
-        for meter in METERS:
+        for meter in meters:
             definition = MeterDefinition(
                 meter["key"],
                 "api_call",
@@ -176,7 +176,7 @@ def test_rollups_match_raw_events_and_reference(loaded, session_factory):
             groups = tuple(meter.get("group_by", ()))
             for window, tz, lo, hi in SHAPES:
                 zone = get_zone(tz)
-                for customer in ("acme", "globex"):
+                for customer in ("acme", "globex", None):  # None: every customer
                     where = (meter["key"], window, tz, customer)
                     kw = dict(start=lo, end=hi, customer=customer, window=window, tz=zone, group_by=groups)
                     fast = query_usage(s, definition, **kw)
@@ -185,12 +185,47 @@ def test_rollups_match_raw_events_and_reference(loaded, session_factory):
                         (u.start, u.end, u.groups, u.value) for u in raw
                     ], where
                     for a, b in windows(lo, hi, window, zone):
-                        expected = reference(loaded, meter, customer, a, b, groups)
+                        expected = reference(events, meter, customer, a, b, groups)
                         if not groups and not expected:  # an empty window: zero for counts and sums, else none
                             zero = meter["aggregation"] in ("count", "sum", "unique_count")
                             expected = {(): Decimal(0) if zero else None}
                         got = {tuple(u.groups[g] for g in groups): u.value for u in fast if u.start == a}
                         assert got == expected, (*where, a, b)
+
+
+def test_rollups_match_raw_events_and_reference(loaded, session_factory):
+    """One loaded store, every meter and query shape (loading is the slow part), for each
+    customer and for every customer together (the rows of every customer)."""
+    check_every_shape(session_factory, loaded)
+
+
+def test_rows_of_every_customer_after_a_meter_change_its_build_and_more_voids(api, loaded, session_factory):
+    changed = {"filters": [{"property": "status", "op": "lt", "value": 404}]}
+    assert api.patch("/v1/meters/calls", json=changed).json()["rollups"]["status"] == "building"
+    more = make_events(80, seed=13)
+    for e in more:
+        e["id"] = "more-" + e["id"]
+    assert api.post("/v1/events", json={"events": more[:40]}).json()["accepted"] == 40
+    apply_all(session_factory)  # mid-build: added to the rows of every customer, recomputed when built
+    with session_scope(session_factory) as s:
+        assert build_step(s, "calls", chunk=1) is False  # one customer built, the other not yet
+    assert api.post("/v1/events", json={"events": more[40:]}).json()["accepted"] == 40
+    apply_all(session_factory)
+    assert build_all(session_factory) >= 1
+    events = loaded + more
+    rnd = random.Random(21)
+    voided = {e["id"] for e in rnd.sample(events, 15)}
+    for event_id in sorted(voided):
+        assert api.post(f"/v1/events/{event_id}/void").status_code == 200
+    events = [e for e in events if e["id"] not in voided]
+    meters = [m | changed if m["key"] == "calls" else m for m in METERS]
+    check_every_shape(session_factory, events, meters)
+    with session_factory() as s:  # the rows of every customer merge the customers' rows
+        for key in ("calls", "bytes"):
+            every = select(func.sum(MeterRollup.event_count)).where(MeterRollup.meter_key == key)
+            assert s.scalar(every.where(MeterRollup.customer == EVERY_CUSTOMER)) == s.scalar(
+                every.where(MeterRollup.customer != EVERY_CUSTOMER)
+            )
 
 
 def test_rollups_are_kept_incrementally_and_rebuilt_on_meter_change(api, session_factory):
@@ -209,9 +244,10 @@ def test_rollups_are_kept_incrementally_and_rebuilt_on_meter_change(api, session
         assert s.scalar(select(func.count()).select_from(RollupPending)) == 2
     assert apply_all(session_factory) == 2
     with session_factory() as s:
-        rows = s.scalars(select(MeterRollup)).all()
+        rows = s.scalars(select(MeterRollup).order_by(MeterRollup.customer)).all()
         assert [(r.meter_key, r.customer, r.bucket_start, r.event_count) for r in rows] == [
-            ("calls", "acme", datetime(2026, 1, 5, 10, tzinfo=UTC), 2)
+            ("calls", EVERY_CUSTOMER, datetime(2026, 1, 5, 10, tzinfo=UTC), 2),  # every customer's
+            ("calls", "acme", datetime(2026, 1, 5, 10, tzinfo=UTC), 2),
         ]
     changed = api.patch("/v1/meters/calls", json={"filters": [{"property": "s", "op": "eq", "value": 2}]})
     assert changed.status_code == 200
@@ -220,7 +256,9 @@ def test_rollups_are_kept_incrementally_and_rebuilt_on_meter_change(api, session
     state = api.get("/v1/meters/calls").json()["rollups"]
     assert state == {"status": "ready", "customers_built": 1, "customers_total": 1}
     with session_factory() as s:
-        assert s.scalar(select(func.sum(MeterRollup.event_count))) == 1
+        total = select(func.sum(MeterRollup.event_count))
+        assert s.scalar(total.where(MeterRollup.customer != EVERY_CUSTOMER)) == 1
+        assert s.scalar(total.where(MeterRollup.customer == EVERY_CUSTOMER)) == 1
     assert api.post("/v1/events/e2/void").status_code == 200
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(MeterRollup)) == 0

@@ -23,6 +23,7 @@ from tollway.kit.time import add_clamped
 from tollway.kit.time import windows as make_windows
 from tollway.meter.aggregations import REGISTRY, Aggregation, Partial
 from tollway.meter.definition import MeterDefinition
+from tollway.meter.rollup import EVERY_CUSTOMER
 from tollway.meter.sql import Dialect, base_conditions, dialect_of, value_expr
 
 __all__ = ["UsageValue", "query_usage", "usage_totals"]
@@ -95,8 +96,9 @@ def _rollup_partials(
     group_by: Sequence[str],
 ) -> list[tuple[int, tuple[str | None, ...], Partial]]:
     """Aggregate per bound (each bound is whole UTC hours) and group: the meter's hourly rollups
-    plus the events not rolled up yet (``rollup_pending``), in one statement so both are read in
-    one snapshot and an event the worker rolls up meanwhile is counted exactly once."""
+    (the customer's, or with no customer the rows of every customer together) plus the events
+    not rolled up yet (``rollup_pending``), in one statement so both are read in one snapshot
+    and an event the worker rolls up meanwhile is counted exactly once."""
     d = dialect_of(session)
     start, end = bounds[0][0], bounds[-1][1]
     roll_where = [
@@ -104,8 +106,8 @@ def _rollup_partials(
         f"r.bucket_start >= {d.bind(d.ts(start))}",
         f"r.bucket_start < {d.bind(d.ts(end))}",
     ]
-    if customer is not None:
-        roll_where.append(f"r.customer = {d.bind(customer)}")
+    # One customer's rows, or the rows of every customer together (rollup.EVERY_CUSTOMER).
+    roll_where.append(f"r.customer = {d.bind(EVERY_CUSTOMER if customer is None else customer)}")
     roll_groups = "".join(
         f", {d.json_item('r.group_key', meter.group_by.index(p))} AS g{i}" for i, p in enumerate(group_by)
     )

@@ -5,6 +5,15 @@ the partial aggregate of the events in it: the count, and the exact sum, min, ma
 as the meter's aggregation needs. Usage queries read whole hours from here and only the ragged
 edges of their windows from the raw events (see ``query.query_usage``).
 
+Next to them, per hour and group, a row under the customer :data:`EVERY_CUSTOMER` (the empty
+string, which no customer id can be) merges the rows of every customer: usage over every customer
+(the console's meters page) reads one row per hour and group instead of one per customer. They
+are kept by the same statements: :func:`apply_pending` adds each event to both; a rebuild of some
+customers' hours recomputes those hours' rows of every customer from the per-customer rows; a
+meter's build (:func:`build_step`) computes them all when its last chunk is done (until then the
+meter is read raw). So, for a meter whose rollups are ready, they always equal the merge of the
+per-customer rows.
+
 Storing a batch only notes its events in ``rollup_pending`` (when a meter counts their type); the
 worker adds pending events to the rollups in bulk (:func:`apply_pending`), thousands at a time,
 so concurrent batches never wait on each other's rollup rows. A usage query reads the rollups and
@@ -40,6 +49,9 @@ from tollway.meter.definition import MeterDefinition
 from tollway.meter.sql import Dialect, dialect_for, filter_sql, value_expr
 from tollway.models import Meter
 
+EVERY_CUSTOMER = ""
+"""The ``customer`` of the rollup rows of every customer together (customer ids are never empty)."""
+
 ROLLUP_LOCK = 7_404_179  # advisory lock id shared by ingestion (shared) and rebuilds (exclusive)
 
 _COLUMNS = (
@@ -59,9 +71,12 @@ def _newer(old: str, new: str) -> str:
     )
 
 
-def upsert_sql(d: Dialect, meter: MeterDefinition, source: str, extra_where: Sequence[str] = ()) -> str:
+def upsert_sql(
+    d: Dialect, meter: MeterDefinition, source: str, extra_where: Sequence[str] = (), *, every_customer: bool = False
+) -> str:
     """``INSERT … SELECT … ON CONFLICT DO UPDATE`` adding the events of ``source`` (a table, or a
-    CTE holding just-inserted rows, aliased ``e``) to the meter's rollups."""
+    CTE holding just-inserted rows, aliased ``e``) to the meter's rollups: the rows per customer,
+    or (``every_customer``) the rows of every customer together."""
     agg = REGISTRY[meter.aggregation]
     value = value_expr(d, meter)
     where = [f"e.type = {d.bind(meter.event_type)}", "e.voided_at IS NULL", *extra_where]
@@ -71,9 +86,18 @@ def upsert_sql(d: Dialect, meter: MeterDefinition, source: str, extra_where: Seq
     group_key = d.json_array([d.text_value(p) for p in meter.group_by])
     key = d.bind(meter.key)
     hour = d.hour_of("e.timestamp")
-    groups = ", ".join(["e.customer", hour, *([group_key] if meter.group_by else [])])
+    customer = d.bind(EVERY_CUSTOMER) if every_customer else "e.customer"
+    groups = ", ".join([*([] if every_customer else ["e.customer"]), hour, *([group_key] if meter.group_by else [])])
     select = agg.rollup_select(
-        d, key=key, hour=hour, group_key=group_key, groups=groups, value=value, source=source, cond=" AND ".join(where)
+        d,
+        key=key,
+        hour=hour,
+        group_key=group_key,
+        groups=groups,
+        value=value,
+        source=source,
+        cond=" AND ".join(where),
+        customer=customer,
     )
     if d.name == "postgresql":
         add = "CASE WHEN r.value_sum IS NULL THEN x.value_sum WHEN x.value_sum IS NULL THEN r.value_sum ELSE r.value_sum + x.value_sum END"  # noqa: E501
@@ -156,10 +180,13 @@ def rebuild(
     customers: Sequence[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    every_customer: bool = True,
 ) -> None:
     """Recompute the meter's rollups from the raw events: all of them, one ``customer``'s or a
     list of ``customers``', optionally only the hours in ``[start, end)`` (widened to whole
-    hours). Runs in the caller's transaction, under the exclusive lock."""
+    hours), then the rows of every customer of those hours (unless not ``every_customer``: a
+    build computes them once, when done). Runs in the caller's transaction, under the exclusive
+    lock."""
     lock_exclusive(session)
     name = session.get_bind().dialect.name
     span = _hours(start, end) if start is not None and end is not None else None
@@ -169,6 +196,8 @@ def rebuild(
     where = [f"meter_key = {d.bind(meter.key)}"]
     if who is not None:
         where.append(f"customer {d.in_list(who, 'text')}")
+    elif not every_customer:
+        where.append(f"customer <> {d.bind(EVERY_CUSTOMER)}")
     if span is not None:
         where.append(f"bucket_start >= {d.bind(d.ts(span[0]))} AND bucket_start < {d.bind(d.ts(span[1]))}")
     session.execute(text(f"DELETE FROM meter_rollups WHERE {' AND '.join(where)}"), d.params)
@@ -182,6 +211,32 @@ def rebuild(
     if span is not None:
         extra.append(f"e.timestamp >= {d.bind(d.ts(span[0]))} AND e.timestamp < {d.bind(d.ts(span[1]))}")
     session.execute(text(upsert_sql(d, meter, "events", extra)), d.params)
+    if every_customer:
+        rebuild_every_customer(session, meter, start=span[0] if span else None, end=span[1] if span else None)
+
+
+def rebuild_every_customer(
+    conn: Connection | Session, meter: MeterDefinition, *, start: datetime | None = None, end: datetime | None = None
+) -> None:
+    """Recompute the meter's rows of every customer (all hours, or those in ``[start, end)``,
+    whole hours) from its per-customer rows, which must be complete (not mid-build). In the
+    caller's transaction, under the exclusive lock."""
+    d = dialect_for(conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name)
+    where = f"meter_key = {d.bind(meter.key)}"
+    if start is not None and end is not None:
+        where += f" AND bucket_start >= {d.bind(d.ts(start))} AND bucket_start < {d.bind(d.ts(end))}"
+    conn.execute(text(f"DELETE FROM meter_rollups WHERE {where} AND customer = {d.bind(EVERY_CUSTOMER)}"), d.params)
+    if not has_rollup(meter):
+        return
+    source = (
+        "(SELECT bucket_start, group_key, event_count AS n, value_sum AS vs, value_min AS vmin, value_max AS vmax, "
+        f"latest_at AS la, latest_id AS li, latest_value AS lv FROM meter_rollups WHERE {where} "
+        f"AND customer <> {d.bind(EVERY_CUSTOMER)}) u"
+    )
+    select = REGISTRY[meter.aggregation].merge_rollups_select(
+        d, key=d.bind(meter.key), customer=d.bind(EVERY_CUSTOMER), source=source
+    )
+    conn.execute(text(f"INSERT INTO meter_rollups ({_COLUMNS}) {select}"), d.params)
 
 
 # ------------------------------------------------------------------ building off the request path
@@ -225,10 +280,14 @@ def build_step(session: Session, key: str, *, chunk: int = BUILD_CHUNK) -> bool:
         row.rollup_customers_total = len(_customers_after(session, None, None))
     customers = _customers_after(session, row.rollup_cursor, chunk)
     if customers:
-        rebuild(session, meter, customers=customers)
+        rebuild(session, meter, customers=customers, every_customer=False)
         row.rollup_cursor = customers[-1]
         row.rollup_customers_built += len(customers)
     if len(customers) < chunk:
+        # Every customer is built: the rows of every customer from theirs (those that pending
+        # events were added to meanwhile are recomputed too, so nothing counts twice).
+        lock_exclusive(session)
+        rebuild_every_customer(session, meter)
         row.rollup_status = "ready"
         row.rollup_cursor = None
         row.rollup_customers_total = max(row.rollup_customers_total or 0, row.rollup_customers_built)
@@ -271,7 +330,9 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
             f"LIMIT {int(limit)} FOR UPDATE SKIP LOCKED) RETURNING event_id)",
             "src AS (SELECT e.* FROM events e JOIN batch b ON b.event_id = e.id)",
         ]
-        ctes += [f"r{i} AS ({upsert_sql(d, m, 'src')})" for i, m in enumerate(meters)]
+        for i, m in enumerate(meters):  # the same order in every worker: rows are locked in one order
+            ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
+            ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
         ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
         return int(conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*) FROM batch"), d.params).scalar_one())
     ids = [r[0] for r in conn.execute(text("SELECT event_id FROM rollup_pending LIMIT :n"), {"n": limit})]
@@ -282,6 +343,9 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
         d = dialect_for("sqlite")
         source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
         conn.execute(text(upsert_sql(d, meter, source)), d.params)
+        d = dialect_for("sqlite")
+        source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
+        conn.execute(text(upsert_sql(d, meter, source, every_customer=True)), d.params)
     changed_source = "(SELECT customer FROM events WHERE id IN (SELECT value FROM json_each(:ids)))"
     conn.execute(text(note_changes_sql("sqlite", changed_source)), {"ids": doc})
     conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})

@@ -91,14 +91,39 @@ class Aggregation:
         return "NULL", "NULL", "NULL"
 
     def rollup_select(
-        self, d: Dialect, *, key: str, hour: str, group_key: str, groups: str, value: str, source: str, cond: str
+        self,
+        d: Dialect,
+        *,
+        key: str,
+        hour: str,
+        group_key: str,
+        groups: str,
+        value: str,
+        source: str,
+        cond: str,
+        customer: str = "e.customer",
     ) -> str:
         """The rollup rows (the ``meter_rollups`` columns, in order) of the events of ``source``
-        (aliased ``e``) that meet ``cond``, per customer, hour and group (``groups``)."""
+        (aliased ``e``) that meet ``cond``, per customer, hour and group (``groups``); ``customer``
+        is the customer column's value (a constant for the rows of every customer together)."""
         vsum, vmin, vmax = self.rollup_columns(d, value)
         return (
-            f"SELECT {key}, e.customer, {hour}, {group_key}, COUNT(*), {vsum}, {vmin}, {vmax}, NULL, NULL, NULL "
+            f"SELECT {key}, {customer}, {hour}, {group_key}, COUNT(*), {vsum}, {vmin}, {vmax}, NULL, NULL, NULL "
             f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
+        )
+
+    def merge_rollups_select(self, d: Dialect, *, key: str, customer: str, source: str) -> str:
+        """Rollup rows (the ``meter_rollups`` columns, in order) merging the rows of ``source``
+        (rollup rows as ``u`` with the columns ``bucket_start``, ``group_key``, ``n``, ``vs``,
+        ``vmin``, ``vmax``, ``la``, ``li``, ``lv``) per hour and group, under ``customer``: the
+        partials merge by the aggregate that made them (a sum of sums, a min of mins, a max of
+        maxes; counts add up)."""
+        vsum = self.rollup_columns(d, "u.vs")[0]
+        vmin = self.rollup_columns(d, "u.vmin")[1]
+        vmax = self.rollup_columns(d, "u.vmax")[2]
+        return (
+            f"SELECT {key}, {customer}, u.bucket_start, u.group_key, SUM(u.n), {vsum}, {vmin}, {vmax}, NULL, NULL, "
+            f"NULL FROM {source} GROUP BY u.bucket_start, u.group_key"
         )
 
     def from_rollups(self, d: Dialect) -> str:

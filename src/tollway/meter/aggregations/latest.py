@@ -44,20 +44,44 @@ class Latest(Aggregation):
         return Partial(to_decimal(row[-1]), (_key_text(row[-3]), str(row[-2])))
 
     def rollup_select(
-        self, d: Dialect, *, key: str, hour: str, group_key: str, groups: str, value: str, source: str, cond: str
+        self,
+        d: Dialect,
+        *,
+        key: str,
+        hour: str,
+        group_key: str,
+        groups: str,
+        value: str,
+        source: str,
+        cond: str,
+        customer: str = "e.customer",
     ) -> str:
         if d.name == "postgresql":
             return (
-                f"SELECT {key}, e.customer, {hour}, {group_key}, COUNT(*), NULL, NULL, NULL, MAX(e.timestamp), "
+                f"SELECT {key}, {customer}, {hour}, {group_key}, COUNT(*), NULL, NULL, NULL, MAX(e.timestamp), "
                 f"(array_agg(e.id {NEWEST_FIRST}))[1], (array_agg({value} {NEWEST_FIRST}))[1] "
                 f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
             )
         # SQLite: with a single MAX(), the bare columns come from the row holding the maximum.
         return (
             f"SELECT mk, customer, hr, gk, n, NULL, NULL, NULL, la, li, lv FROM ("
-            f"SELECT {key} AS mk, e.customer AS customer, {hour} AS hr, {group_key} AS gk, COUNT(*) AS n, "
+            f"SELECT {key} AS mk, {customer} AS customer, {hour} AS hr, {group_key} AS gk, COUNT(*) AS n, "
             f"MAX(e.timestamp || ' ' || e.id) AS _k, e.timestamp AS la, e.id AS li, {value} AS lv "
             f"FROM {source} e WHERE {cond} GROUP BY {groups}) WHERE true"
+        )
+
+    def merge_rollups_select(self, d: Dialect, *, key: str, customer: str, source: str) -> str:
+        if d.name == "postgresql":
+            return (
+                f"SELECT {key}, {customer}, u.bucket_start, u.group_key, SUM(u.n), NULL, NULL, NULL, "
+                f"{self.from_rollups(d)} FROM {source} GROUP BY u.bucket_start, u.group_key"
+            )
+        # SQLite: as from_rollups, the bare columns of the row holding the single MAX().
+        return (
+            f"SELECT mk, cu, bs, gk, n, NULL, NULL, NULL, la, li, lv FROM ("
+            f"SELECT {key} AS mk, {customer} AS cu, u.bucket_start AS bs, u.group_key AS gk, SUM(u.n) AS n, "
+            f"MAX(u.la || ' ' || u.li) AS _k, u.la AS la, u.li AS li, u.lv AS lv "
+            f"FROM {source} GROUP BY u.bucket_start, u.group_key) WHERE true"
         )
 
     def from_rollups(self, d: Dialect) -> str:
