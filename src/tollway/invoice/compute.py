@@ -1,8 +1,9 @@
 """Computing a subscription period's invoice lines from its plan and the metered usage.
 
-One function prices a period (:func:`period_lines`); the upcoming invoice calls it live, the
-billing run calls it with the invoice's ``as_of`` cutoff, and the adjustment mechanism calls it
-again for an already finalized period with a later cutoff (see :mod:`tollway.invoice.adjust`).
+One function prices a period (:func:`period_lines`); the upcoming invoice calls it live (usage
+totals read through the hourly rollups), the billing run calls it with the invoice's ``as_of``
+cutoff (read from the raw events), and the adjustment mechanism calls it again for an already
+finalized period with a later cutoff (see :mod:`tollway.invoice.adjust`).
 
 Within a period, usage charges read the meter over ``[start, end)``. The part of the period inside
 the plan's free window (``free_period_days`` from the subscription start) is metered on its own
@@ -25,7 +26,7 @@ from tollway.kit.fields import format_decimal
 from tollway.kit.money import AmountOutOfRange, Currency, parse_currency
 from tollway.kit.periods import Period, days_between
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.query import UsageValue, query_usage
+from tollway.meter.query import UsageValue, query_usage, usage_totals
 from tollway.meter.values import TOTALS_AGGREGATIONS, event_values, meter_totals
 from tollway.models import Meter
 from tollway.pricing import (
@@ -131,7 +132,12 @@ class PeriodContext:
 
 
 class _Usage:
-    """Meter reads for one customer and cutoff, cached per (meter, window, split)."""
+    """Meter reads for one customer and cutoff, cached per (meter, window, split).
+
+    Without a cutoff (the upcoming invoice and everything that prices live usage) totals are
+    read through the meter's hourly rollups (:func:`tollway.meter.query.usage_totals`); with a
+    cutoff (``as_of``: finalized invoices, their recomputation and the simulator) they are read
+    from the raw events, which alone can answer what was ingested and not voided by then."""
 
     def __init__(self, session: Session, ctx: PeriodContext, as_of: datetime | None) -> None:
         self.session = session
@@ -160,6 +166,11 @@ class _Usage:
             return ZERO
         ck = ("total", meter_key, start, end)
         meter = self.ctx.meters[meter_key]
+        if ck not in self._cache and self.as_of is None:
+            # Live (no cutoff): whole UTC hours from the rollups plus the events not rolled up
+            # yet, the ragged edges raw (read raw altogether while the meter's rollups are built).
+            [live] = usage_totals(self.session, meter, [(self.customer, start, end)])
+            self._cache[ck] = live if live is not None else ZERO
         if ck not in self._cache and meter.aggregation in TOTALS_AGGREGATIONS:
             # Every meter of the plan on this event type, in one scan of the customer's events.
             batch = [

@@ -6,7 +6,9 @@ the meter's filters, a usable value):
   event (a percentage charge with a fixed fee, a minimum or a maximum per event);
 - :func:`meter_totals`: the period value of several meters that read the same event type, in
   one scan of the customer's events instead of one per meter (an invoice reads every meter of
-  its plan over the same period).
+  its plan over the same period). Invoices read it with their ``as_of`` cutoff, which only the
+  raw events can answer; live totals (the upcoming invoice) are read through the rollups with
+  :func:`tollway.meter.query.usage_totals` instead.
 """
 
 from __future__ import annotations
