@@ -64,7 +64,6 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._next_billing = 0.0
         self._next_rollup = 0.0
-        self._building = False
         self._next_credits = 0.0
         self._next_forecast = 0.0
         self._next_housekeeping = 0.0
@@ -110,7 +109,6 @@ class Worker:
             total += applied
             if applied < ROLLUP_BATCH:
                 break
-        self.build_step()
         return total
 
     def build_step(self, budget_seconds: float = 2.0) -> bool:
@@ -126,9 +124,7 @@ class Worker:
                 with session_scope(self.factory) as session:
                     done = rollup.build_step(session, key)
             if not done:
-                self._building = True
                 return True
-        self._building = False
         return False
 
     def credits_step(self) -> int:
@@ -205,13 +201,18 @@ class Worker:
                 self.rollup_step()
             except Exception:
                 log.exception("rollup step failed; retrying")
+            building = False
+            try:
+                building = self.build_step()
+            except Exception:
+                log.exception("building meter rollups failed; retrying")
             try:
                 with session_scope(self.factory) as session:
                     purge_ended(session, utcnow())
             except Exception:
                 log.exception("purging ended limit counters failed; retrying")
             # A meter's rollups being built: the next chunks at the next pass, not an interval later.
-            self._next_rollup = now if self._building else now + self.settings.rollup_interval_seconds
+            self._next_rollup = now if building else now + self.settings.rollup_interval_seconds
         if self.billing_enabled and now >= self._next_billing:
             try:
                 self.billing_step()
