@@ -100,7 +100,8 @@ def test_console_in_a_browser(chromium, console_server) -> None:  # type: ignore
 
         # A customer page: its invoice and upcoming invoice as the API has them.
         page.click("text=Customers")
-        page.click("a:text-is('c')")
+        with page.expect_navigation():  # read the customer's page, not the list still showing
+            page.click("a:text-is('c')")
         invoice = admin.get("/v1/invoices", params={"customer": "c"}).json()["data"][0]
         assert invoice["number"] in page.inner_text("main")
         upcoming = admin.get("/v1/customers/c/upcoming-invoice").json()
@@ -143,7 +144,8 @@ def test_console_in_a_browser(chromium, console_server) -> None:  # type: ignore
         assert secret.startswith("tw_ingest_")
         key = next(k for k in admin.get("/v1/api-keys").json()["data"] if k["name"] == "gateway")
         assert secret.startswith(key["prefix"]) and key["revoked_at"] is None
-        page.click("text=Done")
+        with page.expect_navigation():  # the secret's page is gone once the list has loaded
+            page.click("text=Done")
         assert secret not in page.content()
         row = page.locator(f"tr[data-key={key['id']}]")
         row.locator("summary").click()
