@@ -107,7 +107,7 @@ def _load(h: Harness, n: int, drawn: list[tuple[int, int, int, dict[str, Any], b
         max_size=3,
     ),
 )
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_every_aggregation_equals_the_reference(
     event_backend: Harness,
     drawn: list[tuple[int, int, int, dict[str, Any], bool]],

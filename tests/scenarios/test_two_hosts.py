@@ -116,6 +116,7 @@ def test_two_servers_and_two_workers_ingest_and_bill_once(backend: str, db_url: 
         create_customer(api, id=f"c{c}")
         subscribe(api, id=f"s{c}", customer=f"c{c}", plan="pro", start="2026-01-01T00:00:00Z")
 
+    once: list[tuple[subprocess.Popen[bytes], Path]] = []
     servers = [start_server(db_url, extra_env=HOST_ENV) for _ in range(2)]
     workers = [_start_worker(db_url, **WORKER_ENV) for _ in range(2)]
     engine = make_engine(db_url)
@@ -168,7 +169,7 @@ def test_two_servers_and_two_workers_ingest_and_bill_once(backend: str, db_url: 
         time.sleep(max(0.0, AS_OF_LAG.total_seconds() + 1 - (time.monotonic() - ingested)))
         admin = servers[0].key("admin")
         until = datetime.now(UTC).isoformat()
-        once = [_start_worker(db_url, "--once", TOLLWAY_BILLING_RUN_INTERVAL_SECONDS="60") for _ in range(2)]
+        once += [_start_worker(db_url, "--once", TOLLWAY_BILLING_RUN_INTERVAL_SECONDS="60") for _ in range(2)]
         runs: list[httpx.Response] = []
 
         def bill(server: LiveServer) -> None:
@@ -209,9 +210,10 @@ def test_two_servers_and_two_workers_ingest_and_bill_once(backend: str, db_url: 
                 calls_in_month = sum(1 for i in range(PER_CUSTOMER) if month <= 3 and 1 + i % 3 == month)
                 assert billed[(f"s{c}", month)] == int(calls_in_month * PRICE * 100), (c, month)
     finally:
-        for proc, _ in workers:
+        for proc, log in [*workers, *once]:
             if proc.poll() is None:
                 _stop(proc)
+            log.unlink(missing_ok=True)
         for server in servers:
             stop_server(server)
         engine.dispose()
