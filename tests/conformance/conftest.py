@@ -55,8 +55,8 @@ class Harness:
     def ingest(self, raw: Sequence[object]) -> IngestResult:
         return ingest(self, raw, now=utcnow())
 
-    def void(self, event_id: str) -> datetime | None:
-        at = self.backend.void(event_id)
+    def void(self, *event_ids: str) -> list[datetime | None]:
+        at = [self.backend.void(event_id) for event_id in event_ids]
         if self.settles:
             self.backend.settle()
         return at
