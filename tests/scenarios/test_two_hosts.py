@@ -116,11 +116,15 @@ def test_two_servers_and_two_workers_ingest_and_bill_once(backend: str, db_url: 
         create_customer(api, id=f"c{c}")
         subscribe(api, id=f"s{c}", customer=f"c{c}", plan="pro", start="2026-01-01T00:00:00Z")
 
+    servers: list[LiveServer] = []
+    workers: list[tuple[subprocess.Popen[bytes], Path]] = []
     once: list[tuple[subprocess.Popen[bytes], Path]] = []
-    servers = [start_server(db_url, extra_env=HOST_ENV) for _ in range(2)]
-    workers = [_start_worker(db_url, **WORKER_ENV) for _ in range(2)]
     engine = make_engine(db_url)
-    try:
+    try:  # every process started is stopped, also when a later one fails to start
+        for _ in range(2):
+            servers.append(start_server(db_url, extra_env=HOST_ENV))
+        for _ in range(2):
+            workers.append(_start_worker(db_url, **WORKER_ENV))
         keys = [server.key("ingest") for server in servers]
         events = [_event(c, i) for c in range(CUSTOMERS) for i in range(PER_CUSTOMER)]
         results = _ingest(servers, keys, events)
@@ -169,7 +173,8 @@ def test_two_servers_and_two_workers_ingest_and_bill_once(backend: str, db_url: 
         time.sleep(max(0.0, AS_OF_LAG.total_seconds() + 1 - (time.monotonic() - ingested)))
         admin = servers[0].key("admin")
         until = datetime.now(UTC).isoformat()
-        once += [_start_worker(db_url, "--once", TOLLWAY_BILLING_RUN_INTERVAL_SECONDS="60") for _ in range(2)]
+        for _ in range(2):
+            once.append(_start_worker(db_url, "--once", TOLLWAY_BILLING_RUN_INTERVAL_SECONDS="60"))
         runs: list[httpx.Response] = []
 
         def bill(server: LiveServer) -> None:
