@@ -71,13 +71,13 @@ class SqlEventStore:
             # In id order: concurrent batches that share ids then take the unique index's
             # locks in the same order and wait for each other instead of deadlocking.
             "ORDER BY b.id "
-            "ON CONFLICT (id) DO NOTHING RETURNING id, type)"
+            "ON CONFLICT (id) DO NOTHING RETURNING id, customer, type)"
         ]
         if meters:
             types = d.bind(sorted({m.event_type for m in meters}))
             ctes.append(
-                "pend AS (INSERT INTO rollup_pending (event_id) "
-                f"SELECT id FROM ins WHERE type = ANY(CAST({types} AS text[])))"
+                "pend AS (INSERT INTO rollup_pending (event_id, customer) "
+                f"SELECT id, customer FROM ins WHERE type = ANY(CAST({types} AS text[])))"
             )
         sql = f"WITH {', '.join(ctes)} SELECT count(*) FROM ins"
         return int(conn.execute(text(sql), d.params).scalar_one())
@@ -101,11 +101,14 @@ class SqlEventStore:
         inserted = [r[0] for r in conn.execute(stmt, rows)]
         metered_types = {m.event_type for m in meters}
         if inserted and metered_types:
-            type_of = {e.id: e.type for e in events}
-            pending = [i for i in inserted if type_of[i] in metered_types]
+            by_id = {e.id: e for e in events}
+            pending = [[i, by_id[i].customer] for i in inserted if by_id[i].type in metered_types]
             if pending:
                 conn.execute(
-                    text("INSERT INTO rollup_pending (event_id) SELECT value FROM json_each(:ids)"),
-                    {"ids": orjson.dumps(pending).decode()},
+                    text(
+                        "INSERT INTO rollup_pending (event_id, customer) "
+                        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:rows)"
+                    ),
+                    {"rows": orjson.dumps(pending).decode()},
                 )
         return len(inserted)

@@ -38,7 +38,7 @@ from tollway.limit.tally import EXACT, CounterKey
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import query_usage
-from tollway.meter.sql import Dialect, dialect_for
+from tollway.meter.sql import dialect_for
 from tollway.models import Meter
 from tollway.notification.outbox import emit_now
 
@@ -76,15 +76,14 @@ class Standing:
     pending: bool = False  # some of the customer's events are not folded into the counters yet
 
 
-def _active_sql(d: Dialect) -> str:
-    pending = f"(SELECT EXISTS (SELECT 1 FROM {d.pending_events()} WHERE e.customer = :c))"
-    return (
-        "SELECT c.timezone, c.billing_type, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, "
-        f"p.interval_count, p.billing_anchor, p.limits, {pending} FROM customers c "
-        "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.start <= :now "
-        "AND (s.ends_at IS NULL OR s.ends_at > :now) "
-        "LEFT JOIN plans p ON p.code = s.plan_code WHERE c.id = :c ORDER BY s.id"
-    )
+_ACTIVE = (
+    "SELECT c.timezone, c.billing_type, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, "
+    "p.interval_count, p.billing_anchor, p.limits, "
+    # Whether some of the customer's events are not folded into the counters yet (by index).
+    "(SELECT EXISTS (SELECT 1 FROM rollup_pending rp WHERE rp.customer = :c)) FROM customers c "
+    "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.start <= :now AND (s.ends_at IS NULL OR s.ends_at > :now) "
+    "LEFT JOIN plans p ON p.code = s.plan_code WHERE c.id = :c ORDER BY s.id"
+)
 
 
 def standing(session: Session, customer_id: str, now: datetime) -> Standing | None:
@@ -92,7 +91,7 @@ def standing(session: Session, customer_id: str, now: datetime) -> Standing | No
     and whether some of its events are pending (None for an unknown customer). One query: a
     check runs this on every call."""
     d = dialect_for(session.get_bind().dialect.name)
-    rows = session.execute(text(_active_sql(d)), {"c": customer_id, "now": d.ts(now)}).all()
+    rows = session.execute(text(_ACTIVE), {"c": customer_id, "now": d.ts(now)}).all()
     if not rows:
         return None
     entries: list[Entry] = []
@@ -175,7 +174,12 @@ def pending_usage(
     d = dialect_for(session.get_bind().dialect.name)
     meters = _meters(session, {k.meter for k in keys.values()})
     lo, hi = min(k.start for k in keys.values()), max(k.end for k in keys.values())
-    where = ["e.voided_at IS NULL", f"e.timestamp >= {d.bind(d.ts(lo))}", f"e.timestamp < {d.bind(d.ts(hi))}"]
+    where = [
+        f"p.customer = {d.bind(profile.customer)}",  # by index: only this customer's pending rows
+        "e.voided_at IS NULL",
+        f"e.timestamp >= {d.bind(d.ts(lo))}",
+        f"e.timestamp < {d.bind(d.ts(hi))}",
+    ]
     limited = {m: [profile.customer] for m in meters}
     sql = tally.rows_sql(d, meters.values(), limited, d.pending_events(), where, aliased=True)
     if sql is None:
