@@ -4,7 +4,9 @@ with Redis counters (a Redis at 127.0.0.1:6379, under a key prefix of this run, 
 1. check latency: ``POST /v1/limits/check`` next to a plain authenticated read
    (``GET /v1/customers/{id}``) in the same run, interleaved, one connection;
 2. ingestion throughput with 1,000 limited customers (counters kept) against 1,000 customers
-   without limits (nothing counted), runs interleaved;
+   without limits (nothing counted), runs interleaved: over HTTP, and until the worker has rolled
+   up (and, for limited customers, folded into the counters) every event of the run
+   (``rollup_pending`` empty; the server's rollup interval is 1 s here);
 3. over-admission: 16 threads check-then-send at the edge of a limit;
 4. the SDK's cached decision (in process, no server involved).
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import drop_database, fresh_database, start_server
@@ -130,7 +133,8 @@ def events(prefix: str, n: int, customers: str) -> list[bytes]:
     return bodies
 
 
-def ingest(url: str, key: str, bodies: list[bytes], concurrency: int = 4) -> float:
+def ingest(url: str, key: str, bodies: list[bytes], db_url: str, concurrency: int = 4) -> tuple[float, float]:
+    """Events/s over HTTP, and until no event of the run is left pending for the worker."""
     headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
 
     def send(chunk: list[bytes]) -> None:
@@ -142,7 +146,36 @@ def ingest(url: str, key: str, bodies: list[bytes], concurrency: int = 4) -> flo
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(send, [bodies[i::concurrency] for i in range(concurrency)]))
-    return total / (time.perf_counter() - t0)
+    sent = time.perf_counter() - t0
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while conn.execute("SELECT EXISTS (SELECT 1 FROM rollup_pending)").fetchone() != (False,):
+            time.sleep(0.05)
+    return total / sent, total / (time.perf_counter() - t0)
+
+
+def latency_while_ingesting(
+    url: str, admin: str, ingest_key: str, db_url: str, n: int
+) -> tuple[dict[str, list[float]], float]:
+    """Reads and checks of limited customers, interleaved on one connection, while 4 threads
+    ingest ``n`` events of the limited customers (checks then also read pending events)."""
+    out: dict[str, list[float]] = {"read": [], "check": []}
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(ingest, url, ingest_key, events(f"during-{uuid.uuid4().hex[:6]}", n, "lim"), db_url)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            a = {"Authorization": f"Bearer {admin}"}
+            g = {"Authorization": f"Bearer {ingest_key}"}
+            i = 0
+            while not running.done():
+                c = i % CUSTOMERS
+                for name, call in (
+                    ("read", lambda c=c: http.get(f"/v1/customers/lim-{c}", headers=a)),
+                    ("check", lambda c=c: http.post("/v1/limits/check", json={"customer": f"lim-{c}"}, headers=g)),
+                ):
+                    t0 = time.perf_counter()
+                    call().raise_for_status()
+                    out[name].append((time.perf_counter() - t0) * 1000)
+                i += 1
+        return out, running.result()[0]
 
 
 def over_admission(url: str, admin: str, ingest_key: str, customer: str, callers: int = 16) -> int:
@@ -197,7 +230,7 @@ def run(mode: str, args: argparse.Namespace) -> None:
     extra = {"TOLLWAY_REDIS_URL": REDIS_URL, "TOLLWAY_REDIS_PREFIX": prefix} if mode == "redis" else {}
     os.environ.update(extra)
     try:
-        server = start_server(db_url, background_worker=True)
+        server = start_server(db_url, background_worker=True, extra_env={"TOLLWAY_ROLLUP_INTERVAL_SECONDS": "1"})
         admin, ingest_key = server.key("admin"), server.key("ingest")
         setup(server.url, admin)
         seed_all(server.url, ingest_key)
@@ -207,16 +240,26 @@ def run(mode: str, args: argparse.Namespace) -> None:
         for k, v in lat.items():
             p50 = statistics.median(v)
             print(f"  {k:24s} p50 {p50:6.2f}  p99 {pct(v, 0.99):6.2f}  ratio p50 vs read {p50 / read50:.2f}")
-        rates: dict[str, list[float]] = {"none": [], "limited": []}
+        rates: dict[str, list[tuple[float, float]]] = {"none": [], "limited": []}
         for r in range(args.runs):
             for kind, who in (("none", "free"), ("limited", "lim")):
-                rates[kind].append(ingest(server.url, ingest_key, events(f"{mode}-{kind}-{r}", args.events, who)))
-        none, limited = statistics.median(rates["none"]), statistics.median(rates["limited"])
-        print(
-            f"[{mode}] ingestion events/s, median of {args.runs} interleaved runs of {args.events}: "
-            f"no limits {none:.0f}, 1,000 limited customers {limited:.0f}, ratio {limited / none:.2f} "
-            f"(runs: none {[round(x) for x in rates['none']]}, limited {[round(x) for x in rates['limited']]})"
-        )
+                bodies = events(f"{mode}-{kind}-{r}", args.events, who)
+                rates[kind].append(ingest(server.url, ingest_key, bodies, db_url))
+        for i, what in ((0, "over HTTP"), (1, "until rolled up and folded")):
+            none_runs, limited_runs = ([x[i] for x in rates[k]] for k in ("none", "limited"))
+            none, limited = statistics.median(none_runs), statistics.median(limited_runs)
+            print(
+                f"[{mode}] ingestion events/s {what}, median of {args.runs} interleaved runs of {args.events}: "
+                f"no limits {none:.0f}, 1,000 limited customers {limited:.0f}, ratio {limited / none:.2f} "
+                f"(runs: none {[round(x) for x in none_runs]}, limited {[round(x) for x in limited_runs]})"
+            )
+        during, rate = latency_while_ingesting(server.url, admin, ingest_key, db_url, args.events)
+        read50 = statistics.median(during["read"])
+        print(f"[{mode}] latency while 4 threads ingest {args.events} events of the limited customers ({rate:.0f}/s):")
+        for k, v in during.items():
+            p50 = statistics.median(v)
+            ratio = p50 / read50
+            print(f"  {k:24s} p50 {p50:6.2f}  p99 {pct(v, 0.99):6.2f}  ratio p50 vs read {ratio:.2f}  n={len(v)}")
         overs = [over_admission(server.url, admin, ingest_key, f"edge-{mode}-{r}") for r in range(args.runs)]
         print(f"[{mode}] over-admission past max=100 with 16 concurrent check-then-send callers: {overs}")
         server.stop()

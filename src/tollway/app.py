@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # async (request, principal) -> None, run by the gate (auth.gate) before the body is read
     app.state.admission_hooks = [key_rate_limit]
-    app.state.event_sink = SqlEventStore(engine, observer=app.state.limits)
+    app.state.event_sink = SqlEventStore(engine)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

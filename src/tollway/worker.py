@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,7 @@ from tollway.invoice.finalize import run_billing
 from tollway.kit.idempotency import purge_expired
 from tollway.kit.time import utcnow
 from tollway.limit.counters import purge_ended
+from tollway.limit.keeper import LimitKeeper
 from tollway.meter import rollup
 from tollway.notification import outbox
 from tollway.notification.delivery import deliver_due
@@ -68,6 +70,7 @@ class Worker:
         self._next_forecast = 0.0
         self._next_housekeeping = 0.0
         self.payments = self._payments()
+        self.limits = LimitKeeper.from_settings(settings)
 
     def _payments(self) -> PaymentSync | None:
         """The payment provider's sync when one is configured; its outbox handlers are registered here."""
@@ -99,13 +102,20 @@ class Worker:
         return len(result.created)
 
     def rollup_step(self) -> int:
-        """Add the events stored since the last step to the meters' hourly rollups: full batches
+        """Add the events stored since the last step to the meters' hourly rollups, and to the
+        limits' counters in the same transactions (``LimitKeeper.fold``): full batches
         until a partial one (the backlog as of now), so that under continuous ingestion the step
         ends and the alerts, the outbox and the webhooks get their turn."""
         total = 0
         while not self.stopping:
-            with session_scope(self.factory) as session:
-                applied = rollup.apply_pending(session, limit=ROLLUP_BATCH)
+            undo: list[Callable[[], None]] = []
+            try:
+                with session_scope(self.factory) as session:
+                    applied = rollup.apply_pending(session, limit=ROLLUP_BATCH, fold=self.limits.folding(undo))
+            except BaseException:
+                for step in undo:  # the fold did not commit: take it off the counters again (Redis)
+                    step()
+                raise
             total += applied
             if applied < ROLLUP_BATCH:
                 break

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tollway.config import Settings
+from tollway.db import session_scope
+from tollway.meter import rollup
 
 REDIS_URL = os.environ.get("TOLLWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -110,6 +112,20 @@ def check(api: TestClient, customer: str = "acme", **body: Any) -> dict[str, Any
     r = api.post("/v1/limits/check", json={"customer": customer, **body})
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+def fold(app: Any) -> int:
+    """What the worker does every rollup interval: roll the pending events up and fold them into
+    the limit counters, in one transaction (with the app's own keeper, so a test can cut its
+    Redis). Returns how many events were folded."""
+    undo: list[Callable[[], None]] = []
+    try:
+        with session_scope(app.state.sessionmaker) as session:
+            return rollup.apply_pending(session, fold=app.state.limits.folding(undo))
+    except BaseException:
+        for step in undo:
+            step()
+        raise
 
 
 def send(api: TestClient, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import select
 
 from tests.conftest import free_port, make_key
-from tests.limits.conftest import CHARGES, check, iso, now, send, setup_limited
+from tests.limits.conftest import CHARGES, check, fold, iso, now, send, setup_limited
 from tollway.limit.counters import RedisCounters
 from tollway.models import OutboxMessage
 
@@ -71,8 +71,11 @@ def test_limit_reached_fires_once_per_window(app, api, counters) -> None:  # typ
     setup_limited(api, limits=[{"meter": "api_calls", "max": 2, "window": "day", "action": "notify"}])
     check(api)
     send(api, calls(1))
-    send(api, calls(2, start=1))  # crosses 2 here
+    fold(app)
+    send(api, calls(2, start=1))  # crosses 2 here: noticed by the worker's fold
+    fold(app)
     send(api, calls(2, start=3))  # already past
+    fold(app)
     # A new subscription makes the check seed again, with the counter past its max: no repeat.
     r = api.post("/v1/subscriptions", json={"id": "sub-again", "customer": "acme", "plan": "capped"})
     assert r.status_code == 201, r.text
@@ -147,7 +150,8 @@ def test_redis_down_falls_back_and_recovers(app, api, counters) -> None:  # type
     backend.client = redis.Redis(port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
     try:
         r = api.post("/v1/events", json={"events": calls(3, start=2)})
-        assert r.status_code == 202 and r.json()["accepted"] == 3  # ingestion never fails on Redis
+        assert r.status_code == 202 and r.json()["accepted"] == 3  # ingestion never uses Redis
+        assert fold(app) == 5  # rolled up; the counters in Redis miss them
         assert check(api)["limits"][0]["used"] == "5"  # fallback: computed from the events
         app.state.limits.fallback = "allow"
         assert check(api) == {"allowed": True, "reason": "limits_unavailable", "limits": []}
@@ -157,4 +161,6 @@ def test_redis_down_falls_back_and_recovers(app, api, counters) -> None:  # type
     # Redis is back: the process bumps the epoch, the check seeds again from the events.
     assert check(api)["limits"][0]["used"] == "5"
     send(api, calls(1, start=5))
+    assert check(api)["limits"][0]["used"] == "6"  # 5 in the counters, 1 pending
+    assert fold(app) == 1
     assert check(api)["limits"][0]["used"] == "6"

@@ -1,6 +1,7 @@
-"""Counters kept at ingestion are exactly the meter's value: count and sum meters with filters,
-duplicates (in a batch and across batches), voided events, backdated and other customers'
-events, on SQLite and PostgreSQL, with database and Redis counters."""
+"""Counters (folded by the worker) plus pending events are exactly the meter's value: count and
+sum meters with filters, duplicates (in a batch and across batches), voided events (folded or
+still pending), backdated and other customers' events, on SQLite and PostgreSQL, with database
+and Redis counters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from tests.limits.conftest import CHARGES, check, iso, now, send, setup_limited
+from tests.limits.conftest import CHARGES, check, fold, iso, now, send, setup_limited
 from tollway.kit.time import utcnow
 from tollway.limit.service import current_keys, standing
 
@@ -86,21 +87,32 @@ def test_counters_equal_usage_queries(app, api, counters) -> None:  # type: igno
     ]
     result = send(api, batch)
     assert result["accepted"] == 8 and result["duplicates"] == 1
-    again = send(api, [event(4, status=200, endpoint="/b", usage={"bytes": 1e6}), event(9, status=200, endpoint="/a")])
-    assert again["accepted"] == 1 and again["duplicates"] == 1
-    assert api.post("/v1/events/e-acme-5/void").status_code == 200
+    assert fold(app) == 8  # from here on, these are read from the counters
+    again = [
+        event(4, status=200, endpoint="/b", usage={"bytes": 1e6}),  # a duplicate of a folded event
+        event(9, status=200, endpoint="/a"),
+        event(10, status=200, endpoint="/a", usage={"bytes": 3}),
+    ]
+    again_result = send(api, again)
+    assert again_result["accepted"] == 2 and again_result["duplicates"] == 1
+    assert api.post("/v1/events/e-acme-5/void").status_code == 200  # folded: taken off the counters
     assert api.post("/v1/events/e-acme-5/void").status_code == 200  # twice is once
+    assert api.post("/v1/events/e-acme-10/void").status_code == 200  # pending: never counted
 
-    stored = stored_counters(app, "acme")
-    state = check(api, quantity="0")
-    for limit in state["limits"]:
-        expected = usage_of(api, limit)
-        assert Decimal(limit["used"]) == expected, limit
-        assert stored[(limit["meter"], limit["window"])] == expected, limit
-    by = {(x["meter"], x["window"]): Decimal(x["used"]) for x in state["limits"]}
-    assert by[("api_calls", "day")] == 5  # 1, 3, 4, 5 (voided), 6, 9 → 5 counted
+    def compare(state: dict[str, Any]) -> dict[tuple[str, str], Decimal]:
+        for limit in state["limits"]:
+            assert Decimal(limit["used"]) == usage_of(api, limit), limit
+        return {(x["meter"], x["window"]): Decimal(x["used"]) for x in state["limits"]}
+
+    by = compare(check(api, quantity="0"))  # counters plus the pending event 9
+    assert by[("api_calls", "day")] == 5  # 1, 3, 4, 5 (voided), 6, 9, 10 (voided) → 5 counted
     assert by[("api_calls", "period")] == 6  # and the backdated 7
-    assert by[("bytes", "hour")] == Decimal("100.1")  # 100 + 0.1 (0.2 voided), exactly
+    assert by[("bytes", "hour")] == Decimal("100.1")  # 100 + 0.1 (0.2 and 3 voided), exactly
+    stored = stored_counters(app, "acme")
+    assert stored[("api_calls", "day")] == 4 and stored[("bytes", "hour")] == Decimal("100.1")  # 9 is pending
+    assert fold(app) == 2
+    assert stored_counters(app, "acme") == by  # everything folded, the voided 10 never counted
+    assert compare(check(api, quantity="0")) == by
 
 
 def test_a_subscription_change_seeds_again(app, api, counters) -> None:  # type: ignore[no-untyped-def]
@@ -121,4 +133,5 @@ def test_a_subscription_change_seeds_again(app, api, counters) -> None:  # type:
     # The new subscription's period starts now: the earlier events are not in it.
     assert {(x["window"], x["used"]) for x in state["limits"]} == {("day", "4"), ("period", "0")}
     send(api, [event(9)])
+    fold(app)
     assert stored_counters(app, "acme") == {("api_calls", "day"): 5, ("api_calls", "period"): 1}

@@ -1,7 +1,9 @@
-"""Limits through a real ``tollway serve`` process, with Redis counters and with database ones."""
+"""Limits through a real ``tollway serve`` process, with Redis counters and with database ones, with
+and without its worker folding events into the counters."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, start_server, stop_server
 from tests.limits.conftest import CHARGES, REDIS_URL, iso, now
 from tollway.db import make_engine, session_scope
 from tollway.db import make_sessionmaker as sessions
@@ -119,6 +121,73 @@ def test_a_prepaid_customer_is_stopped_when_its_credits_run_out(server: LiveServ
             assert serve("acme", 2) == [(True, None), (False, "credits_exhausted")]
             assert serve("globex", 5) == [(True, None)] * 5
         assert api.get("/v1/customers/acme/credits").json()["ongoing_balance"] == "0.00"
+
+
+@pytest.fixture
+def folding_server(db_url: str, counters: str, redis_prefix: str) -> Iterator[LiveServer]:
+    """A server whose own worker folds pending events into the counters every 0.1 s."""
+    env = {"TOLLWAY_RUN_WORKER_IN_SERVE": "true", "TOLLWAY_ROLLUP_INTERVAL_SECONDS": "0.1"}
+    if counters == "redis":
+        env |= {"TOLLWAY_REDIS_URL": REDIS_URL, "TOLLWAY_REDIS_PREFIX": redis_prefix}
+    live = start_server(db_url, extra_env=env)
+    yield live
+    stop_server(live)
+
+
+@pytest.mark.e2e
+def test_checks_stay_exact_while_the_worker_folds(folding_server: LiveServer) -> None:
+    """Checks interleaved with events while the server's worker folds them into the counters:
+    each event counts once whether it is read pending or folded, and the fold sends the
+    ``limit.reached`` of the notify limit."""
+    server = folding_server
+    admin, ingest = server.key("admin"), server.key("ingest")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as api:
+        meter = {"key": "api_calls", "event_type": "api_call", "aggregation": "count"}
+        assert api.post("/v1/meters", json=meter).status_code == 201
+        visible(api, "/v1/meters/api_calls")
+        assert api.post("/v1/customers", json={"id": "acme"}).status_code == 201
+        limits = [
+            {"meter": "api_calls", "max": 30, "window": "day", "action": "block"},
+            {"meter": "api_calls", "max": 10, "window": "day", "action": "notify"},
+        ]
+        plan = {"code": "p", "currency": "USD", "charges": CHARGES, "limits": limits}
+        assert api.post("/v1/plans", json=plan).status_code == 201
+        visible(api, "/v1/plans/p")
+        assert api.post("/v1/plans/p/publish").status_code == 200
+        visible(api, "/v1/customers/acme")
+        sub = {"id": "s1", "customer": "acme", "plan": "p", "start": iso(now() - timedelta(days=1))}
+        assert api.post("/v1/subscriptions", json=sub).status_code == 201
+        visible(api, "/v1/subscriptions/s1")
+    engine = make_engine(server.db_url)
+
+    def pending() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM rollup_pending")).scalar_one())
+
+    folded_meanwhile = False
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ingest}"}, timeout=10) as gw:
+        decisions = []
+        for i in range(36):
+            r = gw.post("/v1/limits/check", json={"customer": "acme"})
+            assert r.status_code == 200, r.text
+            decisions.append(r.json()["allowed"])
+            if r.json()["allowed"]:
+                event = {"id": f"e{i}", "customer": "acme", "type": "api_call"}
+                assert gw.post("/v1/events", json=event).status_code == 202
+            time.sleep(0.02)
+            folded_meanwhile = folded_meanwhile or (i > 0 and pending() == 0)
+        assert decisions == [True] * 30 + [False] * 6
+        deadline = time.monotonic() + 10
+        while pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pending() == 0 and folded_meanwhile  # the worker folded during the loop, and all of it after
+        state = gw.post("/v1/limits/check", json={"customer": "acme", "quantity": "0"}).json()
+        assert {x["used"] for x in state["limits"]} == {"30"}  # from the counters alone now
+    with engine.connect() as conn:
+        sent = conn.execute(text("SELECT payload FROM outbox WHERE topic = 'limit.reached'")).all()
+    engine.dispose()
+    payloads = [p if isinstance(p, dict) else json.loads(p) for (p,) in sent]
+    assert sorted((p["action"], p["max"]) for p in payloads) == [("block", "30"), ("notify", "10")], payloads
 
 
 def test_ended_windows_are_purged(db_url: str) -> None:

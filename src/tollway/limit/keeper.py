@@ -1,8 +1,14 @@
-"""The limits of one running app (``app.state.limits``): its counter backend, and the three
-moments counters change or are read — a batch stored, an event voided, a check.
+"""The limits of one running app (``app.state.limits``, and the worker's own): its counter
+backend, and the three moments counters change or are read — the worker folding pending events
+in, an event voided, a check.
 
-Redis failures never fail ingestion or a void: they are logged, and the counters are seeded again
-once Redis answers. A check that cannot reach Redis falls back to the database (the meter's usage
+Ingestion does nothing for the limits: storing a batch notes its events in ``rollup_pending`` as
+it does for every meter, and the worker folds them into the counters with the rollups, thousands
+at a time (:meth:`LimitKeeper.fold`), so concurrent batches never contend on counters. A check
+adds the customer's pending events to the counters it reads, so ``used`` has no lag.
+
+Redis failures never fail ingestion, a fold or a void: they are logged, and the counters are
+seeded again once Redis answers. A check that cannot reach Redis falls back to the database (the meter's usage
 query, exact but slower) or, with ``TOLLWAY_LIMITS_REDIS_FALLBACK=allow``, lets the request
 through (``reason: "limits_unavailable"``).
 """
@@ -11,23 +17,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tollway.config import Settings
+from tollway.db import database_now
 from tollway.errors import ValidationFailed
 from tollway.limit import service, tally
 from tollway.limit.counters import Conn, CounterBackend, DatabaseCounters, RedisCounters
 from tollway.limit.profile import Profile
-from tollway.limit.tally import CounterKey
+from tollway.limit.tally import EXACT, CounterKey
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import Dialect, dialect_for
+from tollway.meter.sql import dialect_for
 from tollway.models import Event
 
 log = logging.getLogger("tollway.limit")
@@ -44,37 +49,21 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 REDIS_ERRORS = _redis_errors()
 
 
-@dataclass
-class PreparedBatch:
-    """The profiles of a batch's limited customers, read inside the batch's transaction."""
+FOLD_LOCK = 7_404_180
+"""Advisory lock (PostgreSQL) a fold holds exclusively from adding to the counters until its
+transaction ends, and a check that counts pending events holds shared while it reads: the
+check's counters and pending events then come from the same side of every fold (two statements,
+or the database and Redis, read as one). SQLite needs none: its transactions are serial."""
 
-    keeper: LimitKeeper
-    profiles: dict[str, Profile]
-    meters: list[MeterDefinition]
 
-    def rows_sql(self, d: Dialect, source: str) -> str | None:
-        return tally.rows_sql(d, self.meters, tally.limited_customers(self.profiles), source)
+def _lock_fold(conn: Conn, *, shared: bool) -> None:
+    if dialect_for(_dialect_name(conn)).name == "postgresql":
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        conn.execute(text(f"SELECT {fn}(:k)"), {"k": FOLD_LOCK})
 
-    def count(self, conn: Conn, raw_rows: Sequence[Sequence[Any]], now: datetime) -> Callable[[], None] | None:
-        """Add the batch's rows to the counters; returns how to take them off again should the
-        transaction fail to commit (Redis only; the database rolls back with the batch)."""
-        rows = [tally.to_row(r) for r in raw_rows]
-        added = tally.increments(rows, self.profiles, now=now, last=self.keeper.windows)
-        if not added:
-            return None
-        totals = self.keeper.add(conn, added, self.profiles, tally.thresholds(added, self.profiles))
-        if totals is None:
-            return None
-        for entry, key, total in tally.crossings(totals, added, self.profiles):
-            service.reached(conn, entry, key, total)
-        if isinstance(self.keeper.backend, DatabaseCounters):
-            return None
-        negated = {k: -v for k, v in added.items()}
 
-        def undo() -> None:
-            self.keeper.add(conn, negated, self.profiles)
-
-        return undo
+def _dialect_name(conn: Conn) -> str:
+    return (conn.get_bind() if isinstance(conn, Session) else conn).dialect.name
 
 
 class LimitKeeper:
@@ -111,43 +100,107 @@ class LimitKeeper:
             self._missed(exc)
             return None
 
-    # -- ingestion -----------------------------------------------------------------------------
-    def prepare(self, conn: Conn, customers: set[str], meters: list[MeterDefinition]) -> PreparedBatch | None:
+    # -- the worker's fold ------------------------------------------------------------------
+    def prepare(self, conn: Conn, customers: set[str], meters: list[MeterDefinition]) -> dict[str, Profile]:
+        """The stored profiles of ``customers`` that limit one of ``meters``."""
         if not meters or not customers:
-            return None
+            return {}
         try:
             profiles = self.backend.load_profiles(conn, customers)
         except REDIS_ERRORS as exc:
             self._missed(exc)
-            return None
+            return {}
         keys = {m.key for m in meters}
-        profiles = {c: p for c, p in profiles.items() if p.meters() & keys}
-        return PreparedBatch(self, profiles, meters) if profiles else None
+        return {c: p for c, p in profiles.items() if p.meters() & keys}
+
+    def fold(self, conn: Conn, event_ids: Sequence[str]) -> Callable[[], None] | None:
+        """Add the events the worker is rolling up (``rollup.apply_pending``, same transaction)
+        to the counters; returns how to take them off again should the transaction fail to
+        commit (Redis only; the database rolls back with it). From the commit on, checks read
+        them from the counters instead of from ``rollup_pending``."""
+        if not event_ids:
+            return None
+        d = dialect_for(_dialect_name(conn))
+        source = tally.events_with_ids(d, event_ids)
+        meters = rollup.load_meters(conn)
+        customers = {r[0] for r in conn.execute(text(f"SELECT DISTINCT customer FROM {source} x"), d.params)}  # noqa: S608
+        profiles = self.prepare(conn, customers, meters)
+        if not profiles:
+            return None
+        sql = tally.rows_sql(d, meters, tally.limited_customers(profiles), source, ["e.voided_at IS NULL"])
+        if sql is None:
+            return None
+        rows = [tally.to_row(r) for r in conn.execute(text(sql), d.params)]
+        added = tally.increments(rows, profiles, now=database_now(conn), last=self.windows)
+        if not added:
+            return None
+        _lock_fold(conn, shared=False)
+        totals = self.add(conn, added, profiles, tally.thresholds(added, profiles))
+        if totals is None:
+            return None
+        for entry, key, total in tally.crossings(totals, added, profiles):
+            service.reached(conn, entry, key, total)
+        if isinstance(self.backend, DatabaseCounters):
+            return None
+        negated = {k: -v for k, v in added.items()}
+
+        def undo() -> None:
+            self.add(conn, negated, profiles)
+
+        return undo
+
+    def folding(self, undo: list[Callable[[], None]]) -> Callable[[Conn, list[str]], None]:
+        """:meth:`fold` for ``rollup.apply_pending``, collecting the undo steps in ``undo``."""
+
+        def fold(conn: Conn, event_ids: list[str]) -> None:
+            step = self.fold(conn, event_ids)
+            if step is not None:
+                undo.append(step)
+
+        return fold
 
     # -- void ----------------------------------------------------------------------------------
     def on_void(self, session: Session, event: Event, now: datetime) -> None:
-        """Take a newly voided event off the counters of its customer's current windows."""
+        """Take a newly voided event off the counters of its customer's current windows, once
+        folded (a pending one is skipped by the fold and by checks: nothing to take off)."""
         rollup.lock_exclusive(session)
-        prepared = self.prepare(session, {event.customer}, rollup.load_meters(session, {event.type}))
-        if prepared is None:
+        pending = session.execute(text("SELECT 1 FROM rollup_pending WHERE event_id = :id"), {"id": event.id})
+        if pending.first() is not None:
+            return
+        meters = rollup.load_meters(session, {event.type})
+        profiles = self.prepare(session, {event.customer}, meters)
+        if not profiles:
             return
         d = dialect_for(session.get_bind().dialect.name)
-        limited = tally.limited_customers(prepared.profiles)
-        sql = tally.rows_sql(d, prepared.meters, limited, "events", [f"e.id = {d.bind(event.id)}"])
+        limited = tally.limited_customers(profiles)
+        sql = tally.rows_sql(d, meters, limited, "events", [f"e.id = {d.bind(event.id)}"])
         if sql is None:
             return
         rows = [tally.to_row(r) for r in session.execute(text(sql), d.params)]
-        taken = tally.increments(rows, prepared.profiles, now=now, sign=-1)
-        self.add(session, taken, prepared.profiles)
+        taken = tally.increments(rows, profiles, now=now, sign=-1)
+        self.add(session, taken, profiles)
 
     # -- check ---------------------------------------------------------------------------------
-    def used(self, session: Session, profile: Profile, now: datetime) -> dict[CounterKey, Decimal] | None:
-        """The current windows' counters; ``None`` when Redis is down and the fallback is to allow."""
+    def used(
+        self, session: Session, profile: Profile, now: datetime, *, pending: bool = True
+    ) -> dict[CounterKey, Decimal] | None:
+        """The current windows' counters plus the customer's pending events (skipped when the
+        check's standing saw none); ``None`` when Redis is down and the fallback is to allow."""
         keys = service.current_keys(profile, now)
         try:
             stored, values = self.backend.read(session, profile.customer, list(keys.values()))
             if stored is None or not stored.fresh or stored.version != profile.version:
                 values = service.seed(session, self.backend, profile, now)
+            elif pending:
+                # Counters and pending events from the same side of every fold: read again under
+                # the fold lock (no fold commits until this transaction ends).
+                _lock_fold(session, shared=True)
+                stored, values = self.backend.read(session, profile.customer, list(keys.values()))
+                if stored is None or not stored.fresh or stored.version != profile.version:
+                    # Changed since the first read: exact from the events; the next check seeds.
+                    return service.measure(session, profile, keys)
+                for key, value in service.pending_usage(session, profile, keys, now).items():
+                    values[key] = EXACT.add(values.get(key, Decimal(0)), value)
             return {k: values.get(k, Decimal(0)) for k in keys.values()}
         except REDIS_ERRORS as exc:
             log.warning("limits check: Redis unreachable (%s); %s", exc, self.fallback)
@@ -164,7 +217,7 @@ class LimitKeeper:
         service.check_meter(session, meter)
         profile, subscribed = found.profile, found.subscribed
         entries = [e for e in profile.entries if meter is None or e.meter == meter]
-        used = self.used(session, profile, now) if entries else {}
+        used = self.used(session, profile, now, pending=found.pending) if entries else {}
         unavailable = used is None
         states: list[service.LimitState] = []
         for entry in entries:

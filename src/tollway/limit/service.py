@@ -1,11 +1,13 @@
 """Limits: the profile a customer's subscriptions give now, seeding its counters from the events,
 and the check (``POST /v1/limits/check``).
 
-A check reads the counters of the windows containing now (one database query or one Redis
-round trip) after comparing the stored profile with the one the subscriptions give; when they
-differ (or Redis lost the profile, or missed increments) the counters are seeded again from the
-events under the exclusive ingestion lock, so the answer is exact either way: ``used`` is the
-meter's value for the window over every event stored before the check.
+Counters hold the events the worker has folded (``keeper.LimitKeeper.fold``, with the rollups);
+the events still pending are counted raw by the check, as usage queries count them. A check reads
+the counters of the windows containing now (one database query or one Redis round trip) after
+comparing the stored profile with the one the subscriptions say now; when they differ (or Redis
+lost the profile, or missed a fold) the counters are seeded again from the events under the
+exclusive ingestion lock, so the answer is exact either way: ``used`` is the meter's value for
+the window over every event stored before the check.
 
 A ``prepaid`` customer (``customers.billing_type``, read by the same query) is also refused when
 its ongoing credit balance is <= 0 (:func:`credits_exhausted`); other customers never pay for
@@ -32,7 +34,7 @@ from tollway.kit.time import utcnow
 from tollway.limit import tally
 from tollway.limit.counters import CounterBackend, as_utc
 from tollway.limit.profile import Cycle, Entry, Profile
-from tollway.limit.tally import CounterKey
+from tollway.limit.tally import EXACT, CounterKey
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import query_usage
@@ -71,26 +73,30 @@ class Standing:
     profile: Profile
     subscribed: bool
     prepaid: bool = False
+    pending: bool = False  # some of the customer's events are not folded into the counters yet
 
 
 _ACTIVE = (
     "SELECT c.timezone, c.billing_type, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, "
-    "p.interval_count, p.billing_anchor, p.limits FROM customers c "
+    "p.interval_count, p.billing_anchor, p.limits, "
+    # Whether some of the customer's events are not folded into the counters yet (by index).
+    "(SELECT EXISTS (SELECT 1 FROM rollup_pending rp WHERE rp.customer = :c)) FROM customers c "
     "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.start <= :now AND (s.ends_at IS NULL OR s.ends_at > :now) "
     "LEFT JOIN plans p ON p.code = s.plan_code WHERE c.id = :c ORDER BY s.id"
 )
 
 
 def standing(session: Session, customer_id: str, now: datetime) -> Standing | None:
-    """The customer's time zone, billing type and the limits of its subscriptions active at
-    ``now`` (None for an unknown customer). One query: a check runs this on every call."""
+    """The customer's time zone, billing type, the limits of its subscriptions active at ``now``
+    and whether some of its events are pending (None for an unknown customer). One query: a
+    check runs this on every call."""
     d = dialect_for(session.get_bind().dialect.name)
     rows = session.execute(text(_ACTIVE), {"c": customer_id, "now": d.ts(now)}).all()
     if not rows:
         return None
     entries: list[Entry] = []
     subscribed = False
-    for _, _, sub, start, ends_at, sub_tz, overrides, interval, count, anchor, limits in rows:
+    for _, _, sub, start, ends_at, sub_tz, overrides, interval, count, anchor, limits, _ in rows:
         if sub is None:
             continue
         subscribed = True
@@ -106,8 +112,9 @@ def standing(session: Session, customer_id: str, now: datetime) -> Standing | No
                 cycle = Cycle(interval, int(count or 1), anchor, sub_tz, as_utc(start),
                               as_utc(ends_at) if ends_at is not None else None)  # fmt: skip
             entries.append(Entry(sub, limit["meter"], window, maximum, limit.get("action", "block"), cycle))
-    tz, billing_type = rows[0][0], rows[0][1]
-    return Standing(customer_id, tz, Profile.of(customer_id, tz, entries), subscribed, billing_type == "prepaid")
+    tz, billing_type, pending = rows[0][0], rows[0][1], bool(rows[0][11])
+    profile = Profile.of(customer_id, tz, entries)
+    return Standing(customer_id, tz, profile, subscribed, billing_type == "prepaid", pending)
 
 
 def credits_exhausted(session: Session, customer_id: str, now: datetime) -> bool:
@@ -157,32 +164,61 @@ def measure(session: Session, profile: Profile, keys: dict[tuple[Any, ...], Coun
     return out
 
 
+def pending_usage(
+    session: Session, profile: Profile, keys: dict[tuple[Any, ...], CounterKey], now: datetime
+) -> dict[CounterKey, Decimal]:
+    """What the customer's pending events (not folded into the counters yet) add to each counter
+    of ``keys``: the part of ``used`` the counters do not hold."""
+    if not keys:
+        return {}
+    d = dialect_for(session.get_bind().dialect.name)
+    meters = _meters(session, {k.meter for k in keys.values()})
+    lo, hi = min(k.start for k in keys.values()), max(k.end for k in keys.values())
+    where = [
+        f"p.customer = {d.bind(profile.customer)}",  # by index: only this customer's pending rows
+        "e.voided_at IS NULL",
+        f"e.timestamp >= {d.bind(d.ts(lo))}",
+        f"e.timestamp < {d.bind(d.ts(hi))}",
+    ]
+    limited = {m: [profile.customer] for m in meters}
+    sql = tally.rows_sql(d, meters.values(), limited, d.pending_events(), where, aliased=True)
+    if sql is None:
+        return {}
+    rows = [tally.to_row(r) for r in session.execute(text(sql), d.params)]
+    wanted = set(keys.values())
+    found = tally.increments(rows, {profile.customer: profile}, now=now)
+    return {k: v for k, v in found.items() if k in wanted}
+
+
 def seed(session: Session, backend: CounterBackend, profile: Profile, now: datetime) -> dict[CounterKey, Decimal]:
     """Compute the customer's counters from the events and store them with the profile.
 
-    Holds the ingestion lock exclusively (PostgreSQL; SQLite has one writer), so no batch counts
-    between the computation and the store. Windows after the current ones get the events already
-    stored for them (timestamps in the future). Returns the current windows' values."""
+    Holds the ingestion lock exclusively (PostgreSQL; SQLite has one writer), so no batch is
+    stored and no fold runs between the computation and the store. The counters get the events
+    that are not pending (the worker folds those in later); windows after the current ones get
+    the events already stored for them (timestamps in the future). Returns the current windows'
+    values over every event, pending or not."""
     rollup.lock_exclusive(session)
     keys = current_keys(profile, now)
     values = measure(session, profile, keys)
+    pending = pending_usage(session, profile, keys, now)
+    folded = {k: EXACT.subtract(v, pending.get(k, Decimal(0))) for k, v in values.items()}
     if keys:
         d = dialect_for(session.get_bind().dialect.name)
         horizon = min(k.end for k in keys.values())
         meters = _meters(session, profile.meters())
-        sql = tally.rows_sql(
-            d,
-            meters.values(),
-            {m: [profile.customer] for m in meters},
-            "events",
-            ["e.voided_at IS NULL", f"e.timestamp >= {d.bind(d.ts(horizon))}"],
-        )
+        where = [
+            "e.voided_at IS NULL",
+            f"e.timestamp >= {d.bind(d.ts(horizon))}",
+            "NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE p.event_id = e.id)",
+        ]
+        sql = tally.rows_sql(d, meters.values(), {m: [profile.customer] for m in meters}, "events", where)
         if sql:
             rows = [tally.to_row(r) for r in session.execute(text(sql), d.params)]
             later = tally.increments(rows, {profile.customer: profile}, now=now)
-            values.update({k: v for k, v in later.items() if k not in values})
-    backend.seed(session, profile, values, now)
-    notify(session, profile, {k: v for k, v in values.items() if k in keys.values()})
+            folded.update({k: v for k, v in later.items() if k not in folded})
+    backend.seed(session, profile, folded, now)
+    notify(session, profile, values)
     return values
 
 

@@ -2,9 +2,9 @@
 meter's own filters and value, as its usage query reads them), and which windows of the
 customer's profile they fall in (Python, in the customer's zone or the subscription's cycle).
 
-Used by ingestion (the events a batch actually inserted: duplicates never count), by a void (the
-voided event, taken off) and by seeding (events already stored for windows after the current
-ones).
+Used by the worker's fold (the pending events it rolls up: each stored event once, duplicates
+never), by a check (the events still pending), by a void (the voided event, taken off) and by
+seeding (events already stored for windows after the current ones).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
+
+import orjson
 
 from tollway.limit.profile import Entry, Profile
 from tollway.meter.aggregations import REGISTRY
@@ -54,9 +56,14 @@ def rows_sql(
     customers: Mapping[str, Sequence[str]],
     source: str,
     extra_where: Sequence[str] = (),
+    *,
+    aliased: bool = False,
 ) -> str | None:
-    """``SELECT meter, customer, timestamp, value`` of the events in ``source`` (aliased ``e``)
-    that each meter counts, for the customers limited on it; ``None`` when nothing can match."""
+    """``SELECT meter, customer, timestamp, value`` of the events in ``source`` that each meter
+    counts, for the customers limited on it; ``None`` when nothing can match. ``source`` is a
+    table or subquery (aliased ``e`` here), or (``aliased``) a ``FROM`` item that names its events
+    ``e`` itself (``Dialect.pending_events()``)."""
+    from_item = source if aliased else f"{source} e"
     parts = []
     for meter in meters:
         limited = customers.get(meter.key)
@@ -78,9 +85,17 @@ def rows_sql(
             where.append(f"{value} IS NOT NULL")
         parts.append(
             f"SELECT CAST({d.bind(meter.key)} AS TEXT) AS mk, e.customer AS customer, e.timestamp AS ts, "
-            f"{value} AS v FROM {source} e WHERE {' AND '.join(where)}"
+            f"{value} AS v FROM {from_item} WHERE {' AND '.join(where)}"
         )
     return " UNION ALL ".join(parts) if parts else None
+
+
+def events_with_ids(d: Dialect, ids: Sequence[str]) -> str:
+    """A subquery of the events with these ids (thousands: one bound array or JSON document)."""
+    if d.name == "postgresql":
+        return f"(SELECT * FROM events WHERE id = ANY(CAST({d.bind(list(ids))} AS text[])))"
+    doc = orjson.dumps(list(ids)).decode()
+    return f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
 
 
 def to_row(raw: Sequence[Any]) -> Row:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, select, text, update
@@ -317,10 +317,20 @@ def building(session: Session) -> list[str]:
     return list(session.scalars(select(Meter.key).where(Meter.rollup_status == "building").order_by(Meter.key)))
 
 
-def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
+class PendingFold(Protocol):
+    """Something else kept from the pending events, folded in the same transaction that rolls
+    them up (the limits' counters, ``limit.keeper``): until then it reads them as pending."""
+
+    def __call__(self, conn: Connection | Session, event_ids: list[str], /) -> None: ...
+
+
+def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: PendingFold | None = None) -> int:
     """Add up to ``limit`` pending events to every meter's rollups and clear them from
-    ``rollup_pending``, in the caller's transaction. Returns how many were applied. Several
-    workers may run this at once on PostgreSQL: each claims its own rows (SKIP LOCKED)."""
+    ``rollup_pending``, in the caller's transaction; ``fold`` gets the ids of the events applied,
+    in the same transaction (the worker passes the limits' fold: whatever else applies pending
+    events without it leaves the limit counters short until they are seeded again). Returns how
+    many were applied. Several workers may run this at once on PostgreSQL: each claims its own
+    rows (SKIP LOCKED)."""
     lock_shared(conn)
     meters = load_meters(conn)
     if is_postgres(conn):
@@ -334,7 +344,11 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
             ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
             ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
         ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
-        return int(conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*) FROM batch"), d.params).scalar_one())
+        ids_sql = ", CAST(json_agg(event_id) AS text)" if fold is not None else ""
+        row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){ids_sql} FROM batch"), d.params).one()
+        if fold is not None and row[0]:
+            fold(conn, orjson.loads(row[1]))
+        return int(row[0])
     ids = [r[0] for r in conn.execute(text("SELECT event_id FROM rollup_pending LIMIT :n"), {"n": limit})]
     if not ids:
         return 0
@@ -349,6 +363,8 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
     changed_source = "(SELECT customer FROM events WHERE id IN (SELECT value FROM json_each(:ids)))"
     conn.execute(text(note_changes_sql("sqlite", changed_source)), {"ids": doc})
     conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})
+    if fold is not None:
+        fold(conn, ids)
     return len(ids)
 
 
