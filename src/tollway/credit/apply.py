@@ -1,5 +1,5 @@
 """Credits pay an invoice at finalization: one entry point, :func:`apply_credits`, called by
-``invoice.finalize.write_invoice`` inside the invoice's transaction, after the invoice row exists.
+``invoice.finalize.write_invoices`` inside the invoice's transaction, after the invoice row exists.
 
 The customer's usable grants in the invoice's currency are locked (``SELECT … FOR UPDATE``,
 in id order so that concurrent transactions queue instead of deadlocking; SQLite serializes

@@ -1,13 +1,15 @@
 """The billing run: every subscription period that ended at or before ``until`` becomes an invoice.
 
-One transaction per invoice. In it: the subscription row is locked (``FOR UPDATE`` on
-PostgreSQL; SQLite serializes writers with ``BEGIN IMMEDIATE``) and its bookmark
-``billed_until`` re-read, so two runs (two workers, or a retry) never bill the same period; the
-lines are computed with the invoice's ``as_of`` cutoff; the invoice number is taken from the
-counter row, locked ``FOR UPDATE`` and advanced in the same transaction, so numbers are gapless
-(a rolled-back invoice gives its number back); the invoice, its lines, the new bookmark and the
-``invoice.finalized`` outbox message are committed together. A crash leaves either all of it or
-none of it. The unique constraint on (subscription, period_start) is the last line of defence.
+The run bills its subscriptions in chunks, one transaction per chunk (invoice/batch.py), and what
+a chunk cannot bill one invoice per transaction (:func:`finalize_next`). In every transaction: the
+subscription rows are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serializes writers
+with ``BEGIN IMMEDIATE``) and their bookmarks ``billed_until`` re-read, so two runs (two workers,
+or a retry) never bill the same period; the lines are computed with the invoices' ``as_of``
+cutoff; the invoice numbers are taken from the counter row, advanced and locked in the same
+transaction (:func:`next_numbers`), so numbers are gapless (a rolled-back transaction gives its
+numbers back); the invoices, their lines, the new bookmarks and the ``invoice.finalized`` outbox
+messages are committed together (:func:`write_invoices`). A crash leaves either all of it or none
+of it. The unique constraint on (subscription, period_start) is the last line of defence.
 Prepaid credits pay the invoice in the same transaction (``credit.apply``); an invoice left with
 nothing to pay is ``paid`` at once.
 """
