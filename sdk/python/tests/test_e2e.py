@@ -327,7 +327,9 @@ def test_server_killed_mid_stream_loses_and_duplicates_nothing(tmp_path):
             ingest_key,
             batch_size=20,
             flush_interval=0.05,
-            max_retries=60,
+            # a retry budget (~5 min at the 0.5 s cap) that outlasts the restart below even on a
+            # loaded machine: the test is about nothing lost across a crash, not about giving up
+            max_retries=600,
             backoff_base=0.05,
             backoff_max=0.5,
             timeout=5,

@@ -5,8 +5,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from tollway.db import get_or_404, is_postgres
 from tollway.errors import NotFound, ValidationFailed
@@ -51,6 +51,12 @@ def void_event(session: Session, event_id: str, *, now: datetime, on_void: VoidH
                 end=add_clamped(event.timestamp, timedelta(hours=1)),
             )
     return event
+
+
+def changed_after(cutoff: ColumnElement[datetime] | InstrumentedAttribute[datetime] | datetime) -> ColumnElement[bool]:
+    """An event ingested, or voided, after ``cutoff``: one a computation with that ``as_of``
+    did not see as it is now (late events and voids; ``invoice.adjust``, ``invoice.correct``)."""
+    return or_(Event.ingested_at > cutoff, and_(Event.voided_at.is_not(None), Event.voided_at > cutoff))
 
 
 def to_schema(event: Event) -> EventOut:

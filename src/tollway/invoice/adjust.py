@@ -20,9 +20,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
+from tollway.event.service import changed_after
 from tollway.invoice.compute import ZERO, BillLine, PeriodContext, key_totals, usage_lines
 from tollway.kit.fields import format_decimal
 from tollway.kit.money import from_minor_units
@@ -54,7 +55,7 @@ def _stale() -> list[ColumnElement[bool]]:
         Event.customer == Invoice.customer_id,
         Event.timestamp >= Invoice.period_start,
         Event.timestamp < Invoice.period_end,
-        or_(Event.ingested_at > Invoice.as_of, and_(Event.voided_at.is_not(None), Event.voided_at > Invoice.as_of)),
+        changed_after(Invoice.as_of),
     )
     return [
         Invoice.status != "void",

@@ -24,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
+from tollway.event.service import changed_after
 from tollway.invoice.adjust import adjustment_lines
 from tollway.invoice.compute import BillLine, PeriodContext
 from tollway.kit.periods import Period
@@ -69,7 +70,7 @@ def candidates(session: Session) -> list[str]:
     late = exists().where(
         Event.customer == Subscription.customer_id,
         Event.timestamp < Subscription.ends_at,
-        or_(Event.ingested_at > cursor, and_(Event.voided_at.is_not(None), Event.voided_at > cursor)),
+        changed_after(cursor),
     )
     stmt = select(Subscription.id).where(*_ended(), late).order_by(Subscription.id)
     return list(session.scalars(stmt))
