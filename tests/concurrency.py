@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.invoice.finalize import run_billing
 
 
-def billing_runs_at_once(factory: sessionmaker[Session], *, until: datetime, runs: int = 2) -> list[int]:
+def billing_runs_at_once(
+    factory: sessionmaker[Session], *, until: datetime, runs: int = 2, **options: Any
+) -> list[int]:
     """Start ``runs`` billing runs up to ``until`` at once (behind a barrier) and wait for them;
-    re-raise what any of them raised. Returns how many invoices each run created."""
+    re-raise what any of them raised. Returns how many invoices each run created. ``options``
+    go to ``run_billing`` (e.g. ``chunk``)."""
     barrier = threading.Barrier(runs)
     results: list[int] = []
     errors: list[BaseException] = []
@@ -21,7 +25,7 @@ def billing_runs_at_once(factory: sessionmaker[Session], *, until: datetime, run
     def run() -> None:
         try:
             barrier.wait()
-            results.append(len(run_billing(factory, until=until).created))
+            results.append(len(run_billing(factory, until=until, **options).created))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

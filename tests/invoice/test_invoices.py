@@ -249,18 +249,19 @@ def test_a_failure_half_way_leaves_no_half_written_invoice(app, api, monkeypatch
     create_plan(api, code="pro", charges=FLAT, publish=True)
     create_customer(api, id="c")
     subscribe(api, id="s1", customer="c", plan="pro", start="2026-01-01T00:00:00Z")
-    real_emit = finalize.emit_now
+    real_emit = finalize.emit_many
     calls_made = {"n": 0}
 
-    def failing_emit(*args, **kwargs):
+    def failing_emit(session, messages):
         # The second invoice fails after its number and lines were written (a zero invoice, paid
         # at once, also emits invoice.paid: count invoice.finalized only).
-        calls_made["n"] += args[1] == "invoice.finalized"
-        if calls_made["n"] == 2 and args[1] == "invoice.finalized":
-            raise RuntimeError("crash")
-        return real_emit(*args, **kwargs)
+        for topic, _, _ in messages:
+            calls_made["n"] += topic == "invoice.finalized"
+            if calls_made["n"] == 2 and topic == "invoice.finalized":
+                raise RuntimeError("crash")
+        return real_emit(session, messages)
 
-    monkeypatch.setattr(finalize, "emit_now", failing_emit)
+    monkeypatch.setattr(finalize, "emit_many", failing_emit)
     # The run reports the subscription it could not bill (and goes on with any others).
     failed = run_billing_direct(app.state.sessionmaker, until=datetime(2026, 4, 1, tzinfo=UTC)).failed
     assert failed == [("s1", "crash")]
@@ -268,6 +269,6 @@ def test_a_failure_half_way_leaves_no_half_written_invoice(app, api, monkeypatch
         assert session.scalar(select(func.count()).select_from(Invoice)) == 1
         assert session.get(InvoiceSequence, "invoice").last_value == 1
         assert session.get(Subscription, "s1").billed_until == datetime(2026, 2, 1, tzinfo=UTC)
-    monkeypatch.setattr(finalize, "emit_now", real_emit)
+    monkeypatch.setattr(finalize, "emit_many", real_emit)
     assert len(run_billing_direct(app.state.sessionmaker, until=datetime(2026, 4, 1, tzinfo=UTC)).created) == 2
     assert [i["number"] for i in invoices_of(api, "c")] == ["INV-000001", "INV-000002", "INV-000003"]

@@ -1,5 +1,5 @@
 """Credits pay an invoice at finalization: one entry point, :func:`apply_credits`, called by
-``invoice.finalize.write_invoice`` inside the invoice's transaction, after the invoice row exists.
+``invoice.finalize.write_invoices`` inside the invoice's transaction, after the invoice row exists.
 
 The customer's usable grants in the invoice's currency are locked (``SELECT … FOR UPDATE``,
 in id order so that concurrent transactions queue instead of deadlocking; SQLite serializes
@@ -11,13 +11,39 @@ ledger entry naming the invoice, in the same transaction as its new ``remaining`
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import ColumnElement, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tollway.credit.allocation import GrantState, allocate
 from tollway.models import CreditGrant, CreditLedgerEntry
+
+
+def _usable(at: datetime) -> list[ColumnElement[bool]]:
+    """Conditions of a grant that can pay at ``at``: something left, not voided, in effect."""
+    return [
+        CreditGrant.remaining_minor > 0,
+        CreditGrant.voided_at.is_(None),
+        CreditGrant.effective_at <= at,
+        or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > at),
+    ]
+
+
+def with_usable_credit(session: Session, customer_ids: Collection[str], at: datetime) -> set[tuple[str, str]]:
+    """(customer, currency) pairs among ``customer_ids`` with a grant usable at ``at``: one read
+    for a billing run's chunk of invoices, so that only their invoices go on to lock grants
+    (:func:`apply_credits`). A grant committed after this read is left for the next invoice, as
+    one committed just after the lock would be."""
+    if not customer_ids:
+        return set()
+    stmt = (
+        select(CreditGrant.customer_id, CreditGrant.currency)
+        .where(CreditGrant.customer_id.in_(sorted(customer_ids)), *_usable(at))
+        .distinct()
+    )
+    return {(customer, currency) for customer, currency in session.execute(stmt)}
 
 
 def lock_usable_grants(session: Session, customer_id: str, currency: str, at: datetime) -> list[GrantState]:
@@ -34,10 +60,7 @@ def lock_usable_grants(session: Session, customer_id: str, currency: str, at: da
         .where(
             CreditGrant.customer_id == customer_id,
             CreditGrant.currency == currency,
-            CreditGrant.remaining_minor > 0,
-            CreditGrant.voided_at.is_(None),
-            CreditGrant.effective_at <= at,
-            or_(CreditGrant.expires_at.is_(None), CreditGrant.expires_at > at),
+            *_usable(at),
         )
         .order_by(CreditGrant.id)
         .with_for_update()

@@ -15,11 +15,12 @@ A subscription that ended (no next invoice) gets them on a correction invoice of
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from tollway.event.service import changed_after
@@ -48,25 +49,39 @@ def _chain(session: Session, sub: Subscription) -> list[Subscription]:
     return out
 
 
-def stale_invoices(session: Session, subs: list[Subscription]) -> list[Invoice]:
-    """Finalized (or paid) invoices of ``subs`` with events ingested or voided after their cutoff."""
+def _stale() -> list[ColumnElement[bool]]:
+    """Conditions of an invoice with events of its period ingested or voided after its cutoff."""
     late = exists().where(
         Event.customer == Invoice.customer_id,
         Event.timestamp >= Invoice.period_start,
         Event.timestamp < Invoice.period_end,
         changed_after(Invoice.as_of),
     )
+    return [
+        Invoice.status != "void",
+        Invoice.kind == REGULAR,  # a correction invoice has no period of usage of its own
+        late,
+    ]
+
+
+def stale_invoices(session: Session, subs: list[Subscription]) -> list[Invoice]:
+    """Finalized (or paid) invoices of ``subs`` with events ingested or voided after their cutoff."""
     stmt = (
         select(Invoice)
-        .where(
-            Invoice.subscription_id.in_([s.id for s in subs]),
-            Invoice.status != "void",
-            Invoice.kind == REGULAR,  # a correction invoice has no period of usage of its own
-            late,
-        )
+        .where(Invoice.subscription_id.in_([s.id for s in subs]), *_stale())
         .order_by(Invoice.period_start, Invoice.id)
     )
     return list(session.scalars(stmt))
+
+
+def with_stale_invoices(session: Session, customer_ids: Collection[str]) -> set[str]:
+    """The customers among ``customer_ids`` with a stale invoice (:func:`stale_invoices`), in one
+    read for a billing run's chunk: a subscription with no predecessor whose customer is not
+    among them has no corrections to carry (its :func:`adjustment_lines` are empty)."""
+    if not customer_ids:
+        return set()
+    stmt = select(Invoice.customer_id).where(Invoice.customer_id.in_(sorted(customer_ids)), *_stale()).distinct()
+    return set(session.scalars(stmt))
 
 
 def billed_totals(session: Session, invoice: Invoice) -> dict[str, tuple[Decimal, Decimal]]:

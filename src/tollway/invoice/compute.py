@@ -131,6 +131,17 @@ class PeriodContext:
         return ctx
 
 
+@dataclass(frozen=True)
+class KnownTotals:
+    """Meter totals over ``[start, end)`` of one customer with the invoice's ``as_of``, read
+    beforehand by :func:`tollway.meter.values.meter_totals_many` (the billing run reads a chunk
+    of invoices at once): exactly what :class:`_Usage` would read itself, so it uses them."""
+
+    start: datetime
+    end: datetime
+    totals: dict[str, Decimal | None]
+
+
 class _Usage:
     """Meter reads for one customer and cutoff, cached per (meter, window, split).
 
@@ -139,12 +150,17 @@ class _Usage:
     cutoff (``as_of``: finalized invoices, their recomputation and the simulator) they are read
     from the raw events, which alone can answer what was ingested and not voided by then."""
 
-    def __init__(self, session: Session, ctx: PeriodContext, as_of: datetime | None) -> None:
+    def __init__(
+        self, session: Session, ctx: PeriodContext, as_of: datetime | None, known: KnownTotals | None = None
+    ) -> None:
         self.session = session
         self.ctx = ctx
         self.as_of = as_of
         self.customer = ctx.terms.subscription.customer_id
         self._cache: dict[tuple[Any, ...], Any] = {}
+        if known is not None:  # read already, with the same function and cutoff (a billing run's batch)
+            for key, value in known.totals.items():
+                self._cache[("total", key, known.start, known.end)] = value if value is not None else ZERO
 
     def _query(
         self, meter_key: str, start: datetime, end: datetime, *, group_by: Sequence[str] = ()
@@ -239,11 +255,17 @@ def _window_details(start: datetime, end: datetime) -> dict[str, str]:
 
 
 def usage_lines(
-    session: Session, ctx: PeriodContext, period: Period, *, as_of: datetime | None, usage: _Usage | None = None
+    session: Session,
+    ctx: PeriodContext,
+    period: Period,
+    *,
+    as_of: datetime | None,
+    usage: _Usage | None = None,
+    known: KnownTotals | None = None,
 ) -> list[BillLine]:
     """The usage-driven lines of a period: every charge (free window and paid part) and the
     revenue share. These are what a later recomputation compares (key by key)."""
-    usage = usage or _Usage(session, ctx, as_of)
+    usage = usage or _Usage(session, ctx, as_of, known)
     cur = ctx.currency
     start, end = period.start, period.end
     free_until = ctx.terms.free_until()
@@ -287,7 +309,13 @@ def usage_lines(
 
 
 def period_lines(
-    session: Session, ctx: PeriodContext, period: Period, full: Period, *, as_of: datetime | None
+    session: Session,
+    ctx: PeriodContext,
+    period: Period,
+    full: Period,
+    *,
+    as_of: datetime | None,
+    known: KnownTotals | None = None,
 ) -> list[BillLine]:
     """Every line of one (possibly partial) period: setup fee (first period), recurring fee
     (prorated by days when partial and the plan says so), usage charges, revenue share, and the
@@ -305,7 +333,7 @@ def period_lines(
         fraction: Decimal | Proration = Decimal(1) if days_used == days_in else Proration(days_used, days_in)
         lines.append(from_priced(recurring_fee_line(fees.recurring, cur, fraction)))
     try:
-        lines.extend(usage_lines(session, ctx, period, as_of=as_of))
+        lines.extend(usage_lines(session, ctx, period, as_of=as_of, known=known))
     except (AmountOutOfRange, PricingError) as exc:
         raise UnbillableUsage(sub.id, str(exc)) from exc
     contract_end = terms.contract_end()

@@ -1,13 +1,15 @@
 """The billing run: every subscription period that ended at or before ``until`` becomes an invoice.
 
-One transaction per invoice. In it: the subscription row is locked (``FOR UPDATE`` on
-PostgreSQL; SQLite serializes writers with ``BEGIN IMMEDIATE``) and its bookmark
-``billed_until`` re-read, so two runs (two workers, or a retry) never bill the same period; the
-lines are computed with the invoice's ``as_of`` cutoff; the invoice number is taken from the
-counter row, locked ``FOR UPDATE`` and advanced in the same transaction, so numbers are gapless
-(a rolled-back invoice gives its number back); the invoice, its lines, the new bookmark and the
-``invoice.finalized`` outbox message are committed together. A crash leaves either all of it or
-none of it. The unique constraint on (subscription, period_start) is the last line of defence.
+The run bills its subscriptions in chunks, one transaction per chunk (invoice/batch.py), and what
+a chunk cannot bill one invoice per transaction (:func:`finalize_next`). In every transaction: the
+subscription rows are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serializes writers
+with ``BEGIN IMMEDIATE``) and their bookmarks ``billed_until`` re-read, so two runs (two workers,
+or a retry) never bill the same period; the lines are computed with the invoices' ``as_of``
+cutoff; the invoice numbers are taken from the counter row, advanced and locked in the same
+transaction (:func:`next_numbers`), so numbers are gapless (a rolled-back transaction gives its
+numbers back); the invoices, their lines, the new bookmarks and the ``invoice.finalized`` outbox
+messages are committed together (:func:`write_invoices`). A crash leaves either all of it or none
+of it. The unique constraint on (subscription, period_start) is the last line of defence.
 Prepaid credits pay the invoice in the same transaction (``credit.apply``); an invoice left with
 nothing to pay is ``paid`` at once.
 """
@@ -16,18 +18,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tollway.credit.apply import apply_credits
+from tollway.credit.apply import apply_credits, with_usable_credit
 from tollway.db import database_now
 from tollway.invoice.adjust import CORRECTION, REGULAR, adjustment_lines
+from tollway.invoice.batch import CHUNK, Chunk, due_conditions, prepare
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
 from tollway.invoice.correct import candidates as correction_candidates
 from tollway.invoice.correct import correction_due
@@ -36,7 +40,7 @@ from tollway.invoice.snapshot import take as snapshot_take
 from tollway.kit.money import Currency, money_context, round_money, to_minor_units
 from tollway.kit.periods import Period
 from tollway.models import Customer, Invoice, InvoiceLine, InvoiceSequence, Plan, Subscription
-from tollway.notification.outbox import emit_now
+from tollway.notification.outbox import emit_many
 from tollway.settings.schemas import ProviderSettings
 from tollway.settings.service import get_provider_settings
 from tollway.subscription.terms import Terms
@@ -76,31 +80,24 @@ def payment_terms_days(plan_terms: int | None, provider: ProviderSettings) -> in
     return provider.invoice.payment_terms_days if plan_terms is None else int(plan_terms)
 
 
-def next_number(session: Session) -> str:
-    """Advance the gapless counter inside the caller's transaction: the row is locked
-    (``SELECT … FOR UPDATE``) and stays locked until the caller commits or rolls back."""
-    stmt = select(InvoiceSequence.last_value).where(InvoiceSequence.name == SEQUENCE).with_for_update()
-    last = session.execute(stmt).scalar_one()
-    value = int(last) + 1
-    session.execute(update(InvoiceSequence).where(InvoiceSequence.name == SEQUENCE).values(last_value=value))
-    return f"{NUMBER_PREFIX}{value:06d}"
+def next_numbers(session: Session, count: int = 1) -> list[str]:
+    """Advance the gapless counter by ``count`` inside the caller's transaction and return the
+    numbers taken, in order: one ``UPDATE … RETURNING``, whose row lock is held until the caller
+    commits or rolls back (a rolled-back transaction gives its numbers back)."""
+    table = cast(Table, InvoiceSequence.__table__)
+    stmt = (
+        update(table)
+        .where(table.c.name == SEQUENCE)
+        .values(last_value=table.c.last_value + count)
+        .returning(table.c.last_value)
+    )
+    last = int(session.execute(stmt).scalar_one())
+    return [f"{NUMBER_PREFIX}{value:06d}" for value in range(last - count + 1, last + 1)]
 
 
 def _candidates(factory: sessionmaker[Session], until: datetime) -> list[str]:
     with factory() as session:
-        stmt = (
-            select(Subscription.id)
-            .where(
-                Subscription.start < until,
-                or_(Subscription.billed_until.is_(None), Subscription.billed_until < until),
-                or_(
-                    Subscription.ends_at.is_(None),
-                    Subscription.billed_until.is_(None),
-                    Subscription.billed_until < Subscription.ends_at,
-                ),
-            )
-            .order_by(Subscription.id)
-        )
+        stmt = select(Subscription.id).where(*due_conditions(until)).order_by(Subscription.id)
         return list(session.scalars(stmt))
 
 
@@ -147,6 +144,16 @@ def finalize_next(
     return invoice, following is not None and following[0].end <= until
 
 
+@dataclass(frozen=True)
+class Draft:
+    """An invoice to write: the subscription's context, its customer, the period and the lines."""
+
+    ctx: PeriodContext
+    customer: Customer
+    period: Period
+    lines: list[BillLine]
+
+
 def write_invoice(
     session: Session,
     ctx: PeriodContext,
@@ -159,15 +166,91 @@ def write_invoice(
     sources: RunSources | None = None,
     kind: str = REGULAR,
 ) -> Invoice:
-    """Insert the invoice, its lines, the subscription's new bookmark and the outbox message
-    (plain INSERT/UPDATE statements: this is the billing run's hot path). Returns the invoice
-    row (not attached to the session). ``sources`` (one per run) saves reading the settings and
-    the meter names for every invoice. A ``correction`` invoice leaves ``billed_until`` alone:
-    its period starts where the subscription's last invoice ended (see invoice/correct.py)."""
+    """:func:`write_invoices` of one invoice."""
+    [invoice] = write_invoices(
+        session, [Draft(ctx, customer, period, lines)], as_of=as_of, now=now, sources=sources, kind=kind
+    )
+    return invoice
+
+
+def write_invoices(
+    session: Session,
+    drafts: Sequence[Draft],
+    *,
+    as_of: datetime,
+    now: datetime,
+    sources: RunSources | None = None,
+    kind: str = REGULAR,
+) -> list[Invoice]:
+    """Insert the invoices, their lines, the subscriptions' new bookmarks and the outbox messages
+    (plain INSERT/UPDATE statements, one per table for all ``drafts``: this is the billing run's
+    hot path). Returns the invoice rows (not attached to the session). ``sources`` (one per run)
+    saves reading the settings and the meter names for every invoice. A ``correction`` invoice
+    leaves ``billed_until`` alone: its period starts where the subscription's last invoice ended
+    (see invoice/correct.py)."""
+    if not drafts:
+        return []
+    provider = sources.settings if sources is not None else get_provider_settings(session)
+    sources = sources or RunSources(provider)
+    invoices = [_invoice_row(session, d, as_of=as_of, now=now, sources=sources, kind=kind) for d in drafts]
+    # The bookmarks move first and the numbers are taken last, so the counter row (the one lock
+    # every invoice transaction shares) is held only for the inserts and the commit.
+    if kind == REGULAR:
+        table = cast(Table, Subscription.__table__)
+        session.execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(billed_until=bindparam("b_until")),
+            [{"b_id": d.ctx.terms.subscription.id, "b_until": d.period.end} for d in drafts],
+        )
+    with_credit = with_usable_credit(session, {inv.customer_id for inv in invoices if inv.total_minor > 0}, now)
+    for invoice, number in zip(invoices, next_numbers(session, len(invoices)), strict=True):
+        invoice.number = number
+    table = cast(Table, Invoice.__table__)
+    session.execute(insert(table), [{c.key: getattr(inv, c.key) for c in table.columns} for inv in invoices])
+    rows = [
+        {
+            "invoice_id": invoice.id,
+            "position": i,
+            "kind": line.kind,
+            "charge": line.charge,
+            "meter": line.meter,
+            "description": line.description[:1000],
+            "quantity": line.quantity,
+            "amount_minor": to_minor_units(line.amount, d.ctx.currency),
+            "details": line.details,
+            "adjusts_invoice_id": line.adjusts_invoice_id,
+        }
+        for invoice, d in zip(invoices, drafts, strict=True)
+        for i, line in enumerate(d.lines)
+    ]
+    if rows:
+        session.execute(insert(cast(Table, InvoiceLine.__table__)), rows)
+    # Credits in customer order, so that concurrent runs lock grants in one order (no deadlock).
+    for invoice in sorted(invoices, key=lambda inv: (inv.customer_id, inv.id)):
+        if (invoice.customer_id, invoice.currency) in with_credit:
+            _pay_with_credits(session, invoice, now=now)
+    from tollway.invoice.service import invoice_data  # service builds on this module
+
+    messages: list[tuple[str, dict[str, Any], str | None]] = []
+    by_invoice: dict[str, list[InvoiceLine]] = {}
+    for row in rows:
+        by_invoice.setdefault(str(row["invoice_id"]), []).append(InvoiceLine(**row))
+    for invoice in invoices:
+        event = invoice_data(session, invoice, by_invoice.get(invoice.id, []), new=True)
+        messages.append(("invoice.finalized", event, invoice.id))
+        if invoice.status == "paid":  # nothing left to pay: paid at once
+            messages.append(("invoice.paid", event, invoice.id))
+    emit_many(session, messages)
+    return invoices
+
+
+def _invoice_row(
+    session: Session, draft: Draft, *, as_of: datetime, now: datetime, sources: RunSources, kind: str
+) -> Invoice:
+    """The invoice row of ``draft``, its number not taken yet (not attached to the session)."""
+    ctx, customer, period, lines = draft.ctx, draft.customer, draft.period, draft.lines
     sub = ctx.terms.subscription
     cur = ctx.currency
-    provider = sources.settings if sources is not None else get_provider_settings(session)
-    terms_days = payment_terms_days(ctx.terms.plan.payment_terms_days, provider)
+    terms_days = payment_terms_days(ctx.terms.plan.payment_terms_days, sources.settings)
     tax_rate = Decimal(customer.tax_rate or 0)
     t = totals(lines, tax_rate, cur)
     total_minor = to_minor_units(t.total, cur)
@@ -178,9 +261,9 @@ def write_invoice(
         timezone=sub.timezone,
         meters=[line.meter for line in lines],
         payment_terms_days=terms_days,
-        sources=sources or RunSources(provider),
+        sources=sources,
     )
-    invoice = Invoice(
+    return Invoice(
         id=f"inv_{uuid.uuid4().hex[:24]}",
         customer_id=customer.id,
         subscription_id=sub.id,
@@ -204,57 +287,34 @@ def write_invoice(
         created_at=now,
         updated_at=now,
     )
-    # The bookmark moves first and the number is taken last, so the counter row (the one lock
-    # every invoice transaction shares) is held only for the inserts and the commit.
-    if kind == REGULAR:
-        session.execute(update(Subscription).where(Subscription.id == sub.id).values(billed_until=period.end))
-    invoice.number = next_number(session)
-    columns = [c.key for c in Invoice.__table__.columns]
-    session.execute(insert(Invoice).values({name: getattr(invoice, name) for name in columns}))
-    if lines:
-        session.execute(
-            insert(InvoiceLine),
-            [
-                {
-                    "invoice_id": invoice.id,
-                    "position": i,
-                    "kind": line.kind,
-                    "charge": line.charge,
-                    "meter": line.meter,
-                    "description": line.description[:1000],
-                    "quantity": line.quantity,
-                    "amount_minor": to_minor_units(line.amount, cur),
-                    "details": line.details,
-                    "adjusts_invoice_id": line.adjusts_invoice_id,
-                }
-                for i, line in enumerate(lines)
-            ],
-        )
-    credits = apply_credits(
-        session, invoice_id=invoice.id, customer_id=customer.id, currency=cur.code, total_minor=total_minor, now=now
-    )
-    if credits:
-        invoice.credits_applied_minor = sum(amount for _, amount in credits)
-        invoice.amount_due_minor = total_minor - invoice.credits_applied_minor
-        if invoice.amount_due_minor == 0:
-            invoice.status, invoice.paid_at = "paid", now
-        session.execute(
-            update(Invoice)
-            .where(Invoice.id == invoice.id)
-            .values(
-                credits_applied_minor=invoice.credits_applied_minor,
-                amount_due_minor=invoice.amount_due_minor,
-                status=invoice.status,
-                paid_at=invoice.paid_at,
-            )
-        )
-    from tollway.invoice.service import invoice_data  # service builds on this module
 
-    event = invoice_data(session, invoice)
-    emit_now(session, "invoice.finalized", event, key=invoice.id)
-    if invoice.status == "paid":  # nothing left to pay: paid at once
-        emit_now(session, "invoice.paid", event, key=invoice.id)
-    return invoice
+
+def _pay_with_credits(session: Session, invoice: Invoice, *, now: datetime) -> None:
+    """Apply the customer's credits to the inserted ``invoice`` and record them on its row."""
+    credits = apply_credits(
+        session,
+        invoice_id=invoice.id,
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        total_minor=invoice.total_minor,
+        now=now,
+    )
+    if not credits:
+        return
+    invoice.credits_applied_minor = sum(amount for _, amount in credits)
+    invoice.amount_due_minor = invoice.total_minor - invoice.credits_applied_minor
+    if invoice.amount_due_minor == 0:
+        invoice.status, invoice.paid_at = "paid", now
+    session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice.id)
+        .values(
+            credits_applied_minor=invoice.credits_applied_minor,
+            amount_due_minor=invoice.amount_due_minor,
+            status=invoice.status,
+            paid_at=invoice.paid_at,
+        )
+    )
 
 
 def _invoice_transaction(
@@ -293,12 +353,48 @@ def _invoice_transaction(
         session.close()
 
 
+def _chunk_transaction(
+    factory: sessionmaker[Session],
+    result: RunResult,
+    ids: Sequence[str],
+    contexts: dict[str, PeriodContext],
+    sources: RunSources,
+    until: datetime,
+    now: datetime | None,
+    as_of_lag: timedelta,
+) -> list[str]:
+    """One chunk of the run in one transaction (invoice/batch.py); returns the subscriptions left
+    to bill one invoice per transaction: all of ``ids`` if the chunk could not be committed."""
+    session = factory()
+    try:
+        moment = now or database_now(session)
+        chunk: Chunk = prepare(session, ids, until=min(until, moment), as_of=moment - as_of_lag, contexts=contexts)
+        drafts = [Draft(due.ctx, due.customer, due.period, due.lines) for due in chunk.due]
+        invoices = write_invoices(session, drafts, as_of=moment - as_of_lag, now=moment, sources=sources)
+        session.commit()
+    except Exception:
+        # A concurrent run's invoice (IntegrityError), a deadlock, anything: nothing of the chunk
+        # was written; its subscriptions are billed one by one, which reports what fails.
+        session.rollback()
+        contexts.clear()  # the rollback expired the plan rows cached from this session
+        log.warning("billing chunk of %d subscriptions from %s failed; billing them one by one", len(ids), ids[0],
+                    exc_info=True)  # fmt: skip
+        return list(ids)
+    finally:
+        session.close()
+    for invoice in invoices:
+        result.created.append(invoice.id)
+        log.info("finalized invoice %s for %s", invoice.number, invoice.subscription_id)
+    return chunk.alone + [due.ctx.terms.subscription.id for due in chunk.due if due.more]
+
+
 def run_billing(
     factory: sessionmaker[Session],
     *,
     until: datetime,
     now: datetime | None = None,
     as_of_lag: timedelta = timedelta(0),
+    chunk: int = CHUNK,
 ) -> RunResult:
     """Finalize every period that ended at or before ``until`` (capped at now: a period that has not
     ended yet is never finalized), then issue the correction invoices of subscriptions that ended
@@ -307,7 +403,12 @@ def run_billing(
 
     ``as_of_lag`` sets each invoice's cutoff a little before the moment it is computed, so that an
     event whose ingestion transaction is still in flight is billed as a late event rather than
-    missed."""
+    missed.
+
+    The subscriptions are billed ``chunk`` at a time, each chunk's invoices in one transaction
+    (invoice/batch.py); a subscription the chunk cannot bill, one with a further period due, and
+    every subscription of a chunk whose transaction failed are billed one invoice per transaction
+    (:func:`finalize_next`) right after it."""
     result = RunResult(until=until)
     contexts: dict[str, PeriodContext] = {}
     with factory() as session:  # the settings as the run begins apply to all of its invoices
@@ -349,10 +450,13 @@ def run_billing(
 
         return step
 
-    for subscription_id in _candidates(factory, until):
-        result.subscriptions += 1
-        while _invoice_transaction(factory, result, subscription_id, contexts, regular(subscription_id)):
-            pass
+    candidates = _candidates(factory, until)
+    result.subscriptions = len(candidates)
+    for first in range(0, len(candidates), chunk):
+        ids = candidates[first : first + chunk]
+        for subscription_id in _chunk_transaction(factory, result, ids, contexts, sources, until, now, as_of_lag):
+            while _invoice_transaction(factory, result, subscription_id, contexts, regular(subscription_id)):
+                pass
     with factory() as session:
         ended = correction_candidates(session)
     for subscription_id in ended:

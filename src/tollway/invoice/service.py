@@ -63,9 +63,12 @@ def lines_by_invoice(session: Session, invoices: Sequence[Invoice]) -> dict[str,
     return out
 
 
-def invoice_data(session: Session, invoice: Invoice) -> dict[str, Any]:
-    """The webhook ``data`` of ``invoice.*``: the invoice as ``GET /v1/invoices/{id}`` shows it."""
-    data: dict[str, Any] = to_schema(session, invoice).model_dump(mode="json")
+def invoice_data(
+    session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | None = None, *, new: bool = False
+) -> dict[str, Any]:
+    """The webhook ``data`` of ``invoice.*``: the invoice as ``GET /v1/invoices/{id}`` shows it
+    (``read`` and ``new`` as for :func:`to_schema`)."""
+    data: dict[str, Any] = to_schema(session, invoice, read, new=new).model_dump(mode="json")
     return data
 
 
@@ -101,8 +104,11 @@ def to_schemas(session: Session, invoices: Sequence[Invoice]) -> list[schemas.In
     return [to_schema(session, invoice, lines[invoice.id]) for invoice in invoices]
 
 
-def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | None = None) -> schemas.Invoice:
-    """The invoice as the API returns it (its lines read unless already ``read``)."""
+def to_schema(
+    session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | None = None, *, new: bool = False
+) -> schemas.Invoice:
+    """The invoice as the API returns it (its lines read unless already ``read``). ``new``: it is
+    being finalized in this transaction, so nothing can have sent it to a payment provider yet."""
     cur = parse_currency(invoice.currency)
     lines = [
         schemas.InvoiceLine(
@@ -145,7 +151,7 @@ def to_schema(session: Session, invoice: Invoice, read: Sequence[InvoiceLine] | 
         voided_at=invoice.voided_at,
         seller=snapshot.get("seller") if (snapshot := invoice.snapshot) else None,
         buyer=snapshot.get("buyer") if snapshot else None,
-        payment=invoice_payment(session, invoice.id),
+        payment=None if new else invoice_payment(session, invoice.id),
     )
 
 

@@ -8,7 +8,9 @@ the meter's filters, a usable value):
   one scan of the customer's events instead of one per meter (an invoice reads every meter of
   its plan over the same period). Invoices read it with their ``as_of`` cutoff, which only the
   raw events can answer; live totals (the upcoming invoice) are read through the rollups with
-  :func:`tollway.meter.query.usage_totals` instead.
+  :func:`tollway.meter.query.usage_totals` instead;
+- :func:`meter_totals_many`: the same for many customers' windows at once (the billing run reads
+  the totals of a chunk of invoices in one statement).
 """
 
 from __future__ import annotations
@@ -70,28 +72,62 @@ def meter_totals(
 ) -> dict[str, Decimal | None]:
     """The value over ``[start, end)`` of each meter (aggregations in :data:`TOTALS_AGGREGATIONS`),
     as :func:`query_usage` without a window would return it; one statement per event type."""
-    out: dict[str, Decimal | None] = {}
+    [out] = meter_totals_many(session, meters, [Window(customer, start, end)], as_of=as_of)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """One customer's ``[start, end)``: what an invoice reads its meters over."""
+
+    customer: str
+    start: datetime
+    end: datetime
+
+
+WINDOWS_PER_STATEMENT = 100
+"""Windows read by one statement of :func:`meter_totals_many` (bounds its parameter count)."""
+
+
+def meter_totals_many(
+    session: Session,
+    meters: Sequence[MeterDefinition],
+    windows: Sequence[Window],
+    *,
+    as_of: datetime | None = None,
+) -> list[dict[str, Decimal | None]]:
+    """:func:`meter_totals` for many windows (a billing run's invoices), in one statement per
+    event type and up to :data:`WINDOWS_PER_STATEMENT` windows: one branch per window (each an
+    index range scan of that customer's events, with the same conditions as a single read)
+    joined by ``UNION ALL``. Returns each window's totals, in the order of ``windows``."""
+    out: list[dict[str, Decimal | None]] = [{} for _ in windows]
     by_type: dict[str, list[MeterDefinition]] = {}
     for meter in meters:
         if meter.aggregation not in TOTALS_AGGREGATIONS:
             raise ValueError(f"meter_totals cannot compute '{meter.aggregation}' (meter '{meter.key}')")
         by_type.setdefault(meter.event_type, []).append(meter)
     for group in by_type.values():
-        d = dialect_of(session)
         # The shared conditions: those of a filterless count meter on the event type.
         shared = dataclasses.replace(group[0], aggregation="count", value_property=None, filters=())
-        where = base_conditions(d, shared, start=start, end=end, customer=customer, as_of=as_of)
-        columns = []
-        for meter in group:
-            agg = REGISTRY[meter.aggregation]
-            own = [filter_sql(d, f) for f in meter.filters]
-            value = value_expr(d, meter)
-            if agg.value_kind == "number":
-                own.append(f"{value} IS NOT NULL")
-            columns.append(agg.aggregate_where(d, value, " AND ".join(own) or "1 = 1"))
-        sql = f"SELECT {', '.join(columns)} FROM events e WHERE {' AND '.join(where)}"  # noqa: S608
-        row = session.execute(text(sql), d.params).one()
-        for meter, raw in zip(group, row, strict=True):
-            total = to_decimal(raw)
-            out[meter.key] = REGISTRY[meter.aggregation].empty if total is None else total
+        for first in range(0, len(windows), WINDOWS_PER_STATEMENT):
+            d = dialect_of(session)
+            columns = []
+            for meter in group:
+                agg = REGISTRY[meter.aggregation]
+                own = [filter_sql(d, f) for f in meter.filters]
+                value = value_expr(d, meter)
+                if agg.value_kind == "number":
+                    own.append(f"{value} IS NOT NULL")
+                columns.append(agg.aggregate_where(d, value, " AND ".join(own) or "1 = 1"))
+            branches = []
+            for n, w in enumerate(windows[first : first + WINDOWS_PER_STATEMENT], start=first):
+                where = base_conditions(d, shared, start=w.start, end=w.end, customer=w.customer, as_of=as_of)
+                branches.append(
+                    f"SELECT {n} AS n, {', '.join(columns)} FROM events e WHERE {' AND '.join(where)}"  # noqa: S608
+                )
+            sql = " UNION ALL ".join(branches)
+            for n, *row in session.execute(text(sql), d.params):
+                for meter, raw in zip(group, row, strict=True):
+                    total = to_decimal(raw)
+                    out[n][meter.key] = REGISTRY[meter.aggregation].empty if total is None else total
     return out

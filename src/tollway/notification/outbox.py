@@ -24,11 +24,11 @@ idempotent: a crash between a handler's effect and the commit runs it again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tollway.db import is_postgres
@@ -75,11 +75,20 @@ def emit(session: Session, topic: str, payload: dict[str, Any], *, key: str | No
 
 def emit_now(session: Session, topic: str, payload: dict[str, Any], *, key: str | None = None) -> None:
     """:func:`emit` as a plain INSERT executed at once, for hot paths that write without the ORM."""
+    emit_many(session, [(topic, payload, key)])
+
+
+def emit_many(session: Session, messages: Sequence[tuple[str, dict[str, Any], str | None]]) -> None:
+    """:func:`emit_now` of several ``(topic, payload, key)`` messages in one INSERT, in order."""
+    if not messages:
+        return
     now = utcnow()
     session.execute(
-        insert(OutboxMessage).values(
-            topic=topic, key=key, payload=payload, created_at=now, available_at=now, attempts=0
-        )
+        insert(cast(Table, OutboxMessage.__table__)),
+        [
+            {"topic": topic, "key": key, "payload": payload, "created_at": now, "available_at": now, "attempts": 0}
+            for topic, payload, key in messages
+        ],
     )
 
 
