@@ -185,7 +185,8 @@ def main() -> None:
                 "WITH ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
                 "SELECT 'p' || i, 'heavy', 'api_call', %(lo)s + random() * (%(hi)s - %(lo)s), %(hi)s, "
                 f"jsonb_build_object('user', 'n-' || floor(random() * {args.users})::int, 'status', 200) "
-                "FROM generate_series(1, CAST(%(n)s AS bigint)) i RETURNING id) INSERT INTO rollup_pending SELECT id FROM ins",
+                "FROM generate_series(1, CAST(%(n)s AS bigint)) i RETURNING id) "
+                "INSERT INTO rollup_pending SELECT id FROM ins",
                 {"lo": month.replace(tzinfo=None), "hi": now.replace(tzinfo=None), "n": args.pending},
             )
             conn.execute("ANALYZE rollup_pending")

@@ -43,8 +43,9 @@ def void_event(session: Session, event_id: str, *, now: datetime, on_void: VoidH
         session.flush()
         # The hour's rollups of every meter on this event type lose the event, and so do the
         # distinct values of the billing periods it falls in (under the same exclusive lock).
-        rollup.lock_exclusive(session)
         meters = rollup.load_meters(session, {event.type})
+        if meters:
+            rollup.lock_exclusive(session)
         for meter in meters:
             if rollup.has_rollup(meter):
                 rollup.rebuild(
