@@ -183,16 +183,14 @@ def _drop(conn: Session | Connection, ids: Sequence[int]) -> None:
     conn.execute(text(f"DELETE FROM distinct_periods WHERE id {d.in_list(list(ids), 'integer')}"), d.params)
 
 
-def forget(session: Session, meter_key: str) -> None:
-    """Drop a meter's sets (it was created or changed): the worker builds them again."""
+def forget(session: Session, meter_key: str, *, lock: Callable[[], None]) -> None:
+    """Drop a meter's sets (it was created or changed): the worker builds them again. ``lock``
+    takes the rollups' exclusive lock first, so that a fold or a build that read the old
+    definition commits before, and its sets are dropped too."""
+    lock()
     d = dialect_of(session)
-    ids = [
-        int(r[0])
-        for r in session.execute(
-            text(f"SELECT id FROM distinct_periods WHERE meter_key = {d.bind(meter_key)}"), d.params
-        )
-    ]
-    _drop(session, ids)
+    sql = f"SELECT id FROM distinct_periods WHERE meter_key = {d.bind(meter_key)}"
+    _drop(session, [int(r[0]) for r in session.execute(text(sql), d.params)])
 
 
 def take_off(session: Session, event: Event, meters: Sequence[MeterDefinition]) -> None:

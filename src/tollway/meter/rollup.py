@@ -263,7 +263,8 @@ def start_build(session: Session, row: Meter, *, force: bool = False) -> None:
     building = has_rollup(MeterDefinition.from_row(row)) and (
         force or bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM events)")).scalar_one())
     )
-    distinct.forget(session, row.key)  # its period sets too: the worker builds them again
+    # Its period sets too: the worker builds them again.
+    distinct.forget(session, row.key, lock=lambda: lock_exclusive(session))
     row.rollup_status = "building" if building else "ready"
     row.rollup_cursor = None
     row.rollup_customers_built = 0
