@@ -237,13 +237,17 @@ def period_values(
         return {}
     d = dialect_of(session)
     value = value_expr(d, meter)
+    # PostgreSQL: OFFSET 0 keeps the probe a subplan, one index probe per pending event; as an
+    # anti-join it would hash the whole set (430 ms for 632,249 values, 10,000 pending events).
+    fence = " OFFSET 0" if d.name == "postgresql" else ""
     pending_where = [
         "e.customer = dp.customer",
         "e.timestamp >= dp.period_start",
         "e.timestamp < dp.period_end",
         "e.voided_at IS NULL",
         *_counted(d, meter),
-        f"NOT EXISTS (SELECT 1 FROM distinct_values x WHERE x.period_id = dp.id AND x.digest = {digest(d, value)})",
+        "NOT EXISTS (SELECT 1 FROM distinct_values x "
+        f"WHERE x.period_id = dp.id AND x.digest = {digest(d, value)}{fence})",
     ]
     pending = f"SELECT COUNT(DISTINCT {value}) FROM {d.pending_events()} WHERE {' AND '.join(pending_where)}"
     join = d.spans_join(spans, column="dp.period_start", customer="dp.customer")
