@@ -292,6 +292,13 @@ def test_random_histories_equal_the_raw_events_and_the_reference(api, session_fa
         ensure(session_factory)
         check(session_factory, events, voided, customer, PERIOD, kept=True)
         check(session_factory, events, voided, customer, NEXT, kept=True)
+        with session_factory() as s:  # each period's kept size is the number of its values
+            rows = s.execute(
+                select(DistinctPeriod.id, DistinctPeriod.value_count, func.count(DistinctValue.digest))
+                .outerjoin(DistinctValue, DistinctValue.period_id == DistinctPeriod.id)
+                .group_by(DistinctPeriod.id, DistinctPeriod.value_count)
+            ).all()
+            assert all(kept == counted for _, kept, counted in rows), rows
 
     run()
 

@@ -11,8 +11,9 @@ value with the number of live events that carry it:
   from the stored events that are not pending, in the same transaction under the rollups'
   exclusive lock (a ``distinct_periods`` row exists only once complete), and drops the sets no
   subscription wants any more (a plan change, a cancellation, a period long over);
-- :func:`fold_sql` (``rollup.apply_pending``) adds the pending events to the sets of the periods
-  they fall in, in the statement that clears them from ``rollup_pending``;
+- :func:`fold_ctes` / :func:`fold_statements` (``rollup.apply_pending``) add the pending events
+  to the sets of the periods they fall in, in the transaction that clears them from
+  ``rollup_pending``;
 - :func:`take_off` (voiding an event that was folded) takes one off its value's count and drops
   the value when no live event in the period carries it any more;
 - :func:`forget` (a meter created or changed) drops the meter's sets: they are built again.
@@ -20,7 +21,9 @@ value with the number of live events that carry it:
 So, for a registered period, a value's count is the number of live, folded (not pending) events
 of the customer in the period that carry it. :func:`period_values` answers a window that equals
 a registered period: the size of its set plus the distinct values of the pending events that are
-not in it, in one statement (one snapshot), exactly what the raw events give. Any other window
+not in it, in one statement (one snapshot), exactly what the raw events give. The size is kept
+on the period row (``value_count``: a value new to the set adds one, a value leaving it takes
+one off), so reading it costs the same however many distinct values the period has. Any other window
 (a day, a range, ``as_of``, a group, a customer without subscription) is read from the raw events.
 """
 
@@ -61,23 +64,58 @@ def _counted(d: Dialect, meter: MeterDefinition) -> list[str]:
     ]
 
 
-def fold_sql(d: Dialect, meter: MeterDefinition, source: str) -> str:
-    """``INSERT … ON CONFLICT DO UPDATE`` adding the live events of ``source`` (aliased ``e``) to
-    the meter's sets of the periods they fall in."""
+def _folded_values(d: Dialect, meter: MeterDefinition, source: str) -> str:
+    """``SELECT period_id, digest, events`` of the live events of ``source`` (aliased ``e``) per
+    registered period of the meter they fall in and value."""
     where = ["e.voided_at IS NULL", *_counted(d, meter)]
     return (
-        f"INSERT INTO distinct_values (period_id, digest, events) "
-        f"SELECT dp.id, {digest(d, value_expr(d, meter))}, COUNT(*) FROM {source} e "
+        f"SELECT dp.id AS period_id, {digest(d, value_expr(d, meter))} AS digest, COUNT(*) AS events "
+        f"FROM {source} e "
         f"JOIN distinct_periods dp ON dp.meter_key = {d.bind(meter.key)} AND dp.customer = e.customer "
         f"AND e.timestamp >= dp.period_start AND e.timestamp < dp.period_end "
-        f"WHERE {' AND '.join(where)} GROUP BY 1, 2 ORDER BY 1, 2 "
-        "ON CONFLICT (period_id, digest) DO UPDATE SET events = distinct_values.events + excluded.events"
+        f"WHERE {' AND '.join(where)} GROUP BY 1, 2 ORDER BY 1, 2"
     )
+
+
+_ADD = "ON CONFLICT (period_id, digest) DO UPDATE SET events = distinct_values.events + excluded.events"
+
+
+def fold_ctes(d: Dialect, meter: MeterDefinition, source: str, name: str) -> list[str]:
+    """PostgreSQL: the CTEs (``name AS (…)``, in order) adding the live events of ``source`` to
+    the meter's sets of the periods they fall in, and the values new to a set to its
+    ``value_count``. A row the insert created has ``xmax = 0``; one it updated (the value was
+    there, or another worker inserted it meanwhile) has not, so concurrent folds count a new
+    value once."""
+    insert = (
+        f"INSERT INTO distinct_values (period_id, digest, events) {_folded_values(d, meter, source)} {_ADD} "
+        "RETURNING period_id, (xmax = 0) AS fresh"
+    )
+    count = (
+        "UPDATE distinct_periods dp SET value_count = dp.value_count + x.n FROM "
+        f"(SELECT period_id, COUNT(*) AS n FROM {name}_v WHERE fresh GROUP BY 1) x WHERE dp.id = x.period_id"
+    )
+    return [f"{name}_v AS ({insert})", f"{name}_n AS ({count})"]
+
+
+def fold_statements(d: Dialect, meter: MeterDefinition, source: str) -> list[str]:
+    """SQLite (one writer at a time): the statements, in order, adding the values of ``source``
+    that are new to a set to its ``value_count``, then its live events to the sets."""
+    new = (
+        f"SELECT COUNT(*) FROM ({_folded_values(d, meter, source)}) f "
+        "WHERE f.period_id = distinct_periods.id "
+        "AND NOT EXISTS (SELECT 1 FROM distinct_values x WHERE x.period_id = f.period_id AND x.digest = f.digest)"
+    )
+    count = (
+        f"UPDATE distinct_periods SET value_count = value_count + ({new}) "
+        f"WHERE meter_key = {d.bind(meter.key)} AND customer IN (SELECT e.customer FROM {source} e)"
+    )
+    insert = f"INSERT INTO distinct_values (period_id, digest, events) {_folded_values(d, meter, source)} {_ADD}"
+    return [count, insert]
 
 
 def _build(session: Session, meter: MeterDefinition, customer: str, start: datetime, end: datetime) -> None:
     """Register one period and fill its set from the stored events not pending (those reach it
-    through :func:`fold_sql`). The caller holds the exclusive lock."""
+    through the fold). The caller holds the exclusive lock."""
     d = dialect_of(session)
     period_id = session.execute(
         text(
@@ -103,6 +141,13 @@ def _build(session: Session, meter: MeterDefinition, customer: str, start: datet
             f"WHERE {' AND '.join(where)} GROUP BY 2"
         ),
         d.params,
+    )
+    session.execute(
+        text(
+            "UPDATE distinct_periods SET value_count = "
+            "(SELECT COUNT(*) FROM distinct_values WHERE period_id = :p) WHERE id = :p"
+        ),
+        {"p": period_id},
     )
 
 
@@ -221,9 +266,12 @@ def take_off(session: Session, event: Event, meters: Sequence[MeterDefinition]) 
             session.execute(
                 text("UPDATE distinct_values SET events = events - 1 WHERE period_id = :p AND digest = :v"), params
             )
-            session.execute(
-                text("DELETE FROM distinct_values WHERE period_id = :p AND digest = :v AND events <= 0"), params
-            )
+            gone = session.execute(
+                text("DELETE FROM distinct_values WHERE period_id = :p AND digest = :v AND events <= 0 RETURNING 1"),
+                params,
+            ).first()
+            if gone is not None:
+                session.execute(text("UPDATE distinct_periods SET value_count = value_count - 1 WHERE id = :p"), params)
 
 
 def period_values(
@@ -252,7 +300,7 @@ def period_values(
     pending = f"SELECT COUNT(DISTINCT {value}) FROM {d.pending_events()} WHERE {' AND '.join(pending_where)}"
     join = d.spans_join(spans, column="dp.period_start", customer="dp.customer")
     sql = (
-        f"SELECT bk.idx, (SELECT COUNT(*) FROM distinct_values v WHERE v.period_id = dp.id), ({pending}) "
+        f"SELECT bk.idx, dp.value_count, ({pending}) "
         f"FROM distinct_periods dp {join} WHERE dp.meter_key = {d.bind(meter.key)} "
         f"AND dp.period_start = bk.lo AND dp.period_end = bk.hi"
     )

@@ -348,7 +348,7 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
                 ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
                 ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
             if distinct.keeps_sets(m):
-                ctes.append(f"v{i} AS ({distinct.fold_sql(d, m, 'src')})")
+                ctes += distinct.fold_ctes(d, m, "src", f"v{i}")
         ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
         return int(conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*) FROM batch"), d.params).scalar_one())
     ids = [r[0] for r in conn.execute(text("SELECT event_id FROM rollup_pending LIMIT :n"), {"n": limit})]
@@ -361,10 +361,11 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000) -> int:
             d = dialect_for("sqlite")
             source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
             if kind == "sets":
-                sql = distinct.fold_sql(d, meter, source)
+                statements = distinct.fold_statements(d, meter, source)
             else:
-                sql = upsert_sql(d, meter, source, every_customer=kind == "every")
-            conn.execute(text(sql), d.params)
+                statements = [upsert_sql(d, meter, source, every_customer=kind == "every")]
+            for sql in statements:
+                conn.execute(text(sql), d.params)
     changed_source = "(SELECT customer FROM events WHERE id IN (SELECT value FROM json_each(:ids)))"
     conn.execute(text(note_changes_sql("sqlite", changed_source)), {"ids": doc})
     conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})

@@ -20,6 +20,8 @@ class DistinctPeriod(Base):
     customer: Mapped[str] = mapped_column(String(200))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The number of values in the set, kept by every step that adds or removes one.
+    value_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     __table_args__ = (UniqueConstraint("meter_key", "customer", "period_start", "period_end"),)
 

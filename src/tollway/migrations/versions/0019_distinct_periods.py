@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("customer", sa.String(length=200), nullable=False),
         sa.Column("period_start", sa.DateTime(), nullable=False),
         sa.Column("period_end", sa.DateTime(), nullable=False),
+        sa.Column("value_count", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_distinct_periods")),
         sa.UniqueConstraint(
             "meter_key",
