@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -102,9 +103,15 @@ def _decimal_add(a: Any, b: Any) -> str | None:
     return str(Decimal(str(a)) + Decimal(str(b)))
 
 
+def _sha256(value: Any) -> bytes | None:
+    """SQLite scalar: the SHA-256 digest of a text value (PostgreSQL's sha256 of its UTF-8 bytes)."""
+    return None if value is None else hashlib.sha256(str(value).encode()).digest()
+
+
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _: Any) -> None:
     dbapi_conn.create_aggregate("tw_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
     dbapi_conn.create_function("tw_decimal_add", 2, _decimal_add, deterministic=True)
+    dbapi_conn.create_function("tw_sha256", 1, _sha256, deterministic=True)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")

@@ -137,6 +137,18 @@ class Worker:
                 return True
         return False
 
+    def distinct_step(self) -> int:
+        """Build the distinct-value sets of the billing periods the subscriptions want (and drop
+        those they no longer do), a few sets per transaction; returns the sets built."""
+        total = 0
+        while not self.stopping:
+            with session_scope(self.factory) as session:
+                built = rollup.distinct_step(session, utcnow())
+            total += built
+            if built < rollup.DISTINCT_BUDGET:
+                break
+        return total
+
     def credits_step(self) -> int:
         """Observe credit balances: credits.low_balance / credits.depleted once per crossing."""
         return credit_alerts.check_all(self.factory, now=utcnow())
@@ -216,6 +228,10 @@ class Worker:
                 building = self.build_step()
             except Exception:
                 log.exception("building meter rollups failed; retrying")
+            try:
+                self.distinct_step()
+            except Exception:
+                log.exception("building the billing periods' distinct values failed; retrying")
             try:
                 with session_scope(self.factory) as session:
                     purge_ended(session, utcnow())

@@ -13,7 +13,7 @@ from tollway.errors import NotFound, ValidationFailed
 from tollway.event.schemas import EventOut, StoredEvent
 from tollway.kit.pagination import decode_keyset, keyset
 from tollway.kit.time import add_clamped
-from tollway.meter import rollup
+from tollway.meter import distinct, rollup
 from tollway.models import Customer, Event
 
 
@@ -41,15 +41,21 @@ def void_event(session: Session, event_id: str, *, now: datetime, on_void: VoidH
             on_void(session, event, now)
         event.voided_at = now
         session.flush()
-        # The hour's rollups of every meter on this event type lose the event.
-        for meter in rollup.load_meters(session, {event.type}):
-            rollup.rebuild(
-                session,
-                meter,
-                customer=event.customer,
-                start=event.timestamp,
-                end=add_clamped(event.timestamp, timedelta(hours=1)),
-            )
+        # The hour's rollups of every meter on this event type lose the event, and so do the
+        # distinct values of the billing periods it falls in (under the same exclusive lock).
+        meters = rollup.load_meters(session, {event.type})
+        if meters:
+            rollup.lock_exclusive(session)
+        for meter in meters:
+            if rollup.has_rollup(meter):
+                rollup.rebuild(
+                    session,
+                    meter,
+                    customer=event.customer,
+                    start=event.timestamp,
+                    end=add_clamped(event.timestamp, timedelta(hours=1)),
+                )
+        distinct.take_off(session, event, meters)
     return event
 
 

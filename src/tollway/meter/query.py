@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tollway.kit.time import add_clamped
 from tollway.kit.time import windows as make_windows
+from tollway.meter import distinct
 from tollway.meter.aggregations import REGISTRY, Aggregation, Partial
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.rollup import EVERY_CUSTOMER
@@ -162,9 +163,10 @@ def query_usage(
     Whole UTC hours are read from the meter's rollups (plus the events not rolled up yet); the
     parts of windows that do not cover a whole hour, and every query the rollups cannot answer
     (``as_of``, ``unique_count``, a group the meter does not declare, a meter whose rollups are
-    being built), are read from the raw
-    events. ``as_of`` counts only events
-    ingested at or before that moment, so a past computation (an invoice) can be reproduced.
+    being built), are read from the raw events. ``as_of`` counts only events ingested at or
+    before that moment, so a past computation (an invoice) can be reproduced. A ``unique_count``
+    window equal to one of the customer's billing periods is read from the period's distinct
+    values when the worker keeps them (``meter.distinct``).
     """
     bounds = make_windows(start.astimezone(UTC), end.astimezone(UTC), window, tz or ZoneInfo("UTC"))
     if not bounds:
@@ -181,11 +183,23 @@ def query_usage(
             key = (owners[idx - 1], groups)
             partials[key] = agg.merge(partials[key], part) if key in partials else part
 
+    # Windows equal to a billing period of the customer whose distinct values the worker keeps.
+    known = (
+        distinct.period_values(session, meter, [(customer, a, b) for a, b in bounds])
+        if use_rollups and customer is not None and as_of is None and not group_by
+        else {}
+    )
+    for i, value in known.items():
+        partials[(i, ())] = Partial(value)
     if not rollups:
-        add(
-            _raw_partials(session, meter, bounds, customer=customer, group_by=group_by, as_of=as_of),
-            list(range(len(bounds))),
-        )
+        rest = [i for i in range(len(bounds)) if i not in known]
+        if rest:
+            add(
+                _raw_partials(
+                    session, meter, [bounds[i] for i in rest], customer=customer, group_by=group_by, as_of=as_of
+                ),
+                rest,
+            )
     else:
         hour_bounds: list[tuple[datetime, datetime]] = []
         hour_owner: list[int] = []
@@ -228,7 +242,8 @@ def usage_totals(
     without a window returns it for that customer and range, for any number of customers in ONE
     statement: whole UTC hours from the rollups plus the events not rolled up yet, the ragged
     edges from the raw events (all read in one snapshot, so each event counts exactly once);
-    aggregations without rollups from the raw events. Spans may repeat or overlap."""
+    aggregations without rollups from the raw events, except spans equal to a billing period
+    whose distinct values the worker keeps (``meter.distinct``). Spans may repeat or overlap."""
     agg = REGISTRY[meter.aggregation]
     rolled = agg.rolls_up and meter.rollups_ready  # rollups being built are not read
     d = dialect_of(session)
@@ -236,9 +251,10 @@ def usage_totals(
     hour_owner: list[int] = []
     raw: list[tuple[str, datetime, datetime]] = []
     raw_owner: list[int] = []
-    for i, (customer, start, end) in enumerate(spans):
-        a, b = start.astimezone(UTC), end.astimezone(UTC)
-        if a >= b:
+    utc_spans = [(c, a.astimezone(UTC), b.astimezone(UTC)) for c, a, b in spans]
+    partials = {i: Partial(v) for i, v in distinct.period_values(session, meter, utc_spans).items()}
+    for i, (customer, a, b) in enumerate(utc_spans):
+        if a >= b or i in partials:
             continue
         whole, edges = _split_hours(a, b) if rolled else (None, [(a, b)])
         if whole is not None:
@@ -246,7 +262,6 @@ def usage_totals(
             hour_owner.append(i)
         raw += [(customer, lo, hi) for lo, hi in edges]
         raw_owner += [i] * len(edges)
-    partials: dict[int, Partial] = {}
 
     def add(rows: list[tuple[int, tuple[str | None, ...], Partial]], owners: list[int]) -> None:
         for idx, _, part in rows:

@@ -25,7 +25,10 @@ rebuild``).
 Concurrency on PostgreSQL: storing a batch and applying pending events take a shared advisory
 lock and read the meters inside their transaction; a rebuild takes the same lock exclusively. So
 a rebuild never races a batch or an apply, and a batch never misses a meter created meanwhile.
-``unique_count`` meters have no rollup (distinct values do not add up); they are always read raw.
+``unique_count`` meters have no hourly rollup (distinct values do not add up): their pending
+events are folded into the distinct values of the customers' billing periods instead
+(``meter.distinct``), in the same statement; the worker builds those sets under the exclusive
+lock (:func:`distinct_step`).
 
 Applying pending events also notes their customers in ``usage_changes`` (same transaction), so
 alert evaluation reads only the customers whose usage changed (``alert.evaluate``).
@@ -44,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from tollway.db import is_postgres
 from tollway.kit.time import add_clamped
+from tollway.meter import distinct
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.sql import Dialect, dialect_for, filter_sql, value_expr
@@ -61,7 +65,14 @@ _COLUMNS = (
 
 
 def has_rollup(meter: MeterDefinition) -> bool:
+    """Whether the meter has hourly rollup rows."""
     return REGISTRY[meter.aggregation].rolls_up
+
+
+def is_folded(meter: MeterDefinition) -> bool:
+    """Whether the worker folds the meter's events (hourly rollups, or period sets): its event
+    type's stored events are noted in ``rollup_pending``."""
+    return has_rollup(meter) or distinct.keeps_sets(meter)
 
 
 def _newer(old: str, new: str) -> str:
@@ -144,7 +155,7 @@ def load_meters(conn: Connection | Session, event_types: Iterable[str] | None = 
             tuple(group_by),
             rollups_ready=r.rollup_status == "ready",
         )
-        if has_rollup(meter):
+        if is_folded(meter):
             out.append(meter)
     return out
 
@@ -252,6 +263,8 @@ def start_build(session: Session, row: Meter, *, force: bool = False) -> None:
     building = has_rollup(MeterDefinition.from_row(row)) and (
         force or bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM events)")).scalar_one())
     )
+    # Its period sets too: the worker builds them again.
+    distinct.forget(session, row.key, lock=lambda: lock_exclusive(session))
     row.rollup_status = "building" if building else "ready"
     row.rollup_cursor = None
     row.rollup_customers_built = 0
@@ -341,8 +354,11 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
             "src AS (SELECT e.* FROM events e JOIN batch b ON b.event_id = e.id)",
         ]
         for i, m in enumerate(meters):  # the same order in every worker: rows are locked in one order
-            ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
-            ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
+            if has_rollup(m):
+                ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
+                ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
+            if distinct.keeps_sets(m):
+                ctes += distinct.fold_ctes(d, m, "src", f"v{i}")
         ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
         ids_sql = ", CAST(json_agg(event_id) AS text)" if fold is not None else ""
         row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){ids_sql} FROM batch"), d.params).one()
@@ -354,18 +370,37 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
         return 0
     doc = orjson.dumps(ids).decode()
     for meter in meters:
-        d = dialect_for("sqlite")
-        source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
-        conn.execute(text(upsert_sql(d, meter, source)), d.params)
-        d = dialect_for("sqlite")
-        source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
-        conn.execute(text(upsert_sql(d, meter, source, every_customer=True)), d.params)
+        kinds = (["sets"] if distinct.keeps_sets(meter) else []) + (["rows", "every"] if has_rollup(meter) else [])
+        for kind in kinds:
+            d = dialect_for("sqlite")
+            source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
+            if kind == "sets":
+                statements = distinct.fold_statements(d, meter, source)
+            else:
+                statements = [upsert_sql(d, meter, source, every_customer=kind == "every")]
+            for sql in statements:
+                conn.execute(text(sql), d.params)
     changed_source = "(SELECT customer FROM events WHERE id IN (SELECT value FROM json_each(:ids)))"
     conn.execute(text(note_changes_sql("sqlite", changed_source)), {"ids": doc})
     conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})
     if fold is not None:
         fold(conn, ids)
     return len(ids)
+
+
+DISTINCT_BUDGET = 20
+"""Period sets built per transaction (each a scan of one customer's period, under the exclusive lock)."""
+
+
+def distinct_step(session: Session, now: datetime, *, budget: int = DISTINCT_BUDGET) -> int:
+    """Build the period sets the subscriptions want and drop those they no longer do
+    (``meter.distinct.ensure_periods``), at most ``budget`` new sets, in the caller's transaction
+    under the exclusive lock (taken only when there is something to do); returns the sets built
+    (``budget`` when more may be left)."""
+    built, _ = distinct.ensure_periods(
+        session, load_meters(session), now, lock=lambda: lock_exclusive(session), budget=budget
+    )
+    return built
 
 
 def note_changes_sql(dialect: str, source: str) -> str:

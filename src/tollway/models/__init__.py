@@ -9,6 +9,7 @@ from tollway.models.credit_alert_state import CreditAlertState
 from tollway.models.credit_grant import CreditGrant
 from tollway.models.credit_ledger import CreditLedgerEntry
 from tollway.models.customer import Customer
+from tollway.models.distinct_period import DistinctPeriod, DistinctValue
 from tollway.models.event import Event
 from tollway.models.idempotency import IdempotencyRecord
 from tollway.models.invoice import Invoice
@@ -46,6 +47,8 @@ __all__ = [
     "CreditGrant",
     "CreditLedgerEntry",
     "Customer",
+    "DistinctPeriod",
+    "DistinctValue",
     "Event",
     "IdempotencyRecord",
     "Invoice",

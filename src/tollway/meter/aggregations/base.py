@@ -55,6 +55,9 @@ class Aggregation:
     """The value of a window without events: zero for count-like aggregations, none otherwise."""
     rolls_up: ClassVar[bool] = True
     """Whether hourly rollups can hold its partials (distinct values do not add up)."""
+    keeps_period_sets: ClassVar[bool] = False
+    """Whether the worker keeps the distinct values of each customer billing period (``unique_count``:
+    see ``meter.distinct``), so that a window equal to one is read from its set."""
     can_be_limited: ClassVar[bool] = False
     """Whether the value of a window is the sum of its events' contributions, so that a counter
     can be kept by adding each stored event and taking a voided one off: limits are enforced on
