@@ -118,6 +118,8 @@ def _rollup_partials(
     )
     raw_groups = "".join(f", {d.text_value(p)} AS g{i}" for i, p in enumerate(group_by))
     raw_where = base_conditions(d, meter, start=start, end=end, customer=customer, as_of=None)
+    if customer is not None:  # only this customer's pending rows, by index, however long the backlog
+        raw_where.append(f"p.customer = {d.bind(customer)}")
     pending = (
         f"SELECT bk.idx AS idx{raw_groups}, {_event_columns(d, meter)} "
         f"FROM {d.pending_events()} {d.buckets_join(bounds)} "
@@ -288,9 +290,11 @@ def usage_totals(
             )
             join = d.spans_join(hours, column="r.bucket_start", customer="r.customer")
             branches.append(f"SELECT bk.idx AS idx, {_ROLLED_COLUMNS} FROM meter_rollups r {join} WHERE {roll_where}")
+            # only the spans' customers' pending rows, by index, however long the backlog
+            of_customers = f"p.customer {d.in_list(sorted({s[0] for s in hours}), 'text')}"
             branches.append(
                 f"SELECT bk.idx AS idx, {_event_columns(d, meter)} "
-                f"FROM {d.pending_events()} {d.spans_join(hours)} WHERE {where(hours)}"
+                f"FROM {d.pending_events()} {d.spans_join(hours)} WHERE {where(hours)} AND {of_customers}"
             )
         if raw:  # the edges' events, rolled up or not; numbered after the hours' spans
             branches.append(
