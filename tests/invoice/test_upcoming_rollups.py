@@ -1,5 +1,6 @@
 """The upcoming invoice (live, no cutoff) reads meter totals through the hourly rollups; a
-finalized invoice reads them raw, as of its cutoff. Both must price a period identically: on
+finalized invoice reads them as of its cutoff (through the rollups, corrected, for ``count`` and
+``sum``; raw for the others). Both must price a period identically: on
 random events near the period's edges (the subscription's start, the end of its free window,
 the end of the period, in zones whose midnights fall mid-hour in UTC), partly rolled up, partly
 still pending, some voided, for every aggregation, with one meter whose rollups are still being
@@ -134,27 +135,32 @@ def test_upcoming_invoice_through_rollups_equals_the_raw_read(api, session_facto
     check()
 
 
-def test_the_upcoming_invoice_reads_the_rollups_and_a_cutoff_reads_the_events(api, session_factory, plan):  # type: ignore[no-untyped-def]
+def test_a_cutoff_reads_additive_meters_through_the_rollups_and_the_others_raw(api, session_factory, plan):  # type: ignore[no-untyped-def]
     # Not a way to use Tollway: altering the rollups shows which read each computation makes.
     create_customer(api, id="probe", timezone="Asia/Kolkata")
     subscribe(api, id="sp", customer="probe", plan=plan, start=START.isoformat())
     calls = [
         {"id": f"p{i}", "customer": "probe", "type": "api_call", "timestamp": f"2026-03-15T{i:02d}:00:00Z",
-         "properties": {"status": 200}}
+         "properties": {"status": 200, "bytes": 7}}
         for i in range(10)
     ]  # fmt: skip
     send_events(api, calls)
     with session_scope(session_factory) as s:
         apply_pending(s)
 
-    def quantity(as_of: datetime | None) -> object:
+    def metered(charge: str, as_of: datetime | None) -> object:
         with session_factory() as session:
             lines, _ = _lines(session, "sp", as_of)
-        [line] = [x for x in lines if x.charge == "calls" and not x.details.get("free_period")]
+        [line] = [x for x in lines if x.charge == charge and not x.details.get("free_period")]
         return line.metered
 
-    assert quantity(None) == quantity(FAR) == 10
+    assert metered("calls", None) == metered("calls", FAR) == 10
+    assert metered("peak", None) == metered("peak", FAR) == 7
     with session_scope(session_factory) as s:
         s.execute(text("UPDATE meter_rollups SET event_count = event_count + 5 WHERE meter_key = 'u_calls'"))
-    assert quantity(None) == 10 + 5 * 10  # ten altered hours, read through the rollups
-    assert quantity(FAR) == 10  # the raw events
+        s.execute(text("UPDATE meter_rollups SET value_max = 99 WHERE meter_key = 'u_peak'"))
+    # A count (additive): the rollups, live and as of a cutoff alike (ten altered hours).
+    assert metered("calls", None) == metered("calls", FAR) == 10 + 5 * 10
+    # A maximum cannot be corrected for a cutoff: live through the rollups, as of a cutoff raw.
+    assert metered("peak", None) == 99
+    assert metered("peak", FAR) == 7

@@ -238,23 +238,55 @@ def query_usage(
 
 
 def usage_totals(
-    session: Session, meter: MeterDefinition, spans: Sequence[tuple[str, datetime, datetime]]
+    session: Session,
+    meter: MeterDefinition,
+    spans: Sequence[tuple[str, datetime, datetime]],
+    *,
+    as_of: datetime | None = None,
 ) -> list[Decimal | None]:
     """The meter's value over each span ``(customer, start, end)``, as :func:`query_usage`
     without a window returns it for that customer and range, for any number of customers in ONE
     statement: whole UTC hours from the rollups plus the events not rolled up yet, the ragged
     edges from the raw events (all read in one snapshot, so each event counts exactly once);
     aggregations without rollups from the raw events, except spans equal to a billing period
-    whose distinct values the worker keeps (``meter.distinct``). Spans may repeat or overlap."""
+    whose distinct values the worker keeps (``meter.distinct``). Spans may repeat or overlap.
+
+    With ``as_of`` (an invoice's cutoff), the value as the raw events counted then (ingested by
+    ``as_of``, not voided by then), exactly: for an :attr:`~Aggregation.additive` aggregation
+    the present value read as above, less the events ingested after ``as_of`` and not voided,
+    plus the events voided after ``as_of`` that were ingested by then (both read in the same
+    statement by the events' ``ingested_at`` and ``voided_at`` indexes: few events when the
+    cutoff is recent). The same statement checks the meter's rollups are still ready (a rebuild
+    may have started since its definition was read); if not, and for the other aggregations, the
+    spans are read from the raw events as of the cutoff."""
     agg = REGISTRY[meter.aggregation]
-    rolled = agg.rolls_up and meter.rollups_ready  # rollups being built are not read
+    utc_spans = [(c, a.astimezone(UTC), b.astimezone(UTC)) for c, a, b in spans]
+    rolled = agg.rolls_up and meter.rollups_ready and (as_of is None or agg.additive)
+    partials = {} if as_of is not None else distinct.period_values(session, meter, utc_spans)
+    out = _totals(session, meter, utc_spans, {i: Partial(v) for i, v in partials.items()}, rolled=rolled, as_of=as_of)
+    if out is None:  # the rollups are being rebuilt: as of the cutoff from the raw events
+        out = _totals(session, meter, utc_spans, {}, rolled=False, as_of=as_of)
+    assert out is not None
+    return out
+
+
+def _totals(
+    session: Session,
+    meter: MeterDefinition,
+    utc_spans: Sequence[tuple[str, datetime, datetime]],
+    partials: dict[int, Partial],
+    *,
+    rolled: bool,
+    as_of: datetime | None,
+) -> list[Decimal | None] | None:
+    """:func:`usage_totals` over UTC spans, those in ``partials`` known already; None when, read
+    as of a cutoff through the rollups (``rolled``), they turned out not to be ready."""
+    agg = REGISTRY[meter.aggregation]
     d = dialect_of(session)
     hours: list[tuple[str, datetime, datetime]] = []
     hour_owner: list[int] = []
     raw: list[tuple[str, datetime, datetime]] = []
     raw_owner: list[int] = []
-    utc_spans = [(c, a.astimezone(UTC), b.astimezone(UTC)) for c, a, b in spans]
-    partials = {i: Partial(v) for i, v in distinct.period_values(session, meter, utc_spans).items()}
     for i, (customer, a, b) in enumerate(utc_spans):
         if a >= b or i in partials:
             continue
@@ -270,15 +302,14 @@ def usage_totals(
             owner = owners[idx - 1]
             partials[owner] = agg.merge(partials[owner], part) if owner in partials else part
 
-    def where(of: list[tuple[str, datetime, datetime]]) -> str:
+    def where(of: Sequence[tuple[str, datetime, datetime]], cutoff: datetime | None = None) -> str:
         lo, hi = min(s[1] for s in of), max(s[2] for s in of)
-        return " AND ".join(base_conditions(d, meter, start=lo, end=hi, customer=None, as_of=None))
+        return " AND ".join(base_conditions(d, meter, start=lo, end=hi, customer=None, as_of=cutoff))
 
     if not rolled:
         if raw:
-            sql = agg.raw_select(
-                d, value=value_expr(d, meter), groups=[], source=f"events e {d.spans_join(raw)} WHERE {where(raw)}"
-            )
+            source = f"events e {d.spans_join(raw)} WHERE {where(raw, as_of)}"
+            sql = agg.raw_select(d, value=value_expr(d, meter), groups=[], source=source)
             add(_read_partials(session, sql, d, agg, 0), raw_owner)
     elif hours or raw:
         branches = []
@@ -301,9 +332,52 @@ def usage_totals(
                 f"SELECT bk.idx + {len(hours)} AS idx, {_event_columns(d, meter)} "
                 f"FROM events e {d.spans_join(raw)} WHERE {where(raw)}"
             )
-        add(_read_partials(session, _combined_sql(d, meter, branches, 0), d, agg, 0), hour_owner + raw_owner)
+        owners = hour_owner + raw_owner
+        if as_of is not None:
+            branches += _as_of_branches(d, meter, utc_spans, as_of, first=len(owners))
+        rows = _read_partials(session, _combined_sql(d, meter, branches, 0), d, agg, 0)
+        if as_of is not None:
+            n = len(utc_spans)
+            if not any(idx == 0 for idx, _, _ in rows):
+                return None
+            found = {idx: part for idx, _, part in rows}
+            add([r for r in rows if 0 < r[0] <= len(owners)], owners)
+            nothing = Partial(None)
+            for i in range(n):
+                less = found.get(len(owners) + 1 + i, nothing)
+                more = found.get(len(owners) + 1 + n + i, nothing)
+                if less.value is not None or more.value is not None:
+                    partials[i] = agg.correct(partials.get(i, nothing), less, more)
+        else:
+            add(rows, owners)
     out: list[Decimal | None] = []
-    for i in range(len(spans)):
+    for i in range(len(utc_spans)):
         value = partials[i].value if i in partials else None
         out.append(agg.empty if value is None else value)
     return out
+
+
+def _as_of_branches(
+    d: Dialect, meter: MeterDefinition, spans: Sequence[tuple[str, datetime, datetime]], as_of: datetime, *, first: int
+) -> list[str]:
+    """The branches of a read through the rollups as of ``as_of`` (see :func:`usage_totals`):
+    span ``i`` (0-based) of ``spans`` as ``idx`` ``first + 1 + i`` for its events ingested after
+    ``as_of`` and not voided (counted in the present value: to take off), ``first + 1 + n + i``
+    for its events ingested by ``as_of`` and voided after it (not counted: to add), and one row
+    ``idx`` 0 if the meter's rollups are (still) ready in the statement's snapshot."""
+    valid = [s if s[1] < s[2] else (s[0], s[1], s[1]) for s in spans]
+    lo, hi = min(s[1] for s in valid), max(s[2] for s in valid)
+    cutoff = d.ts(as_of)
+    late = base_conditions(d, meter, start=lo, end=hi, customer=None, as_of=None)
+    late.append(f"e.ingested_at > {d.bind(cutoff)}")
+    voided = base_conditions(d, meter, start=lo, end=hi, customer=None, as_of=as_of)
+    voided.append(f"e.voided_at IS NOT NULL AND e.voided_at > {d.bind(cutoff)}")
+    n = len(spans)
+    return [
+        f"SELECT bk.idx + {first} AS idx, {_event_columns(d, meter)} "
+        f"FROM events e {d.spans_join(valid)} WHERE {' AND '.join(late)}",
+        f"SELECT bk.idx + {first + n} AS idx, {_event_columns(d, meter)} "
+        f"FROM events e {d.spans_join(valid)} WHERE {' AND '.join(voided)}",
+        "SELECT 0 AS idx, 0 AS n, NULL AS vs, NULL AS vmin, NULL AS vmax, NULL AS la, NULL AS li, NULL AS lv "
+        f"FROM meters WHERE key = {d.bind(meter.key)} AND rollup_status = 'ready'",
+    ]

@@ -4,13 +4,17 @@ the meter's filters, a usable value):
 
 - :func:`event_values`: each counted event's value in event order, for charges priced event by
   event (a percentage charge with a fixed fee, a minimum or a maximum per event);
-- :func:`meter_totals`: the period value of several meters that read the same event type, in
-  one scan of the customer's events instead of one per meter (an invoice reads every meter of
-  its plan over the same period). Invoices read it with their ``as_of`` cutoff, which only the
-  raw events can answer; live totals (the upcoming invoice) are read through the rollups with
-  :func:`tollway.meter.query.usage_totals` instead;
+- :func:`meter_totals`: the period value of several meters (an invoice reads every meter of its
+  plan over the same period), as of the invoice's ``as_of`` cutoff;
 - :func:`meter_totals_many`: the same for many customers' windows at once (the billing run reads
-  the totals of a chunk of invoices in one statement).
+  the totals of a chunk of invoices together).
+
+Meters whose partials add up (``count``, ``sum``: :attr:`Aggregation.additive`) and whose rollups
+are ready are read through the rollups, one statement per meter for all the windows
+(:func:`tollway.meter.query.usage_totals` with the cutoff: the present value corrected by the
+events ingested or voided since the cutoff, exactly what the raw events give as of it). The
+others (extremes, ``latest``, rollups being built) are read from the raw events as of the cutoff,
+the meters on one event type in one scan of each customer's events.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from tollway.meter.aggregations import REGISTRY, to_decimal
 from tollway.meter.definition import MeterDefinition
+from tollway.meter.query import usage_totals
 from tollway.meter.sql import base_conditions, dialect_of, filter_sql, value_expr
 
 TOTALS_AGGREGATIONS = frozenset(name for name, agg in REGISTRY.items() if agg.scalar)
@@ -95,17 +100,26 @@ def meter_totals_many(
     windows: Sequence[Window],
     *,
     as_of: datetime | None = None,
+    use_rollups: bool = True,
 ) -> list[dict[str, Decimal | None]]:
-    """:func:`meter_totals` for many windows (a billing run's invoices), in one statement per
-    event type and up to :data:`WINDOWS_PER_STATEMENT` windows: one branch per window (each an
-    index range scan of that customer's events, with the same conditions as a single read)
-    joined by ``UNION ALL``. Returns each window's totals, in the order of ``windows``."""
+    """:func:`meter_totals` for many windows (a billing run's invoices). Additive meters with
+    rollups (unless not ``use_rollups``): one statement per meter for all the windows. The
+    others: one statement per event type and up to :data:`WINDOWS_PER_STATEMENT` windows, one
+    branch per window (each an index range scan of that customer's events, with the same
+    conditions as a single read) joined by ``UNION ALL``. Returns each window's totals, in the
+    order of ``windows``."""
     out: list[dict[str, Decimal | None]] = [{} for _ in windows]
     by_type: dict[str, list[MeterDefinition]] = {}
+    spans = [(w.customer, w.start, w.end) for w in windows]
     for meter in meters:
+        agg = REGISTRY[meter.aggregation]
         if meter.aggregation not in TOTALS_AGGREGATIONS:
             raise ValueError(f"meter_totals cannot compute '{meter.aggregation}' (meter '{meter.key}')")
-        by_type.setdefault(meter.event_type, []).append(meter)
+        if use_rollups and agg.additive and agg.rolls_up and meter.rollups_ready and windows:
+            for totals, total in zip(out, usage_totals(session, meter, spans, as_of=as_of), strict=True):
+                totals[meter.key] = total
+        else:
+            by_type.setdefault(meter.event_type, []).append(meter)
     for group in by_type.values():
         # The shared conditions: those of a filterless count meter on the event type.
         shared = dataclasses.replace(group[0], aggregation="count", value_property=None, filters=())

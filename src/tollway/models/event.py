@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollway.db import Base, JSONDoc, UTCDateTime
@@ -31,6 +31,13 @@ class Event(Base):
         # Serves every meter query: one customer, one event type, a time range.
         Index("ix_events_customer_type_timestamp", "customer", "type", "timestamp"),
         Index("ix_events_ingested_at", "ingested_at"),
+        # The few voided events, by when: a read as of a cutoff adds back those voided since.
+        Index(
+            "ix_events_voided_at",
+            "voided_at",
+            postgresql_where=text("voided_at IS NOT NULL"),
+            sqlite_where=text("voided_at IS NOT NULL"),
+        ),
         # GET /v1/events without a customer: newest first, walked backwards.
         Index("ix_events_timestamp", "timestamp"),
     )

@@ -13,6 +13,7 @@ timestamp, event id and value).
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,6 +42,10 @@ def to_decimal(value: Any) -> Decimal | None:
     return Decimal(str(value))
 
 
+EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
+"""A context in which adding and subtracting decimals never rounds."""
+
+
 def positions(n: int) -> str:
     """``GROUP BY 1, 2, …, n``'s list."""
     return ", ".join(str(i + 1) for i in range(n))
@@ -62,6 +67,12 @@ class Aggregation:
     """Whether the value of a window is the sum of its events' contributions, so that a counter
     can be kept by adding each stored event and taking a voided one off: limits are enforced on
     such meters only (``count``, ``sum``)."""
+    additive: ClassVar[bool] = False
+    """Whether the value of a window is the sum of its events' contributions (``count``, ``sum``),
+    so that a partial can be taken off another exactly (:meth:`correct`): a total as of a past
+    cutoff is then the present total less the events ingested since, plus those voided since
+    (``meter.query.usage_totals``). Extremes, distinct values and the latest value cannot be
+    corrected that way: removing an event does not say what the extreme was without it."""
     scalar: ClassVar[bool] = True
     """Whether the value is one SQL aggregate over the events (``latest`` is not: it picks a row),
     so that several meters can be computed in one scan (``meter.values.meter_totals``)."""
@@ -143,3 +154,14 @@ class Aggregation:
 
     def merge_values(self, a: Partial, b: Partial) -> Partial:
         raise ValueError(f"{self.name} partials cannot be merged")
+
+    def correct(self, total: Partial, less: Partial, more: Partial) -> Partial:
+        """``total`` without the events of ``less`` (a part of it) and with those of ``more`` (no
+        part of it), exactly (no rounding at any size); only for :attr:`additive` aggregations."""
+        if not self.additive:
+            raise ValueError(f"{self.name} partials cannot be corrected")
+        parts = [p.value for p in (total, less, more)]
+        if all(v is None for v in parts):
+            return total
+        a, b, c = (Decimal(0) if v is None else v for v in parts)
+        return Partial(EXACT.add(EXACT.subtract(a, b), c))

@@ -16,6 +16,7 @@ class Count(Aggregation):
     value_kind = "none"
     empty = Decimal(0)
     can_be_limited = True
+    additive = True
 
     def aggregate(self, d: Dialect, value: str) -> str:
         return "COUNT(*)"

@@ -17,6 +17,7 @@ class Sum(Aggregation):
     value_kind = "number"
     empty = Decimal(0)
     can_be_limited = True
+    additive = True
 
     def aggregate(self, d: Dialect, value: str) -> str:
         return d.decimal_sum(value)
