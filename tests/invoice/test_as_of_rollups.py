@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.factories import create_customer, create_meter, create_plan, send_eve
 from tollway.db import database_now, session_scope
 from tollway.invoice.finalize import finalize_next, run_billing
 from tollway.meter import values
+from tollway.meter.aggregations import REGISTRY, Partial
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.rollup import apply_pending
 from tollway.meter.values import Window, meter_totals_many
@@ -235,3 +237,16 @@ def test_the_billing_run_bills_what_the_raw_read_bills(api, app, plan, monkeypat
     a, b = _billed(factory, "a"), _billed(factory, "b")
     assert len(a) == len(ZONES)
     assert a == b
+
+
+def test_corrections_and_merges_of_additive_partials_are_exact_at_any_size() -> None:
+    total = REGISTRY["sum"]
+    huge = Decimal("10000000000000000000000000000000000000000.001")  # 44 digits: past any default context
+    corrected = total.correct(Partial(huge), Partial(Decimal("0.001")), Partial(Decimal("0.0000000001")))
+    assert corrected.value == Decimal("10000000000000000000000000000000000000000.0000000001")
+    assert total.merge(Partial(huge), Partial(Decimal("0.0005"))).value == Decimal(
+        "10000000000000000000000000000000000000000.0015"
+    )
+    assert REGISTRY["count"].correct(Partial(None), Partial(None), Partial(Decimal(2))).value == 2
+    with pytest.raises(ValueError, match="cannot be corrected"):
+        REGISTRY["max"].correct(Partial(Decimal(1)), Partial(None), Partial(None))

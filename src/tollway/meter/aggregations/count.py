@@ -3,7 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tollway.meter.aggregations.base import Aggregation, Partial
+from tollway.meter.aggregations.base import EXACT, Aggregation, Partial
 
 if TYPE_CHECKING:
     from tollway.meter.sql import Dialect
@@ -29,7 +29,7 @@ class Count(Aggregation):
 
     def merge_values(self, a: Partial, b: Partial) -> Partial:
         assert a.value is not None and b.value is not None
-        return Partial(a.value + b.value)
+        return Partial(EXACT.add(a.value, b.value))  # no rounding at any size
 
 
 COUNT = Count()
