@@ -216,7 +216,8 @@ class SqlEventBackend:
         self, meters: Sequence[MeterDefinition], *, start: datetime, end: datetime, customer: str, as_of: datetime
     ) -> dict[str, Decimal | None]:
         with self.sessions() as session:
-            return meter_totals(session, meters, start=start, end=end, customer=customer, as_of=as_of)
+            read = [self._as_read(m) for m in meters]  # count/sum through the rollups unless not use_rollups
+            return meter_totals(session, read, start=start, end=end, customer=customer, as_of=as_of)
 
     def event_values(
         self, meter: MeterDefinition, *, start: datetime, end: datetime, customer: str, as_of: datetime
