@@ -18,6 +18,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from tollway.kit.money import EXACT
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -87,7 +89,7 @@ class _DecimalSum:
             d = Decimal(str(value)) if not isinstance(value, int) else Decimal(value)
         except InvalidOperation:
             return
-        self.total += d
+        self.total = EXACT.add(self.total, d)  # never rounded: a sum of hourly sums equals the sum of all
         self.seen = True
 
     def finalize(self) -> str | None:
@@ -100,7 +102,7 @@ def _decimal_add(a: Any, b: Any) -> str | None:
         return None if b is None else str(b)
     if b is None:
         return str(a)
-    return str(Decimal(str(a)) + Decimal(str(b)))
+    return str(EXACT.add(Decimal(str(a)), Decimal(str(b))))
 
 
 def _sha256(value: Any) -> bytes | None:

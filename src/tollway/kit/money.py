@@ -22,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import iso4217
 
 __all__ = [
+    "EXACT",
     "MONEY_CONTEXT",
     "AmountOutOfRange",
     "Currency",
@@ -44,6 +45,11 @@ MONEY_CONTEXT = decimal.Context(
 """Arithmetic context for money: 60 significant digits, so that a price stored as
 ``Numeric(30, 12)`` times any realistic quantity is computed exactly (the
 default context keeps only 28 digits)."""
+
+EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
+"""A context whose additions and subtractions never round: meter totals (sums and counts) added
+up in parts, in the database's aggregate (SQLite) or in Python, are the exact total whatever the
+parts."""
 
 
 @contextmanager

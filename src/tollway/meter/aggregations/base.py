@@ -13,11 +13,12 @@ timestamp, event id and value).
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from tollway.kit.money import EXACT
 
 if TYPE_CHECKING:
     from tollway.meter.sql import Dialect
@@ -40,10 +41,6 @@ def to_decimal(value: Any) -> Decimal | None:
     if isinstance(value, Decimal):
         return value
     return Decimal(str(value))
-
-
-EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
-"""A context in which adding and subtracting decimals never rounds."""
 
 
 def positions(n: int) -> str:

@@ -3,7 +3,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tollway.meter.aggregations.base import EXACT, Aggregation, Partial
+from tollway.kit.money import EXACT
+from tollway.meter.aggregations.base import Aggregation, Partial
 
 if TYPE_CHECKING:
     from tollway.meter.sql import Dialect
