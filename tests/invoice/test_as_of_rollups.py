@@ -178,6 +178,41 @@ def test_a_rebuild_started_since_the_meters_were_read_falls_back_to_the_raw_read
     assert through["a_calls"] == 4  # the four events ingested before the cutoff
 
 
+def test_a_cutoff_older_than_the_horizon_is_read_raw(api, app, plan, monkeypatch):  # type: ignore[no-untyped-def]
+    """Correcting the present value for a cutoff days old would read every event ingested since:
+    such cutoffs (the simulator's, an old invoice's) are read raw, with the same totals."""
+    factory = app.state.sessionmaker
+    create_customer(api, id="old", timezone="Europe/Rome")
+    subscribe(api, id="s-old", customer="old", plan=plan, start=START.isoformat())
+    period = _period(factory, "s-old")
+    recent = datetime.now(UTC) - timedelta(hours=1)
+    events = [(0, HOUR * (i + 1), i, 200, "eu", i % 2, 0) for i in range(8)]
+    _store(api, app, "old", period, events, 1.0, recent)
+    old = recent - values.ROLLUP_CUTOFF_HORIZON  # now - 1 day - 1 hour
+    with session_scope(factory) as s:  # the events "before the cutoff" were ingested before the old one
+        s.execute(
+            update(Event).where(Event.ingested_at < recent).values(ingested_at=old - timedelta(minutes=5))
+        )
+    reads: list[datetime | None] = []
+    real = values.usage_totals
+
+    def spy(session, meter, spans, *, as_of=None):  # type: ignore[no-untyped-def]
+        reads.append(as_of)
+        return real(session, meter, spans, as_of=as_of)
+
+    monkeypatch.setattr(values, "usage_totals", spy)
+    with factory() as session:
+        meters = _meters(session)
+        [through] = meter_totals_many(session, meters, [Window("old", *period)], as_of=old)
+        assert reads == []  # no meter went through the rollups
+        [raw] = meter_totals_many(session, meters, [Window("old", *period)], as_of=old, use_rollups=False)
+        [recent_read] = meter_totals_many(session, meters, [Window("old", *period)], as_of=recent)
+    assert through == raw
+    assert through["a_calls"] == 4  # the four events ingested before the old cutoff
+    assert reads and all(r == recent for r in reads)  # a recent cutoff still takes the rollups
+    assert recent_read["a_calls"] == 4
+
+
 def _billed(factory: sessionmaker[Session], prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with factory() as session:
