@@ -9,7 +9,7 @@ checks count pending events raw, so nothing waits for the worker.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 import psycopg
@@ -22,9 +22,7 @@ from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
 from tollway.models import Event
 
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
+_Status = psycopg.pq.TransactionStatus
 
 
 class SqlEventStore:
@@ -76,8 +74,11 @@ class SqlEventStore:
                         cur.execute("COMMIT")
                     stored = insert.fetchone()
             except BaseException:
-                if driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                status = driver.info.transaction_status
+                if status in (_Status.INTRANS, _Status.INERROR):  # the statement failed: end the transaction
                     driver.execute("ROLLBACK")
+                elif status != _Status.IDLE:  # the connection is gone: keep it out of the pool
+                    conn.invalidate()
                 raise
         assert stored is not None
         return int(stored[0])
