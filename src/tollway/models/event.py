@@ -30,10 +30,7 @@ class Event(Base):
     __table_args__ = (
         # Serves every meter query: one customer, one event type, a time range.
         Index("ix_events_customer_type_timestamp", "customer", "type", "timestamp"),
-        # "Ingested since" (the forecast's refresh, a read as of a recent cutoff): ingested_at
-        # grows with the table, so a BRIN index on PostgreSQL (a few block ranges to read, next
-        # to nothing to keep at ingestion).
-        Index("ix_events_ingested_at", "ingested_at", postgresql_using="brin"),
+        Index("ix_events_ingested_at", "ingested_at"),
         # The few voided events, by when: a read as of a cutoff adds back those voided since.
         Index(
             "ix_events_voided_at",
