@@ -147,7 +147,10 @@ def _positions(raw_events: Sequence[Any], names: dict[str, str], ids: set[str]) 
     """Index in the request of the first event with each of ``ids``."""
     out: dict[str, int] = {}
     for i, raw in enumerate(raw_events):
-        value = raw.get(names["id"]) if isinstance(raw, dict) else None
+        if isinstance(raw, IncomingEvent):
+            value: Any = raw.id
+        else:
+            value = raw.get(names["id"]) if isinstance(raw, dict) else None
         if isinstance(value, str) and value in ids and value not in out:
             out[value] = i
     return out
@@ -175,13 +178,14 @@ def ingest(
 ) -> IngestResult:
     """Validate every event, drop repeats within the batch, store the rest; never all-or-nothing.
     ``screen`` may refuse valid events (``{id: (field, message)}``): a customer-scoped key's
-    events for others, events too late to bill (``tollway.limit.protect``)."""
+    events for others, events too late to bill (``tollway.limit.protect``). ``raw_events`` may
+    also be events validated already (``event.fastpath``)."""
     result = IngestResult()
     valid: list[IncomingEvent] = []
     seen: set[str] = set()
     in_batch_repeats = 0
     for index, raw in enumerate(raw_events):
-        checked = validate_event(raw, now, names, check_nul)
+        checked = raw if isinstance(raw, IncomingEvent) else validate_event(raw, now, names, check_nul)
         if isinstance(checked, IncomingEvent):
             if checked.id in seen:
                 in_batch_repeats += 1

@@ -9,78 +9,79 @@ checks count pending events raw, so nothing waits for the worker.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from tollway.db import database_now
 from tollway.event.ingest import IncomingEvent
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import dialect_for
 from tollway.models import Event
 
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
+_Status = psycopg.pq.TransactionStatus
 
 
 class SqlEventStore:
     """Stores events in the ``events`` table in one transaction per batch.
 
-    PostgreSQL: one statement per batch — ``INSERT … SELECT FROM json_to_recordset(batch) ON
-    CONFLICT (id) DO NOTHING RETURNING …`` in a CTE, and the metered ones of the inserted ids into
-    ``rollup_pending``. The unique index decides duplicates, also under concurrent retries of the
-    same batch; rows go in in id order, so overlapping batches sent concurrently in different
-    orders never deadlock. SQLite: ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, then the pending ids.
+    PostgreSQL: one network round trip per batch. ``BEGIN``, the shared rollup lock, the insert
+    and ``COMMIT`` go to the server together (a psycopg pipeline on an autocommit connection), so
+    the protocol of ``meter.rollup`` holds unchanged: the insert runs after the lock is granted,
+    reads the meters then (``type IN (SELECT event_type FROM meters …)``, not a look-up from
+    Python before) and stamps ``ingested_at`` with the database's clock at that moment
+    (``clock_timestamp()``, as ``db.database_now``). The insert is one statement — ``INSERT …
+    SELECT FROM json_to_recordset(batch) ON CONFLICT (id) DO NOTHING RETURNING …`` in a CTE, and
+    the metered ones of the inserted ids into ``rollup_pending``. The unique index decides
+    duplicates, also under concurrent retries of the same batch; rows go in in id order, so
+    overlapping batches sent concurrently in different orders never deadlock. SQLite: ``INSERT …
+    ON CONFLICT DO NOTHING RETURNING id``, then the pending ids.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        self._insert_sql = _postgres_insert_sql()
+        self._folded = rollup.folded_aggregations()
 
     def store(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
         if not events:
             return 0
+        if self.postgres:
+            return self._store_postgres(events)
         with self.engine.begin() as conn:
-            rollup.lock_shared(conn)
-            if self.postgres:  # the database's clock, not this host's (db.database_now)
-                ingested_at = database_now(conn)
             meters = rollup.load_meters(conn, {e.type for e in events})
-            if self.postgres:
-                return self._store_postgres(conn, events, ingested_at, meters)
             return self._store_sqlite(conn, events, ingested_at, meters)
 
-    def _store_postgres(
-        self, conn: Connection, events: Sequence[IncomingEvent], ingested_at: datetime, meters: list[MeterDefinition]
-    ) -> int:
+    def _store_postgres(self, events: Sequence[IncomingEvent]) -> int:
         # The batch travels as one JSON document that PostgreSQL unpacks itself: orjson encodes it
         # in C, and no per-row work is left in Python.
-        d = dialect_for("postgresql")
         payload = orjson.dumps(
             [{"id": e.id, "c": e.customer, "t": e.type, "ts": e.timestamp, "p": e.properties} for e in events]
         ).decode()
-        ctes = [
-            "ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
-            f"SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', {d.bind(_naive_utc(ingested_at))}, b.p "
-            f"FROM json_to_recordset(CAST({d.bind(payload)} AS json)) "
-            "AS b(id text, c text, t text, ts timestamptz, p jsonb) "
-            # In id order: concurrent batches that share ids then take the unique index's
-            # locks in the same order and wait for each other instead of deadlocking.
-            "ORDER BY b.id "
-            "ON CONFLICT (id) DO NOTHING RETURNING id, customer, type)"
-        ]
-        if meters:
-            types = d.bind(sorted({m.event_type for m in meters}))
-            ctes.append(
-                "pend AS (INSERT INTO rollup_pending (event_id, customer) "
-                f"SELECT id, customer FROM ins WHERE type = ANY(CAST({types} AS text[])))"
-            )
-        sql = f"WITH {', '.join(ctes)} SELECT count(*) FROM ins"
-        return int(conn.execute(text(sql), d.params).scalar_one())
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            try:
+                with driver.cursor() as cur, driver.cursor() as insert:
+                    with driver.pipeline():  # sent together, one sync at the end: one round trip
+                        cur.execute("BEGIN")
+                        cur.execute(rollup.LOCK_SHARED_SQL, {"k": rollup.ROLLUP_LOCK})
+                        insert.execute(self._insert_sql, {"batch": payload, "folded": self._folded})
+                        cur.execute("COMMIT")
+                    stored = insert.fetchone()
+            except BaseException:
+                status = driver.info.transaction_status
+                if status in (_Status.INTRANS, _Status.INERROR):  # the statement failed: end the transaction
+                    driver.execute("ROLLBACK")
+                elif status != _Status.IDLE:  # the connection is gone: keep it out of the pool
+                    conn.invalidate()
+                raise
+        assert stored is not None
+        return int(stored[0])
 
     def _store_sqlite(
         self, conn: Connection, events: Sequence[IncomingEvent], ingested_at: datetime, meters: list[MeterDefinition]
@@ -112,3 +113,20 @@ class SqlEventStore:
                     {"rows": orjson.dumps(pending).decode()},
                 )
         return len(inserted)
+
+
+def _postgres_insert_sql() -> str:
+    return (
+        "WITH at AS MATERIALIZED (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t), "
+        "ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
+        "SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', at.t, b.p "
+        "FROM json_to_recordset(CAST(%(batch)s AS json)) AS b(id text, c text, t text, ts timestamptz, p jsonb) "
+        "CROSS JOIN at "
+        # In id order: concurrent batches that share ids then take the unique index's
+        # locks in the same order and wait for each other instead of deadlocking.
+        "ORDER BY b.id "
+        "ON CONFLICT (id) DO NOTHING RETURNING id, customer, type), "
+        "pend AS (INSERT INTO rollup_pending (event_id, customer) SELECT id, customer FROM ins "
+        "WHERE type IN (SELECT event_type FROM meters WHERE aggregation = ANY(CAST(%(folded)s AS text[])))) "
+        "SELECT count(*) FROM ins"
+    )

@@ -75,6 +75,12 @@ def is_folded(meter: MeterDefinition) -> bool:
     return has_rollup(meter) or distinct.keeps_sets(meter)
 
 
+def folded_aggregations() -> list[str]:
+    """The aggregations whose meters the worker folds (:func:`is_folded`): a stored event is noted
+    in ``rollup_pending`` when a meter with one of them counts its type."""
+    return sorted(name for name, agg in REGISTRY.items() if agg.rolls_up or agg.keeps_period_sets)
+
+
 def _newer(old: str, new: str) -> str:
     return (
         f"({new}.latest_at IS NOT NULL AND ({old}.latest_at IS NULL OR {new}.latest_at > {old}.latest_at "
@@ -165,6 +171,10 @@ def _json(value: Any) -> Any:
     # that a filter value past 64 bits stays the exact integer it was (orjson would make it a
     # float, or fail past a double).
     return json.loads(value) if value else []
+
+
+LOCK_SHARED_SQL = "SELECT pg_advisory_xact_lock_shared(%(k)s)"
+"""The shared lock as a driver-level statement (``event.store`` pipelines it with its insert)."""
 
 
 def lock_shared(conn: Connection | Session) -> None:
