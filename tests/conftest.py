@@ -28,11 +28,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, Table, insert, select, text
 from sqlalchemy.engine import Engine
 
-from tollway.app import create_app
+from tollway.app import configure, create_app
 from tollway.auth.keys import create_key
 from tollway.config import Settings
 from tollway.db import make_engine, make_sessionmaker, session_scope
@@ -197,11 +198,36 @@ def settings(db_url: str) -> Settings:
     return Settings(database_url=db_url, run_worker_in_serve=False)
 
 
+_shared_app: FastAPI | None = None
+
+
 @pytest.fixture
-def app(settings: Settings):  # type: ignore[no-untyped-def]
-    application = create_app(settings)
-    yield application
-    application.state.engine.dispose()
+def app(settings: Settings) -> Iterator[FastAPI]:
+    """The application with this test's settings. One application per process, given each test's
+    settings on a fresh ``app.state`` by ``tollway.app.configure`` (what create_app does with
+    them) and a middleware stack built anew at its first request, since building the routes of a
+    new application (FastAPI derives every included route again) costs more than most tests.
+    What a test changes on it (routes added, dependency overrides, attributes replaced) is undone
+    after the test."""
+    global _shared_app
+    if _shared_app is None:
+        _shared_app = create_app(settings)
+    else:
+        configure(_shared_app, settings)
+    application = _shared_app
+    application.middleware_stack = None
+    attributes = dict(vars(application))
+    routes = list(application.router.routes)
+    try:
+        yield application
+    finally:
+        application.state.engine.dispose()
+        application.dependency_overrides.clear()
+        vars(application).clear()
+        vars(application).update(attributes)
+        if application.router.routes != routes:
+            application.router.routes[:] = routes
+            application.openapi_schema = None
 
 
 @pytest.fixture
