@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.datastructures import State
 
 from tollway import __version__, apidocs
 from tollway.alert.endpoints import router as alerts_router
@@ -61,42 +62,16 @@ ROUTERS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     register_mutation_guard(published_plan_meter_guard)  # a meter a published plan uses stays as it is
-    engine = make_engine(settings.database_url)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        worker = None
-        if settings.run_worker_in_serve:  # the background worker (billing runs, outbox) in-process
-            from tollway.worker import Worker
-
-            worker = Worker(app.state.sessionmaker, settings)
-            worker.start_thread()
-        yield
-        if worker is not None:
-            worker.stop()
-            worker.join(timeout=30)
-        engine.dispose()
 
     app = FastAPI(
         title="Tollway",
         version=__version__,
         description="Usage-based billing for APIs: meter, price, bill. Contract: API v1.",
-        lifespan=lifespan,
+        lifespan=_lifespan,
         docs_url=None,  # served by tollway.apidocs with local assets
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.limits = LimitKeeper.from_settings(settings)
-    app.state.key_rate_limiter = (
-        KeyRateLimiter(settings.key_rate_limit, redis_url=settings.redis_url, prefix=settings.redis_prefix)
-        if settings.key_rate_limit
-        else None
-    )
-    # async (request, principal) -> None, run by the gate (auth.gate) before the body is read
-    app.state.admission_hooks = [key_rate_limit]
-    app.state.event_sink = SqlEventStore(engine)
+    configure(app, settings)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -116,3 +91,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def configure(app: FastAPI, settings: Settings) -> None:
+    """Give ``app`` what its settings make, on a fresh ``app.state``: the settings, the engine and
+    its sessions, the limit keeper, the per-key rate limiter, the admission hooks, the event sink
+    (state added later, such as the payment provider made at its first use, is dropped).
+    Everything the application reads that depends on the settings is here and is read from
+    ``app.state`` per request; the routes, handlers and middleware built by :func:`create_app` do
+    not depend on them. ``create_app`` calls it once; the test harness calls it once per test on
+    one application per process, because building the routes of a new application costs far more
+    than a test (tests/conftest.py)."""
+    engine = make_engine(settings.database_url)
+    app.state = State()
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.limits = LimitKeeper.from_settings(settings)
+    app.state.key_rate_limiter = (
+        KeyRateLimiter(settings.key_rate_limit, redis_url=settings.redis_url, prefix=settings.redis_prefix)
+        if settings.key_rate_limit
+        else None
+    )
+    # async (request, principal) -> None, run by the gate (auth.gate) before the body is read
+    app.state.admission_hooks = [key_rate_limit]
+    app.state.event_sink = SqlEventStore(engine)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    worker = None
+    if settings.run_worker_in_serve:  # the background worker (billing runs, outbox) in-process
+        from tollway.worker import Worker
+
+        worker = Worker(app.state.sessionmaker, settings)
+        worker.start_thread()
+    yield
+    if worker is not None:
+        worker.stop()
+        worker.join(timeout=30)
+    app.state.engine.dispose()
