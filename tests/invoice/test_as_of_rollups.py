@@ -158,14 +158,21 @@ def test_as_of_totals_through_the_rollups_equal_the_raw_read(api, app, plan):  #
     check()
 
 
+def _eight_folded_events(api, app, plan, customer: str, zone: str, cutoff: datetime) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
+    """A subscribed customer with eight counted events, all folded into the rollups: four
+    ingested an hour before ``cutoff``, four after it. Returns the billing period."""
+    create_customer(api, id=customer, timezone=zone)
+    subscribe(api, id=f"s-{customer}", customer=customer, plan=plan, start=START.isoformat())
+    period = _period(app.state.sessionmaker, f"s-{customer}")
+    events = [(0, HOUR * (i + 1), i, 200, "eu", i % 2, 0) for i in range(8)]
+    _store(api, app, customer, period, events, 1.0, cutoff)
+    return period
+
+
 def test_a_rebuild_started_since_the_meters_were_read_falls_back_to_the_raw_read(api, app, plan):  # type: ignore[no-untyped-def]
     factory = app.state.sessionmaker
-    create_customer(api, id="rb", timezone="Asia/Kolkata")
-    subscribe(api, id="s-rb", customer="rb", plan=plan, start=START.isoformat())
-    period = _period(factory, "s-rb")
     cutoff = datetime.now(UTC) - timedelta(hours=1)
-    events = [(0, HOUR * (i + 1), i, 200, "eu", i % 2, 0) for i in range(8)]
-    _store(api, app, "rb", period, events, 1.0, cutoff)
+    period = _eight_folded_events(api, app, plan, "rb", "Asia/Kolkata", cutoff)
     with factory() as session:
         meters = _meters(session)  # ready when read...
     with session_scope(factory) as s:  # ...then a rebuild starts: its first step emptied the rows
@@ -178,21 +185,8 @@ def test_a_rebuild_started_since_the_meters_were_read_falls_back_to_the_raw_read
     assert through["a_calls"] == 4  # the four events ingested before the cutoff
 
 
-def test_a_cutoff_older_than_the_horizon_is_read_raw(api, app, plan, monkeypatch):  # type: ignore[no-untyped-def]
-    """Correcting the present value for a cutoff days old would read every event ingested since:
-    such cutoffs (the simulator's, an old invoice's) are read raw, with the same totals."""
-    factory = app.state.sessionmaker
-    create_customer(api, id="old", timezone="Europe/Rome")
-    subscribe(api, id="s-old", customer="old", plan=plan, start=START.isoformat())
-    period = _period(factory, "s-old")
-    recent = datetime.now(UTC) - timedelta(hours=1)
-    events = [(0, HOUR * (i + 1), i, 200, "eu", i % 2, 0) for i in range(8)]
-    _store(api, app, "old", period, events, 1.0, recent)
-    old = recent - values.ROLLUP_CUTOFF_HORIZON  # now - 1 day - 1 hour
-    with session_scope(factory) as s:  # the events "before the cutoff" were ingested before the old one
-        s.execute(
-            update(Event).where(Event.ingested_at < recent).values(ingested_at=old - timedelta(minutes=5))
-        )
+def _reads_through_the_rollups(monkeypatch: pytest.MonkeyPatch) -> list[datetime | None]:
+    """The cutoffs of the meter totals read through the rollups from now on, one per meter read."""
     reads: list[datetime | None] = []
     real = values.usage_totals
 
@@ -201,6 +195,19 @@ def test_a_cutoff_older_than_the_horizon_is_read_raw(api, app, plan, monkeypatch
         return real(session, meter, spans, as_of=as_of)
 
     monkeypatch.setattr(values, "usage_totals", spy)
+    return reads
+
+
+def test_a_cutoff_older_than_the_horizon_is_read_raw(api, app, plan, monkeypatch):  # type: ignore[no-untyped-def]
+    """Correcting the present value for a cutoff days old would read every event ingested since:
+    such cutoffs (the simulator's, an old invoice's) are read raw, with the same totals."""
+    factory = app.state.sessionmaker
+    recent = datetime.now(UTC) - timedelta(hours=1)
+    period = _eight_folded_events(api, app, plan, "old", "Europe/Rome", recent)
+    old = recent - values.ROLLUP_CUTOFF_HORIZON  # now - 1 day - 1 hour
+    with session_scope(factory) as s:  # the events "before the cutoff" were ingested before the old one
+        s.execute(update(Event).where(Event.ingested_at < recent).values(ingested_at=old - timedelta(minutes=5)))
+    reads = _reads_through_the_rollups(monkeypatch)
     with factory() as session:
         meters = _meters(session)
         [through] = meter_totals_many(session, meters, [Window("old", *period)], as_of=old)
@@ -257,14 +264,7 @@ def test_the_billing_run_bills_what_the_raw_read_bills(api, app, plan, monkeypat
             session.commit()
     with session_scope(factory) as s:
         s.execute(update(Meter).values(rollup_status="ready"))
-    reads: list[datetime | None] = []
-    real = values.usage_totals
-
-    def spy(session, meter, spans, *, as_of=None):  # type: ignore[no-untyped-def]
-        reads.append(as_of)
-        return real(session, meter, spans, as_of=as_of)
-
-    monkeypatch.setattr(values, "usage_totals", spy)
+    reads = _reads_through_the_rollups(monkeypatch)
     # The run's cutoff: 59 minutes ago, between the events dated before the cutoff and those after.
     result = run_billing(factory, until=until, as_of_lag=timedelta(minutes=59))
     assert len(result.created) == len(ZONES) and result.failed == []
