@@ -73,11 +73,14 @@ def start_server(
         "TOLLWAY_OUTBOX_POLL_INTERVAL_SECONDS": "0.5",
         **(extra_env or {}),
     }
+    # TOLLWAY_BENCH_SERVER_LOG=<file>: the servers' output appended there (default: discarded)
+    log_path = os.environ.get("TOLLWAY_BENCH_SERVER_LOG")
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "tollway", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
