@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.datastructures import FormData
@@ -21,7 +21,7 @@ from tollway.meter.endpoints import meter_usage
 from tollway.models import Meter
 from tollway.settings.schemas import ProviderSettings
 from tollway.settings.service import get_provider_settings, update_provider_settings
-from tollway.web.console.auth import CsrfDep, OperatorDep
+from tollway.web.console.auth import CsrfDep, FormDep, OperatorDep
 from tollway.web.console.common import console_page, error_text
 
 router = APIRouter(include_in_schema=False)
@@ -108,8 +108,8 @@ def settings_page(operator: OperatorDep, session: SessionDep, saved: int = 0) ->
 
 
 @router.post("/console/settings", response_model=None)
-async def save_settings(request: Request, operator: CsrfDep, session: SessionDep) -> Response:
-    body = settings_from_form(await request.form())
+def save_settings(operator: CsrfDep, form: FormDep, session: SessionDep) -> Response:
+    body = settings_from_form(form)
     try:
         changes = ProviderSettings.model_validate(body)
         with session.begin_nested():

@@ -21,6 +21,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from tollway.auth.gate import Access, Caller, declare, unauthenticated
@@ -97,6 +98,19 @@ def _console_caller(request: Request) -> Caller:
 
 declare(require_csrf, Access(authenticate=_console_caller))
 CsrfDep = Annotated[SignedIn, Depends(require_csrf)]
+
+
+async def console_form(request: Request) -> FormData:
+    """The posted form, read on the event loop (the body is awaited) so that the handler itself
+    can be a plain ``def``: FastAPI runs those in the threadpool. A handler that is ``async`` and
+    uses the database blocks the event loop for every query, and on SQLite, where a transaction
+    waits for the write lock (``BEGIN IMMEDIATE``), a request holding that lock in the threadpool
+    then cannot finish (its response goes through the blocked loop): both wait until the busy
+    timeout (30 s) fails one of them."""
+    return await request.form()
+
+
+FormDep = Annotated[FormData, Depends(console_form)]
 SIGN_IN_ADMISSION = unauthenticated("console:sign-in")
 """The sign-in form has no session yet: the gate only bounds its body."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -27,7 +27,7 @@ from tollway.kit.pagination import encode_cursor
 from tollway.kit.time import utcnow
 from tollway.models import ApiKey
 from tollway.operator.service import SignedIn
-from tollway.web.console.auth import CsrfDep, OperatorDep
+from tollway.web.console.auth import CsrfDep, FormDep, OperatorDep
 from tollway.web.console.common import console_page, error_text, form_text
 
 router = APIRouter(include_in_schema=False)
@@ -80,8 +80,7 @@ def keys_page(
 
 
 @router.post("/console/api-keys", response_model=None)
-async def create_key(request: Request, operator: CsrfDep, session: SessionDep) -> Response:
-    form = await request.form()
+def create_key(operator: CsrfDep, form: FormDep, session: SessionDep) -> Response:
     values = {name: form_text(form, name) for name in ("scope", "name", "customer")}
     customer = values["customer"] or None
     try:
@@ -106,9 +105,8 @@ async def create_key(request: Request, operator: CsrfDep, session: SessionDep) -
 
 
 @router.post("/console/api-keys/{key_id}/revoke", response_model=None)
-async def revoke_key(key_id: str, request: Request, operator: CsrfDep, session: SessionDep) -> Response:
+def revoke_key(key_id: str, operator: CsrfDep, form: FormDep, session: SessionDep) -> Response:
     """Revoke after the operator confirmed (the form's ``confirm`` box): refused at once."""
-    form = await request.form()
     if form.get("confirm") != "yes":
         error = FieldError("confirm", f"tick the box to confirm revoking {key_id}: it cannot be undone")
         return _page(operator, session, errors=[error], status_code=422)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from tollway.models import Meter, Plan
 from tollway.pricing import PricingError
 from tollway.pricing.plan import plan_pricing_from_dict, preview
 from tollway.pricing.words import describe_plan
-from tollway.web.console.auth import CsrfDep, OperatorDep
+from tollway.web.console.auth import CsrfDep, FormDep, OperatorDep
 from tollway.web.console.common import console_page, error_text
 
 router = APIRouter(include_in_schema=False)
@@ -236,15 +236,13 @@ def plan_page(code: str, operator: OperatorDep, session: SessionDep) -> HTMLResp
 
 
 @router.post("/console/plans/preview", response_class=HTMLResponse)
-async def plan_preview(request: Request, operator: CsrfDep, session: SessionDep) -> HTMLResponse:
-    form = await request.form()
+def plan_preview(operator: CsrfDep, form: FormDep, session: SessionDep) -> HTMLResponse:
     return console_page("console/plan_preview.html", operator, **preview_context(session, form))
 
 
 @router.post("/console/plans", response_model=None)
-async def save_plan(request: Request, operator: CsrfDep, session: SessionDep) -> Response:
+def save_plan(operator: CsrfDep, form: FormDep, session: SessionDep) -> Response:
     """Create a draft (``code`` new) or save an existing draft (``existing`` names it)."""
-    form = await request.form()
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     existing = _str(form, "existing") or None
     plan = session.get(Plan, existing) if existing else None
@@ -268,9 +266,8 @@ async def save_plan(request: Request, operator: CsrfDep, session: SessionDep) ->
 
 
 @router.post("/console/plans/{code}/publish", response_model=None)
-async def publish(code: str, request: Request, operator: CsrfDep, session: SessionDep) -> Response:
+def publish(code: str, operator: CsrfDep, form: FormDep, session: SessionDep) -> Response:
     """Publish after the operator confirmed (the form's ``confirm`` box): the plan is frozen."""
-    form = await request.form()
     plan = catalog.get_plan(session, code)
     if form.get("confirm") != "yes":
         values = form_from_plan(plan)

@@ -31,7 +31,7 @@ from tollway.notification.endpoints import delivery_schema, to_schema
 from tollway.notification.events import EVENT_TYPES
 from tollway.notification.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from tollway.operator.service import SignedIn
-from tollway.web.console.auth import CsrfDep, OperatorDep
+from tollway.web.console.auth import CsrfDep, FormDep, OperatorDep
 from tollway.web.console.common import console_page, error_text, form_text
 
 router = APIRouter(include_in_schema=False)
@@ -118,9 +118,8 @@ def _secret_page(operator: SignedIn, endpoint: Any, secret: str, *, rotated: boo
 
 
 @router.post("/console/webhooks", response_model=None)
-async def create_endpoint(request: Request, operator: CsrfDep, session: SessionDep) -> Response:
+def create_endpoint(request: Request, operator: CsrfDep, form: FormDep, session: SessionDep) -> Response:
     settings = _settings(request)
-    form = await request.form()
     body = body_from_form(form)
     values = {**body, "event_types": body["event_types"] or []}
     try:
@@ -185,11 +184,10 @@ def endpoint_page(
 
 
 @router.post("/console/webhooks/{endpoint_id}/status", response_model=None)
-async def set_status(endpoint_id: str, request: Request, operator: CsrfDep, session: SessionDep) -> Response:
+def set_status(endpoint_id: str, request: Request, operator: CsrfDep, form: FormDep, session: SessionDep) -> Response:
     """Enable (forgets the failure streak, resumes pending deliveries) or disable, like
     ``PATCH /v1/webhook-endpoints/{id}`` with ``status``."""
     settings = _settings(request)
-    form = await request.form()
     try:
         change = WebhookEndpointUpdate.model_validate({"status": form_text(form, "status")})
         with session.begin_nested():
@@ -215,11 +213,12 @@ def rotate_secret(endpoint_id: str, request: Request, operator: CsrfDep, session
 
 
 @router.post("/console/webhooks/{endpoint_id}/delete", response_model=None)
-async def delete_endpoint(endpoint_id: str, request: Request, operator: CsrfDep, session: SessionDep) -> Response:
+def delete_endpoint(
+    endpoint_id: str, request: Request, operator: CsrfDep, form: FormDep, session: SessionDep
+) -> Response:
     """Delete after the operator confirmed (the form's ``confirm`` box): the endpoint and its
     delivery log are gone."""
     settings = _settings(request)
-    form = await request.form()
     if form.get("confirm") != "yes":
         error = "tick the box to confirm: the endpoint and its delivery log are deleted"
         return _endpoint_page(operator, session, settings, endpoint_id, error=error, status_code=422)
