@@ -45,7 +45,7 @@ class SqlEventStore:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self._insert_sql = _postgres_insert_sql()
-        self._folded = rollup.folded_aggregations()
+        self._folded = sorted(rollup.FOLDED_AGGREGATIONS)
 
     def store(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
         if not events:

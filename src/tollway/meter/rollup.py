@@ -69,16 +69,15 @@ def has_rollup(meter: MeterDefinition) -> bool:
     return REGISTRY[meter.aggregation].rolls_up
 
 
+FOLDED_AGGREGATIONS = frozenset(name for name, agg in REGISTRY.items() if agg.rolls_up or agg.keeps_period_sets)
+"""The aggregations whose meters the worker folds (hourly rollups, or period sets): a stored
+event is noted in ``rollup_pending`` when a meter with one of them counts its type (the event
+store's insert filters the meters by this list in SQL)."""
+
+
 def is_folded(meter: MeterDefinition) -> bool:
-    """Whether the worker folds the meter's events (hourly rollups, or period sets): its event
-    type's stored events are noted in ``rollup_pending``."""
-    return has_rollup(meter) or distinct.keeps_sets(meter)
-
-
-def folded_aggregations() -> list[str]:
-    """The aggregations whose meters the worker folds (:func:`is_folded`): a stored event is noted
-    in ``rollup_pending`` when a meter with one of them counts its type."""
-    return sorted(name for name, agg in REGISTRY.items() if agg.rolls_up or agg.keeps_period_sets)
+    """Whether the worker folds the meter's events (:data:`FOLDED_AGGREGATIONS`)."""
+    return meter.aggregation in FOLDED_AGGREGATIONS
 
 
 def _newer(old: str, new: str) -> str:
