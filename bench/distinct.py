@@ -182,14 +182,15 @@ def main() -> None:
         phase("2. after: period set")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
-                "WITH ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
+                # pending: tx at the watermark, as the store stamps a metered batch
+                "INSERT INTO events (id, customer, type, timestamp, ingested_at, properties, tx) "
                 "SELECT 'p' || i, 'heavy', 'api_call', %(lo)s + random() * (%(hi)s - %(lo)s), %(hi)s, "
-                f"jsonb_build_object('user', 'n-' || floor(random() * {args.users})::int, 'status', 200) "
-                "FROM generate_series(1, CAST(%(n)s AS bigint)) i RETURNING id) "
-                "INSERT INTO rollup_pending SELECT id FROM ins",
+                f"jsonb_build_object('user', 'n-' || floor(random() * {args.users})::int, 'status', 200), "
+                "(SELECT next_tx FROM rollup_watermark) "
+                "FROM generate_series(1, CAST(%(n)s AS bigint)) i",
                 {"lo": month.replace(tzinfo=None), "hi": now.replace(tzinfo=None), "n": args.pending},
             )
-            conn.execute("ANALYZE rollup_pending")
+            conn.execute("ANALYZE events")
         phase(f"3. period set + {args.pending:,} pending events")
         engine.dispose()
     finally:

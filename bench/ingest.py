@@ -26,6 +26,8 @@ import httpx
 import orjson
 import psycopg
 
+from tollway.meter.sql import PENDING_COUNT_SQL
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import cpu_by_role, cpu_share, drop_database, fresh_database, pg_url, start_server, summary
 
@@ -245,10 +247,10 @@ def main() -> None:
                         assert count == args.ingest_events == stored, (count, stored)
                         # The worker rolls the events up behind ingestion: how far behind was it?
                         t_drain = time.perf_counter()
-                        backlog = conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]
+                        backlog = conn.execute(PENDING_COUNT_SQL).fetchone()[0]
                         if args.no_worker and backlog:  # roll up the whole backlog alone, timed
                             server.cli("worker", "--once")
-                        while conn.execute("SELECT count(*) FROM rollup_pending").fetchone()[0]:
+                        while conn.execute(PENDING_COUNT_SQL).fetchone()[0]:
                             time.sleep(0.1)
                         drains[mode].append((backlog, time.perf_counter() - t_drain))
                 finally:

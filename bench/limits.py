@@ -6,7 +6,7 @@ with Redis counters (a Redis at 127.0.0.1:6379, under a key prefix of this run, 
 2. ingestion throughput with 1,000 limited customers (counters kept) against 1,000 customers
    without limits (nothing counted), runs interleaved: over HTTP, and until the worker has rolled
    up (and, for limited customers, folded into the counters) every event of the run
-   (``rollup_pending`` empty; the server's rollup interval is 1 s here);
+   (no event pending; the server's rollup interval is 1 s here);
 3. over-admission: 16 threads check-then-send at the edge of a limit;
 4. the SDK's cached decision (in process, no server involved).
 
@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import orjson
 import psycopg
+
+from tollway.meter.sql import PENDING_COUNT_SQL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import drop_database, fresh_database, start_server
@@ -148,7 +150,7 @@ def ingest(url: str, key: str, bodies: list[bytes], db_url: str, concurrency: in
         list(pool.map(send, [bodies[i::concurrency] for i in range(concurrency)]))
     sent = time.perf_counter() - t0
     with psycopg.connect(db_url, autocommit=True) as conn:
-        while conn.execute("SELECT EXISTS (SELECT 1 FROM rollup_pending)").fetchone() != (False,):
+        while conn.execute(PENDING_COUNT_SQL).fetchone() != (0,):
             time.sleep(0.05)
     return total / sent, total / (time.perf_counter() - t0)
 

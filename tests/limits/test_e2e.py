@@ -18,7 +18,7 @@ from tests.limits.conftest import CHARGES, REDIS_URL, iso, now
 from tollway.db import make_engine, session_scope
 from tollway.db import make_sessionmaker as sessions
 from tollway.limit.counters import purge_ended
-from tollway.meter.sql import dialect_for
+from tollway.meter.sql import PENDING_COUNT_SQL, dialect_for
 
 
 def visible(api: httpx.Client, path: str) -> None:
@@ -162,7 +162,7 @@ def test_checks_stay_exact_while_the_worker_folds(folding_server: LiveServer) ->
 
     def pending() -> int:
         with engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM rollup_pending")).scalar_one())
+            return int(conn.execute(text(PENDING_COUNT_SQL)).scalar_one())
 
     folded_meanwhile = False
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {ingest}"}, timeout=10) as gw:

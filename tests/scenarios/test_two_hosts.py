@@ -27,6 +27,7 @@ from tests.factories import create_customer, create_meter, create_plan, subscrib
 from tollway.db import make_engine
 from tollway.event.backend import SqlEventBackend
 from tollway.meter.definition import MeterDefinition
+from tollway.meter.sql import PENDING_COUNT_SQL
 from tollway.worker import AS_OF_LAG
 
 pytestmark = pytest.mark.e2e
@@ -136,11 +137,11 @@ def test_two_servers_and_two_workers_ingest_and_bill_once(backend: str, db_url: 
         deadline = time.monotonic() + 120
         with engine.connect() as conn:
             while (
-                conn.execute(text("SELECT count(*) FROM rollup_pending")).scalar_one() and time.monotonic() < deadline
+                conn.execute(text(PENDING_COUNT_SQL)).scalar_one() and time.monotonic() < deadline
             ):
                 conn.rollback()
                 time.sleep(0.2)
-            assert conn.execute(text("SELECT count(*) FROM rollup_pending")).scalar_one() == 0, "workers stalled"
+            assert conn.execute(text(PENDING_COUNT_SQL)).scalar_one() == 0, "workers stalled"
             assert conn.execute(text("SELECT count(*), count(DISTINCT id) FROM events")).one() == (
                 len(events),
                 len(events),

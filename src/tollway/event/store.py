@@ -1,9 +1,10 @@
 """The SQL event store: the source of truth for usage. Append-only, unique on event id.
 
-Storing a batch also notes, in the same transaction, which of its events some meter counts
-(``rollup_pending``); the worker later adds them to the meters' hourly rollups in bulk
-(``meter.rollup``), and the limits' counters with them (``limit.keeper``). Queries and limit
-checks count pending events raw, so nothing waits for the worker.
+Storing a batch also marks, in the same statement, the events some folded meter counts as
+pending: their ``tx`` is the storing transaction (``meter.sql.pending``); the worker later adds
+them to the meters' hourly rollups in bulk (``meter.rollup``), and the limits' counters with them
+(``limit.keeper``). Queries and limit checks count pending events raw, so nothing waits for the
+worker.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ class SqlEventStore:
     and ``COMMIT`` go to the server together (a psycopg pipeline on an autocommit connection), so
     the protocol of ``meter.rollup`` holds unchanged: the insert runs after the lock is granted,
     reads the meters then (``type IN (SELECT event_type FROM meters …)``, not a look-up from
-    Python before) and stamps ``ingested_at`` with the database's clock at that moment
-    (``clock_timestamp()``, as ``db.database_now``). The insert is one statement — ``INSERT …
-    SELECT FROM json_to_recordset(batch) ON CONFLICT (id) DO NOTHING RETURNING …`` in a CTE, and
-    the metered ones of the inserted ids into ``rollup_pending``. The unique index decides
-    duplicates, also under concurrent retries of the same batch; rows go in in id order, so
-    overlapping batches sent concurrently in different orders never deadlock. SQLite: ``INSERT …
-    ON CONFLICT DO NOTHING RETURNING id``, then the pending ids.
+    Python before), stamps ``ingested_at`` with the database's clock at that moment
+    (``clock_timestamp()``, as ``db.database_now``) and ``tx`` of the metered events with the
+    transaction's id (``pg_current_xact_id()``, assigned by this statement, so after the lock:
+    ``rollup.apply_pending`` relies on it). The insert is one statement, ``INSERT … SELECT FROM
+    json_to_recordset(batch) ON CONFLICT (id) DO NOTHING RETURNING …`` in a CTE. The unique index
+    decides duplicates, also under concurrent retries of the same batch; rows go in in id order,
+    so overlapping batches sent concurrently in different orders never deadlock. SQLite (one
+    writer at a time): ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, the metered events' ``tx``
+    one more than any stored (and not below the watermark).
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -87,6 +90,10 @@ class SqlEventStore:
         self, conn: Connection, events: Sequence[IncomingEvent], ingested_at: datetime, meters: list[MeterDefinition]
     ) -> int:
         stmt = sqlite_insert(Event).on_conflict_do_nothing(index_elements=["id"]).returning(Event.id)
+        metered_types = {m.event_type for m in meters}
+        tx = None
+        if metered_types & {e.type for e in events}:
+            tx = conn.execute(text(_SQLITE_NEXT_TX)).scalar_one()
         rows = [
             {
                 "id": e.id,
@@ -96,37 +103,34 @@ class SqlEventStore:
                 "ingested_at": ingested_at,
                 "properties": e.properties,
                 "voided_at": None,
+                "tx": tx if e.type in metered_types else None,
             }
             for e in events
         ]
-        inserted = [r[0] for r in conn.execute(stmt, rows)]
-        metered_types = {m.event_type for m in meters}
-        if inserted and metered_types:
-            by_id = {e.id: e for e in events}
-            pending = [[i, by_id[i].customer] for i in inserted if by_id[i].type in metered_types]
-            if pending:
-                conn.execute(
-                    text(
-                        "INSERT INTO rollup_pending (event_id, customer) "
-                        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:rows)"
-                    ),
-                    {"rows": orjson.dumps(pending).decode()},
-                )
-        return len(inserted)
+        return len(conn.execute(stmt, rows).all())
 
 
 def _postgres_insert_sql() -> str:
     return (
-        "WITH at AS MATERIALIZED (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t), "
-        "ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties) "
-        "SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', at.t, b.p "
+        "WITH at AS MATERIALIZED (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t, "
+        # xid8 has no cast to bigint; its text is the 64-bit number (epoch and xid: it never wraps)
+        "CAST(CAST(pg_current_xact_id() AS text) AS bigint) AS x), "
+        "ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties, tx) "
+        "SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', at.t, b.p, "
+        "CASE WHEN b.t IN (SELECT event_type FROM meters WHERE aggregation = ANY(CAST(%(folded)s AS text[]))) "
+        "THEN at.x END "
         "FROM json_to_recordset(CAST(%(batch)s AS json)) AS b(id text, c text, t text, ts timestamptz, p jsonb) "
         "CROSS JOIN at "
         # In id order: concurrent batches that share ids then take the unique index's
         # locks in the same order and wait for each other instead of deadlocking.
         "ORDER BY b.id "
-        "ON CONFLICT (id) DO NOTHING RETURNING id, customer, type), "
-        "pend AS (INSERT INTO rollup_pending (event_id, customer) SELECT id, customer FROM ins "
-        "WHERE type IN (SELECT event_type FROM meters WHERE aggregation = ANY(CAST(%(folded)s AS text[])))) "
+        "ON CONFLICT (id) DO NOTHING RETURNING 1) "
         "SELECT count(*) FROM ins"
     )
+
+
+# SQLite serializes writers (BEGIN IMMEDIATE): every stored tx is below this one, and a fold has
+# moved the watermark past no tx of a batch not stored yet.
+_SQLITE_NEXT_TX = (
+    "SELECT max(coalesce((SELECT max(tx) FROM events) + 1, 0), (SELECT next_tx FROM rollup_watermark))"
+)

@@ -2,8 +2,8 @@
 backend, and the three moments counters change or are read — the worker folding pending events
 in, an event voided, a check.
 
-Ingestion does nothing for the limits: storing a batch notes its events in ``rollup_pending`` as
-it does for every meter, and the worker folds them into the counters with the rollups, thousands
+Ingestion does nothing for the limits: a stored event is pending (``meter.sql.pending``) as it
+is for every meter, and the worker folds them into the counters with the rollups, thousands
 at a time (:meth:`LimitKeeper.fold`), so concurrent batches never contend on counters. A check
 adds the customer's pending events to the counters it reads, so ``used`` has no lag.
 
@@ -32,7 +32,7 @@ from tollway.limit.profile import Profile
 from tollway.limit.tally import EXACT, CounterKey
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import dialect_for
+from tollway.meter.sql import dialect_for, pending
 from tollway.models import Event
 
 log = logging.getLogger("tollway.limit")
@@ -117,7 +117,7 @@ class LimitKeeper:
         """Add the events the worker is rolling up (``rollup.apply_pending``, same transaction)
         to the counters; returns how to take them off again should the transaction fail to
         commit (Redis only; the database rolls back with it). From the commit on, checks read
-        them from the counters instead of from ``rollup_pending``."""
+        them from the counters instead of as pending events."""
         if not event_ids:
             return None
         d = dialect_for(_dialect_name(conn))
@@ -164,8 +164,9 @@ class LimitKeeper:
         """Take a newly voided event off the counters of its customer's current windows, once
         folded (a pending one is skipped by the fold and by checks: nothing to take off)."""
         rollup.lock_exclusive(session)
-        pending = session.execute(text("SELECT 1 FROM rollup_pending WHERE event_id = :id"), {"id": event.id})
-        if pending.first() is not None:
+        is_pending = f"SELECT 1 FROM events e WHERE e.id = :id AND {pending('e')}"  # noqa: S608 - constant SQL
+        pending_row = session.execute(text(is_pending), {"id": event.id})
+        if pending_row.first() is not None:
             return
         meters = rollup.load_meters(session, {event.type})
         profiles = self.prepare(session, {event.customer}, meters)

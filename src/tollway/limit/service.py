@@ -38,7 +38,7 @@ from tollway.limit.tally import EXACT, CounterKey
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import query_usage
-from tollway.meter.sql import dialect_for
+from tollway.meter.sql import dialect_for, not_pending, pending
 from tollway.models import Meter
 from tollway.notification.outbox import emit_now
 
@@ -77,10 +77,10 @@ class Standing:
 
 
 _ACTIVE = (
-    "SELECT c.timezone, c.billing_type, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, "
+    "SELECT c.timezone, c.billing_type, s.id, s.start, s.ends_at, s.timezone, s.overrides, p.interval, "  # noqa: S608
     "p.interval_count, p.billing_anchor, p.limits, "
     # Whether some of the customer's events are not folded into the counters yet (by index).
-    "(SELECT EXISTS (SELECT 1 FROM rollup_pending rp WHERE rp.customer = :c)) FROM customers c "
+    f"(SELECT EXISTS (SELECT 1 FROM events pe WHERE pe.customer = :c AND {pending('pe')})) FROM customers c "
     "LEFT JOIN subscriptions s ON s.customer_id = c.id AND s.start <= :now AND (s.ends_at IS NULL OR s.ends_at > :now) "
     "LEFT JOIN plans p ON p.code = s.plan_code WHERE c.id = :c ORDER BY s.id"
 )
@@ -175,13 +175,14 @@ def pending_usage(
     meters = _meters(session, {k.meter for k in keys.values()})
     lo, hi = min(k.start for k in keys.values()), max(k.end for k in keys.values())
     where = [
-        f"p.customer = {d.bind(profile.customer)}",  # by index: only this customer's pending rows
         "e.voided_at IS NULL",
         f"e.timestamp >= {d.bind(d.ts(lo))}",
         f"e.timestamp < {d.bind(d.ts(hi))}",
     ]
     limited = {m: [profile.customer] for m in meters}
-    sql = tally.rows_sql(d, meters.values(), limited, d.pending_events(), where, aliased=True)
+    # By index: only this customer's pending events.
+    source = d.pending_events(f"= {d.bind(profile.customer)}")
+    sql = tally.rows_sql(d, meters.values(), limited, source, where, aliased=True)
     if sql is None:
         return {}
     rows = [tally.to_row(r) for r in session.execute(text(sql), d.params)]
@@ -210,7 +211,7 @@ def seed(session: Session, backend: CounterBackend, profile: Profile, now: datet
         where = [
             "e.voided_at IS NULL",
             f"e.timestamp >= {d.bind(d.ts(horizon))}",
-            "NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE p.event_id = e.id)",
+            not_pending("e"),
         ]
         sql = tally.rows_sql(d, meters.values(), {m: [profile.customer] for m in meters}, "events", where)
         if sql:

@@ -12,8 +12,8 @@ value with the number of live events that carry it:
   exclusive lock (a ``distinct_periods`` row exists only once complete), and drops the sets no
   subscription wants any more (a plan change, a cancellation, a period long over);
 - :func:`fold_ctes` / :func:`fold_statements` (``rollup.apply_pending``) add the pending events
-  to the sets of the periods they fall in, in the transaction that clears them from
-  ``rollup_pending``;
+  to the sets of the periods they fall in, in the transaction that moves the watermark past
+  them (``meter.sql.pending``);
 - :func:`take_off` (voiding an event that was folded) takes one off its value's count and drops
   the value when no live event in the period carries it any more;
 - :func:`forget` (a meter created or changed) drops the meter's sets: they are built again.
@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import Dialect, dialect_of, filter_sql, value_expr
+from tollway.meter.sql import Dialect, dialect_of, filter_sql, not_pending, pending, value_expr
 from tollway.models import Event, Plan, Subscription
 from tollway.subscription.terms import Terms
 
@@ -132,7 +132,7 @@ def _build(session: Session, meter: MeterDefinition, customer: str, start: datet
         f"e.timestamp >= {d.bind(d.ts(start))}",
         f"e.timestamp < {d.bind(d.ts(end))}",
         "e.voided_at IS NULL",
-        "NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE p.event_id = e.id)",
+        not_pending("e"),
     ]
     session.execute(
         text(
@@ -247,10 +247,10 @@ def take_off(session: Session, event: Event, meters: Sequence[MeterDefinition]) 
     if not kept:
         return
     d = dialect_of(session)
-    pending = session.execute(
-        text(f"SELECT 1 FROM rollup_pending WHERE event_id = {d.bind(event.id)}"), d.params
+    pending_row = session.execute(
+        text(f"SELECT 1 FROM events e WHERE e.id = {d.bind(event.id)} AND {pending('e')}"), d.params
     ).first()
-    if pending is not None:
+    if pending_row is not None:
         return
     for meter in kept:
         d = dialect_of(session)
@@ -289,7 +289,6 @@ def period_values(
     # anti-join it would hash the whole set (430 ms for 632,249 values, 10,000 pending events).
     fence = " OFFSET 0" if d.name == "postgresql" else ""
     pending_where = [
-        "p.customer = dp.customer",  # only the period's customer's pending rows, by index
         "e.customer = dp.customer",
         "e.timestamp >= dp.period_start",
         "e.timestamp < dp.period_end",
@@ -298,10 +297,12 @@ def period_values(
         "NOT EXISTS (SELECT 1 FROM distinct_values x "
         f"WHERE x.period_id = dp.id AND x.digest = {digest(d, value)}{fence})",
     ]
-    pending = f"SELECT COUNT(DISTINCT {value}) FROM {d.pending_events()} WHERE {' AND '.join(pending_where)}"
+    # Only the period's customer's pending events, by index.
+    source = d.pending_events("= dp.customer")
+    new_values = f"SELECT COUNT(DISTINCT {value}) FROM {source} WHERE {' AND '.join(pending_where)}"
     join = d.spans_join(spans, column="dp.period_start", customer="dp.customer")
     sql = (
-        f"SELECT bk.idx, dp.value_count, ({pending}) "
+        f"SELECT bk.idx, dp.value_count, ({new_values}) "
         f"FROM distinct_periods dp {join} WHERE dp.meter_key = {d.bind(meter.key)} "
         f"AND dp.period_start = bk.lo AND dp.period_end = bk.hi"
     )

@@ -98,7 +98,7 @@ def _rollup_partials(
 ) -> list[tuple[int, tuple[str | None, ...], Partial]]:
     """Aggregate per bound (each bound is whole UTC hours) and group: the meter's hourly rollups
     (the customer's, or with no customer the rows of every customer together) plus the events
-    not rolled up yet (``rollup_pending``), in one statement so both are read in one snapshot
+    not rolled up yet (``meter.sql.pending``), in one statement so both are read in one snapshot
     and an event the worker rolls up meanwhile is counted exactly once."""
     d = dialect_of(session)
     start, end = bounds[0][0], bounds[-1][1]
@@ -118,11 +118,11 @@ def _rollup_partials(
     )
     raw_groups = "".join(f", {d.text_value(p)} AS g{i}" for i, p in enumerate(group_by))
     raw_where = base_conditions(d, meter, start=start, end=end, customer=customer, as_of=None)
-    if customer is not None:  # only this customer's pending rows, by index, however long the backlog
-        raw_where.append(f"p.customer = {d.bind(customer)}")
+    # With a customer, only its pending events, by index, however long the backlog.
+    of_customer = None if customer is None else f"= {d.bind(customer)}"
     pending = (
         f"SELECT bk.idx AS idx{raw_groups}, {_event_columns(d, meter)} "
-        f"FROM {d.pending_events()} {d.buckets_join(bounds)} "
+        f"FROM {d.pending_events(of_customer)} {d.buckets_join(bounds)} "
         f"WHERE {' AND '.join(raw_where)}"
     )
     sql = _combined_sql(d, meter, [rolled, pending], len(group_by))
@@ -322,10 +322,10 @@ def _totals(
             join = d.spans_join(hours, column="r.bucket_start", customer="r.customer")
             branches.append(f"SELECT bk.idx AS idx, {_ROLLED_COLUMNS} FROM meter_rollups r {join} WHERE {roll_where}")
             # only the spans' customers' pending rows, by index, however long the backlog
-            of_customers = f"p.customer {d.in_list(sorted({s[0] for s in hours}), 'text')}"
+            of_customers = d.in_list(sorted({s[0] for s in hours}), "text")
             branches.append(
                 f"SELECT bk.idx AS idx, {_event_columns(d, meter)} "
-                f"FROM {d.pending_events()} {d.spans_join(hours)} WHERE {where(hours)} AND {of_customers}"
+                f"FROM {d.pending_events(of_customers)} {d.spans_join(hours)} WHERE {where(hours)}"
             )
         if raw:  # the edges' events, rolled up or not; numbered after the hours' spans
             branches.append(

@@ -14,9 +14,10 @@ meter's build (:func:`build_step`) computes them all when its last chunk is done
 meter is read raw). So, for a meter whose rollups are ready, they always equal the merge of the
 per-customer rows.
 
-Storing a batch only notes its events in ``rollup_pending`` (when a meter counts their type); the
-worker adds pending events to the rollups in bulk (:func:`apply_pending`), thousands at a time,
-so concurrent batches never wait on each other's rollup rows. A usage query reads the rollups and
+Storing a batch only marks its events pending (``events.tx``, when a meter counts their type:
+``meter.sql.pending``); the worker adds pending events to the rollups in bulk
+(:func:`apply_pending`), thousands at a time, so concurrent batches never wait on each other's
+rollup rows. A usage query reads the rollups and
 the pending events in one statement (one snapshot), so every event counts exactly once whether
 or not it has been rolled up yet. Raw events stay the source of truth: rollups are rebuilt from
 them when a meter is created or changed, when an event is voided, or on demand (``tollway rollups
@@ -25,6 +26,8 @@ rebuild``).
 Concurrency on PostgreSQL: storing a batch and applying pending events take a shared advisory
 lock and read the meters inside their transaction; a rebuild takes the same lock exclusively. So
 a rebuild never races a batch or an apply, and a batch never misses a meter created meanwhile.
+Applying also takes the lock exclusively for a moment first, to wait for the batches in flight
+below its cut (:func:`apply_pending`).
 ``unique_count`` meters have no hourly rollup (distinct values do not add up): their pending
 events are folded into the distinct values of the customers' billing periods instead
 (``meter.distinct``), in the same statement; the worker builds those sets under the exclusive
@@ -50,7 +53,7 @@ from tollway.kit.time import add_clamped
 from tollway.meter import distinct
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import Dialect, dialect_for, filter_sql, value_expr
+from tollway.meter.sql import Dialect, dialect_for, filter_sql, not_pending, value_expr
 from tollway.models import Meter
 
 EVERY_CUSTOMER = ""
@@ -71,7 +74,7 @@ def has_rollup(meter: MeterDefinition) -> bool:
 
 FOLDED_AGGREGATIONS = frozenset(name for name, agg in REGISTRY.items() if agg.rolls_up or agg.keeps_period_sets)
 """The aggregations whose meters the worker folds (hourly rollups, or period sets): a stored
-event is noted in ``rollup_pending`` when a meter with one of them counts its type (the event
+event is pending (gets ``events.tx``) when a meter with one of them counts its type (the event
 store's insert filters the meters by this list in SQL)."""
 
 
@@ -225,7 +228,7 @@ def rebuild(
         return
     d = dialect_for(name)
     # Pending events reach the rollups through apply_pending; counting them here would count twice.
-    extra = ["NOT EXISTS (SELECT 1 FROM rollup_pending p WHERE p.event_id = e.id)"]
+    extra = [not_pending("e")]
     if who is not None:
         extra.append(f"e.customer {d.in_list(who, 'text')}")
     if span is not None:
@@ -286,7 +289,7 @@ def build_step(session: Session, key: str, *, chunk: int = BUILD_CHUNK) -> bool:
     transaction; True when the meter is ready (or gone).
 
     Correct whatever ingestion does meanwhile: every event stored after the meter was created
-    or changed is noted in ``rollup_pending`` and added by :func:`apply_pending`; a chunk
+    or changed is pending (``meter.sql.pending``) and added by :func:`apply_pending`; a chunk
     deletes its customers' rows and recomputes them from the events that are not pending, under
     the exclusive lock. Customers already built stay exact through ``apply_pending``; customers
     not built yet are not read from the rollups until the meter is ready."""
@@ -347,51 +350,106 @@ class PendingFold(Protocol):
 
 
 def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: PendingFold | None = None) -> int:
-    """Add up to ``limit`` pending events to every meter's rollups and clear them from
-    ``rollup_pending``, in the caller's transaction; ``fold`` gets the ids of the events applied,
-    in the same transaction (the worker passes the limits' fold: whatever else applies pending
-    events without it leaves the limit counters short until they are seeded again). Returns how
-    many were applied. Several workers may run this at once on PostgreSQL: each claims its own
-    rows (SKIP LOCKED)."""
+    """Add the oldest pending events (``meter.sql.pending``) to every meter's rollups and period
+    sets and move the watermark past them, in the caller's transaction (READ COMMITTED, as every
+    transaction here); ``fold`` gets the ids of the events applied, in the same transaction (the
+    worker passes the limits' fold: whatever else applies pending events without it leaves the
+    limit counters short until they are seeded again). Returns how many were applied: at least
+    ``limit`` while more are pending, unless only batches still being stored are left.
+
+    The events of one storing transaction share their ``tx``, so they are applied together: up to
+    ``limit`` events, plus the rest of the last batch reached. Folds are serialised on the
+    watermark row; one that finds it locked by another returns 0 at once.
+
+    PostgreSQL: every event with ``tx`` below the cut must be committed before it is read. The
+    cut is the ``xmax`` of the current snapshot: every transaction id below it was assigned
+    already, so no batch stored later gets one. A batch takes the shared lock before its id is
+    assigned and holds it until it commits; so taking the lock exclusively (in a savepoint,
+    released again at once by rolling back to it) waits for every batch below the cut still in
+    flight. The ``xmin`` of the snapshot would need no wait, but it is the oldest transaction of
+    the whole cluster: a long one in another database would hold the fold back."""
+    if not is_postgres(conn):
+        return _apply_pending_sqlite(conn, limit, fold)
+    head = conn.execute(
+        text(
+            "SELECT next_tx, CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS text) AS bigint) "
+            "FROM rollup_watermark FOR UPDATE SKIP LOCKED"
+        )
+    ).first()
+    if head is None:  # another fold is running
+        return 0
+    lo, cut = int(head[0]), int(head[1])
+    conn.execute(text("SAVEPOINT tollway_cut"))
+    lock_exclusive(conn)
+    conn.execute(text("ROLLBACK TO SAVEPOINT tollway_cut"))  # releases the exclusive lock
+    lock_shared(conn)
+    hi = _fold_bound(conn, lo, cut, limit)
+    if hi is None:
+        return 0
+    meters = load_meters(conn)
+    d = dialect_for("postgresql")
+    ctes = [
+        f"src AS (SELECT e.* FROM events e WHERE e.tx >= {d.bind(lo)} AND e.tx < {d.bind(hi)})",
+        f"mark AS (UPDATE rollup_watermark SET next_tx = {d.bind(hi)})",
+    ]
+    for i, m in enumerate(meters):  # the same order in every worker: rows are locked in one order
+        if has_rollup(m):
+            ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
+            ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
+        if distinct.keeps_sets(m):
+            ctes += distinct.fold_ctes(d, m, "src", f"v{i}")
+    ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
+    ids_sql = ", CAST(json_agg(id) AS text)" if fold is not None else ""
+    row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){ids_sql} FROM src"), d.params).one()
+    if fold is not None and row[0]:
+        fold(conn, orjson.loads(row[1]))
+    return int(row[0])
+
+
+def _fold_bound(conn: Connection | Session, lo: int, cut: int | None, limit: int) -> int | None:
+    """The end (exclusive) of the range of ``tx`` to fold from ``lo``, below ``cut`` (None: no
+    cut): past the ``limit``-th pending event's whole transaction, or the cut. None when nothing
+    is pending below the cut."""
+    below = "" if cut is None else " AND tx < :cut"
+    first, last, top = conn.execute(
+        text(
+            f"SELECT (SELECT min(tx) FROM events WHERE tx >= :lo{below}), "
+            f"(SELECT tx FROM events WHERE tx >= :lo{below} ORDER BY tx LIMIT 1 OFFSET :skip), "
+            f"(SELECT max(tx) FROM events WHERE tx >= :lo{below})"
+        ),
+        {"lo": lo, "cut": cut, "skip": max(limit, 1) - 1},
+    ).one()
+    if first is None:
+        return None
+    if last is not None:
+        return int(last) + 1
+    return int(top) + 1 if cut is None else cut
+
+
+def _apply_pending_sqlite(conn: Connection | Session, limit: int, fold: PendingFold | None) -> int:
+    # One writer at a time (BEGIN IMMEDIATE): every stored event is committed, no cut to wait for.
+    lo = int(conn.execute(text("SELECT next_tx FROM rollup_watermark")).scalar_one())
+    hi = _fold_bound(conn, lo, None, limit)
+    if hi is None:
+        return 0
     lock_shared(conn)
     meters = load_meters(conn)
-    if is_postgres(conn):
-        d = dialect_for("postgresql")
-        ctes = [
-            "batch AS (DELETE FROM rollup_pending WHERE event_id IN (SELECT event_id FROM rollup_pending "
-            f"LIMIT {int(limit)} FOR UPDATE SKIP LOCKED) RETURNING event_id)",
-            "src AS (SELECT e.* FROM events e JOIN batch b ON b.event_id = e.id)",
-        ]
-        for i, m in enumerate(meters):  # the same order in every worker: rows are locked in one order
-            if has_rollup(m):
-                ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
-                ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
-            if distinct.keeps_sets(m):
-                ctes += distinct.fold_ctes(d, m, "src", f"v{i}")
-        ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
-        ids_sql = ", CAST(json_agg(event_id) AS text)" if fold is not None else ""
-        row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){ids_sql} FROM batch"), d.params).one()
-        if fold is not None and row[0]:
-            fold(conn, orjson.loads(row[1]))
-        return int(row[0])
-    ids = [r[0] for r in conn.execute(text("SELECT event_id FROM rollup_pending LIMIT :n"), {"n": limit})]
-    if not ids:
-        return 0
-    doc = orjson.dumps(ids).decode()
+    span = {"lo": lo, "hi": hi}
     for meter in meters:
         kinds = (["sets"] if distinct.keeps_sets(meter) else []) + (["rows", "every"] if has_rollup(meter) else [])
         for kind in kinds:
             d = dialect_for("sqlite")
-            source = f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
+            source = f"(SELECT * FROM events WHERE tx >= {d.bind(lo)} AND tx < {d.bind(hi)})"
             if kind == "sets":
                 statements = distinct.fold_statements(d, meter, source)
             else:
                 statements = [upsert_sql(d, meter, source, every_customer=kind == "every")]
             for sql in statements:
                 conn.execute(text(sql), d.params)
-    changed_source = "(SELECT customer FROM events WHERE id IN (SELECT value FROM json_each(:ids)))"
-    conn.execute(text(note_changes_sql("sqlite", changed_source)), {"ids": doc})
-    conn.execute(text("DELETE FROM rollup_pending WHERE event_id IN (SELECT value FROM json_each(:ids))"), {"ids": doc})
+    changed_source = "(SELECT customer FROM events WHERE tx >= :lo AND tx < :hi)"
+    conn.execute(text(note_changes_sql("sqlite", changed_source)), span)
+    conn.execute(text("UPDATE rollup_watermark SET next_tx = :hi"), span)
+    ids = [r[0] for r in conn.execute(text("SELECT id FROM events WHERE tx >= :lo AND tx < :hi"), span)]
     if fold is not None:
         fold(conn, ids)
     return len(ids)

@@ -29,7 +29,7 @@ from tollway.models.plan_meter import PlanMeter
 from tollway.models.portal_session import PortalSession
 from tollway.models.product import Product
 from tollway.models.provider_settings import ProviderSettingsRow
-from tollway.models.rollup_pending import RollupPending
+from tollway.models.rollup_watermark import RollupWatermark
 from tollway.models.subscription import Subscription
 from tollway.models.upcoming_total import UpcomingTotal
 from tollway.models.usage_change import UsageChange
@@ -68,7 +68,7 @@ __all__ = [
     "PortalSession",
     "Product",
     "ProviderSettingsRow",
-    "RollupPending",
+    "RollupWatermark",
     "Subscription",
     "UpcomingTotal",
     "UsageChange",

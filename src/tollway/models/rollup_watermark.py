@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, CheckConstraint, Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tollway.db import Base
+
+
+class RollupWatermark(Base):
+    """One row: where the worker's fold of stored events has got to (``meter.sql.pending``).
+
+    A stored event that some folded meter counts gets ``events.tx``, the id of the transaction
+    that stored it; every such event with ``tx >= next_tx`` is pending (not in the rollups, the
+    period sets or the limits' counters yet), every one below is folded. The fold adds the events
+    of a range of ``tx`` and moves ``next_tx`` past it in the same transaction, so a query's
+    snapshot sees the rollups and the watermark that goes with them.
+    """
+
+    __tablename__ = "rollup_watermark"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_tx: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
