@@ -362,17 +362,20 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
     watermark row; one that finds it locked by another returns 0 at once.
 
     PostgreSQL: every event with ``tx`` below the cut must be committed before it is read. The
-    cut is the ``xmax`` of the current snapshot: every transaction id below it was assigned
-    already, so no batch stored later gets one. A batch takes the shared lock before its id is
-    assigned and holds it until it commits; so taking the lock exclusively (in a savepoint,
-    released again at once by rolling back to it) waits for every batch below the cut still in
-    flight. The ``xmin`` of the snapshot would need no wait, but it is the oldest transaction of
-    the whole cluster: a long one in another database would hold the fold back."""
+    cut is the fold's own transaction id (assigned by locking the watermark row): every id below
+    it was assigned already, so no batch stored later gets one. (A snapshot's ``xmax`` would do
+    too, but it is only past the last transaction to end: a batch in flight would mostly be left
+    for the next fold.) A batch takes the shared lock before its id is assigned and holds it until
+    it commits; so taking the lock exclusively (in a savepoint, released again at once by rolling
+    back to it) waits for every batch below the cut still in flight, and the fold's statements,
+    each with a snapshot of its own, see them. The snapshot's ``xmin`` would need no wait, but it is
+    the oldest transaction of the whole cluster: a long one in another database would hold the
+    fold back."""
     if not is_postgres(conn):
         return _apply_pending_sqlite(conn, limit, fold)
     head = conn.execute(
         text(
-            "SELECT next_tx, CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS text) AS bigint) "
+            "SELECT next_tx, CAST(CAST(pg_current_xact_id() AS text) AS bigint) "
             "FROM rollup_watermark FOR UPDATE SKIP LOCKED"
         )
     ).first()
