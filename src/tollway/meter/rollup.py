@@ -96,10 +96,6 @@ def _newer(old: str, new: str) -> str:
     )
 
 
-def _group_key(d: Dialect, meter: MeterDefinition) -> str:
-    return d.json_array([d.text_value(p) for p in meter.group_by])
-
-
 def upsert_sql(
     d: Dialect, meter: MeterDefinition, source: str, extra_where: Sequence[str] = (), *, every_customer: bool = False
 ) -> str:
@@ -117,7 +113,7 @@ def upsert_sql(
         meter,
         source,
         hour=d.hour_of("e.timestamp"),
-        group_key=_group_key(d, meter),
+        group_values=[d.text_value(p) for p in meter.group_by],
         value=value,
         cond=" AND ".join(where),
         customer=customer,
@@ -126,22 +122,34 @@ def upsert_sql(
 
 
 def _rollup_select(
-    d: Dialect, meter: MeterDefinition, source: str, *, hour: str, group_key: str, value: str, cond: str, customer: str
+    d: Dialect,
+    meter: MeterDefinition,
+    source: str,
+    *,
+    hour: str,
+    group_values: Sequence[str],
+    value: str,
+    cond: str,
+    customer: str,
+    ordered: bool = True,
 ) -> str:
     """The meter's rollup rows (the ``meter_rollups`` columns, in order) of the events of
     ``source`` (aliased ``e``) that meet ``cond``, per customer (unless ``customer`` is a
-    constant: the rows of every customer), hour and group, in that order."""
-    groups = [*([] if customer != "e.customer" else ["e.customer"]), hour, *([group_key] if meter.group_by else [])]
+    constant: the rows of every customer), hour and group (``group_values``: the text of each
+    ``group_by`` property; the row's ``group_key`` is their JSON array, built once per row, not
+    per event), in that order (unless not ``ordered``)."""
+    groups = [*([] if customer != "e.customer" else ["e.customer"]), hour, *group_values]
     return REGISTRY[meter.aggregation].rollup_select(
         d,
         key=d.bind(meter.key),
         hour=hour,
-        group_key=group_key,
+        group_key=d.json_array(list(group_values)),
         groups=", ".join(groups),
         value=value,
         source=source,
         cond=cond,
         customer=customer,
+        ordered=ordered,
     )
 
 
@@ -393,27 +401,37 @@ def fold_ctes(d: Dialect, meters: Sequence[MeterDefinition], source: str) -> lis
 
     Each event is read once: ``fold`` projects each row of ``source`` to what the meters read
     from it (per meter ``i``: ``c{i}``, whether it counts for the meter, ``v{i}`` its value,
-    ``g{i}`` its group), a narrow row kept in memory. Per meter, ``p{i}`` aggregates those per
-    customer, hour and group; the per-customer rollup rows are upserted from those partials
-    (``r{i}``), and the rows of every customer merge the partials (``a{i}``, the aggregation's
-    ``merge_rollups_select``: a sum of sums, a min of mins, …), not the events again.
-    ``unique_count`` meters fold the projected values into their period sets
-    (``distinct.fold_ctes``), and the customers noted as changed are those of the projection."""
+    ``g{i}_{k}`` the text of its ``k``-th ``group_by`` property), a narrow row. Per meter,
+    ``p{i}`` aggregates those per customer, hour and group (hashed, unordered); the per-customer
+    rollup rows are upserted from those partials (``r{i}``, in key order), and the rows of every
+    customer merge the partials (``a{i}``, the aggregation's ``merge_rollups_select``: counts
+    and sums add up, a min of mins, a max of maxes, the latest by ``(latest_at, latest_id)``),
+    not the events again. ``unique_count`` meters fold the projected values into their period
+    sets (``distinct.fold_ctes``), and the customers noted as changed are those of the
+    projection."""
     cols = ["e.customer", "e.timestamp", "e.id", f"{d.hour_of('e.timestamp')} AS hour"]
     for i, m in enumerate(meters):
         cols.append(f"({' AND '.join(['e.voided_at IS NULL', *meter_conditions(d, m)])}) AS c{i}")
         if reads_value(m):
             cols.append(f"{value_expr(d, m)} AS v{i}")
-        if m.group_by and has_rollup(m):
-            cols.append(f"{_group_key(d, m)} AS g{i}")
+        if has_rollup(m):
+            cols += [f"{d.text_value(p)} AS g{i}_{k}" for k, p in enumerate(m.group_by)]
     ctes = [f"fold AS MATERIALIZED (SELECT {', '.join(cols)} FROM {source} e)"]
     for i, m in enumerate(meters):  # the same order in every worker: rows are locked in one order
         value = f"e.v{i}" if reads_value(m) else "NULL"
         cond = f"e.c{i} AND e.v{i} IS NOT NULL" if reads_value(m) else f"e.c{i}"
         if has_rollup(m):
-            group_key = f"e.g{i}" if m.group_by else _group_key(d, m)
+            group_values = [f"e.g{i}_{k}" for k in range(len(m.group_by))]
             partials = _rollup_select(
-                d, m, "fold", hour="e.hour", group_key=group_key, value=value, cond=cond, customer="e.customer"
+                d,
+                m,
+                "fold",
+                hour="e.hour",
+                group_values=group_values,
+                value=value,
+                cond=cond,
+                customer="e.customer",
+                ordered=False,
             )
             ctes.append(f"p{i} AS MATERIALIZED (SELECT {_TYPED_COLUMNS} FROM ({partials}) x ({_COLUMNS}))")
             ctes.append(
