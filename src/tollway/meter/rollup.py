@@ -402,7 +402,7 @@ def fold_ctes(d: Dialect, meters: Sequence[MeterDefinition], source: str) -> lis
     Each event is read once: ``fold`` projects each row of ``source`` to what the meters read
     from it (per meter ``i``: ``c{i}``, whether it counts for the meter, ``v{i}`` its value,
     ``g{i}_{k}`` the text of its ``k``-th ``group_by`` property), a narrow row. Per meter,
-    ``p{i}`` aggregates those per customer, hour and group (hashed, unordered); the per-customer
+    ``p{i}`` aggregates those per customer, hour and group (unordered); the per-customer
     rollup rows are upserted from those partials (``r{i}``, in key order), and the rows of every
     customer merge the partials (``a{i}``, the aggregation's ``merge_rollups_select``: counts
     and sums add up, a min of mins, a max of maxes, the latest by ``(latest_at, latest_id)``),
