@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import Dialect, dialect_of, filter_sql, not_pending, pending, value_expr
+from tollway.meter.sql import Dialect, dialect_of, meter_conditions, not_pending, pending, value_expr
 from tollway.models import Event, Plan, Subscription
 from tollway.subscription.terms import Terms
 
@@ -57,37 +57,41 @@ def digest(d: Dialect, value: str) -> str:
 
 def _counted(d: Dialect, meter: MeterDefinition) -> list[str]:
     """The conditions for an event ``e`` to count in the meter's sets (its time and customer aside)."""
-    return [
-        f"e.type = {d.bind(meter.event_type)}",
-        *(filter_sql(d, f) for f in meter.filters),
-        f"{value_expr(d, meter)} IS NOT NULL",
-    ]
+    return [*meter_conditions(d, meter), f"{value_expr(d, meter)} IS NOT NULL"]
 
 
-def _folded_values(d: Dialect, meter: MeterDefinition, source: str) -> str:
+def _folded_values(
+    d: Dialect, meter: MeterDefinition, source: str, *, value: str | None = None, cond: str | None = None
+) -> str:
     """``SELECT period_id, digest, events`` of the live events of ``source`` (aliased ``e``) per
-    registered period of the meter they fall in and value."""
-    where = ["e.voided_at IS NULL", *_counted(d, meter)]
+    registered period of the meter they fall in and value. ``value`` and ``cond`` (the event's
+    value, and whether it counts: live, :func:`_counted`) are read from the ``source`` rows
+    when given (``rollup.fold_ctes`` projects them once for every meter), else computed from the
+    event's properties."""
+    value = value_expr(d, meter) if value is None else value
+    cond = " AND ".join(["e.voided_at IS NULL", *_counted(d, meter)]) if cond is None else cond
     return (
-        f"SELECT dp.id AS period_id, {digest(d, value_expr(d, meter))} AS digest, COUNT(*) AS events "
+        f"SELECT dp.id AS period_id, {digest(d, value)} AS digest, COUNT(*) AS events "
         f"FROM {source} e "
         f"JOIN distinct_periods dp ON dp.meter_key = {d.bind(meter.key)} AND dp.customer = e.customer "
         f"AND e.timestamp >= dp.period_start AND e.timestamp < dp.period_end "
-        f"WHERE {' AND '.join(where)} GROUP BY 1, 2 ORDER BY 1, 2"
+        f"WHERE {cond} GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 
 _ADD = "ON CONFLICT (period_id, digest) DO UPDATE SET events = distinct_values.events + excluded.events"
 
 
-def fold_ctes(d: Dialect, meter: MeterDefinition, source: str, name: str) -> list[str]:
+def fold_ctes(d: Dialect, meter: MeterDefinition, source: str, name: str, *, value: str, cond: str) -> list[str]:
     """PostgreSQL: the CTEs (``name AS (…)``, in order) adding the live events of ``source`` to
     the meter's sets of the periods they fall in, and the values new to a set to its
-    ``value_count``. A row the insert created has ``xmax = 0``; one it updated (the value was
-    there, or another worker inserted it meanwhile) has not, so concurrent folds count a new
-    value once."""
+    ``value_count``; ``source``'s rows (``e``) hold the ``customer``, ``timestamp``, and the
+    columns ``value`` and ``cond`` read (see :func:`_folded_values`). A row the insert created
+    has ``xmax = 0``; one it updated (the value was there, or another worker inserted it
+    meanwhile) has not, so concurrent folds count a new value once."""
     insert = (
-        f"INSERT INTO distinct_values (period_id, digest, events) {_folded_values(d, meter, source)} {_ADD} "
+        f"INSERT INTO distinct_values (period_id, digest, events) "
+        f"{_folded_values(d, meter, source, value=value, cond=cond)} {_ADD} "
         "RETURNING period_id, (xmax = 0) AS fresh"
     )
     count = (

@@ -53,7 +53,7 @@ from tollway.kit.time import add_clamped
 from tollway.meter import distinct
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.sql import Dialect, dialect_for, filter_sql, not_pending, value_expr
+from tollway.meter.sql import Dialect, dialect_for, meter_conditions, not_pending, reads_value, value_expr
 from tollway.models import Meter
 
 EVERY_CUSTOMER = ""
@@ -65,6 +65,15 @@ _COLUMNS = (
     "meter_key, customer, bucket_start, group_key, event_count, value_sum, value_min, value_max, "
     "latest_at, latest_id, latest_value"
 )
+
+_TYPED_COLUMNS = (
+    "meter_key, customer, bucket_start, group_key, event_count, CAST(value_sum AS numeric) AS value_sum, "
+    "CAST(value_min AS numeric) AS value_min, CAST(value_max AS numeric) AS value_max, "
+    "CAST(latest_at AS timestamp) AS latest_at, CAST(latest_id AS text) AS latest_id, "
+    "CAST(latest_value AS numeric) AS latest_value"
+)
+"""PostgreSQL: the columns of rollup rows in a CTE, typed as in ``meter_rollups`` (a ``NULL`` an
+aggregation leaves unused would be ``text``)."""
 
 
 def has_rollup(meter: MeterDefinition) -> bool:
@@ -96,28 +105,62 @@ def upsert_sql(
     """``INSERT … SELECT … ON CONFLICT DO UPDATE`` adding the events of ``source`` (a table, or a
     CTE holding just-inserted rows, aliased ``e``) to the meter's rollups: the rows per customer,
     or (``every_customer``) the rows of every customer together."""
-    agg = REGISTRY[meter.aggregation]
     value = value_expr(d, meter)
-    where = [f"e.type = {d.bind(meter.event_type)}", "e.voided_at IS NULL", *extra_where]
-    where += [filter_sql(d, f) for f in meter.filters]
-    if agg.value_kind == "number":
+    type_, *filters = meter_conditions(d, meter)
+    where = [type_, "e.voided_at IS NULL", *extra_where, *filters]
+    if reads_value(meter):
         where.append(f"{value} IS NOT NULL")
-    group_key = d.json_array([d.text_value(p) for p in meter.group_by])
-    key = d.bind(meter.key)
-    hour = d.hour_of("e.timestamp")
     customer = d.bind(EVERY_CUSTOMER) if every_customer else "e.customer"
-    groups = ", ".join([*([] if every_customer else ["e.customer"]), hour, *([group_key] if meter.group_by else [])])
-    select = agg.rollup_select(
+    select = _rollup_select(
         d,
-        key=key,
-        hour=hour,
-        group_key=group_key,
-        groups=groups,
+        meter,
+        source,
+        hour=d.hour_of("e.timestamp"),
+        group_values=[d.text_value(p) for p in meter.group_by],
         value=value,
-        source=source,
         cond=" AND ".join(where),
         customer=customer,
     )
+    return _upsert(d, select)
+
+
+def _rollup_select(
+    d: Dialect,
+    meter: MeterDefinition,
+    source: str,
+    *,
+    hour: str,
+    group_values: Sequence[str],
+    value: str,
+    cond: str,
+    customer: str,
+    ordered: bool = True,
+) -> str:
+    """The meter's rollup rows (the ``meter_rollups`` columns, in order) of the events of
+    ``source`` (aliased ``e``) that meet ``cond``, per customer (unless ``customer`` is a
+    constant: the rows of every customer), hour and group (``group_values``: the text of each
+    ``group_by`` property; the row's ``group_key`` is their JSON array, built once per row, not
+    per event), in that order (unless not ``ordered``)."""
+    groups = [*([] if customer != "e.customer" else ["e.customer"]), hour, *group_values]
+    return REGISTRY[meter.aggregation].rollup_select(
+        d,
+        key=d.bind(meter.key),
+        hour=hour,
+        group_key=d.json_array(list(group_values)),
+        groups=", ".join(groups),
+        value=value,
+        source=source,
+        cond=cond,
+        customer=customer,
+        ordered=ordered,
+    )
+
+
+def _upsert(d: Dialect, select: str) -> str:
+    """``INSERT INTO meter_rollups`` the rows of ``select`` (the ``meter_rollups`` columns, in
+    order), merging each into the stored row of its meter, customer, hour and group if there is
+    one: counts and sums add up, the min of mins, the max of maxes, the latest by
+    ``(latest_at, latest_id)``."""
     if d.name == "postgresql":
         add = "CASE WHEN r.value_sum IS NULL THEN x.value_sum WHEN x.value_sum IS NULL THEN r.value_sum ELSE r.value_sum + x.value_sum END"  # noqa: E501
     else:
@@ -238,6 +281,15 @@ def rebuild(
         rebuild_every_customer(session, meter, start=span[0] if span else None, end=span[1] if span else None)
 
 
+def _as_partials(rows: str) -> str:
+    """Rollup rows (``rows``: a table or CTE with the ``meter_rollups`` columns, and its
+    conditions) as the partials ``u`` that ``Aggregation.merge_rollups_select`` merges."""
+    return (
+        "(SELECT bucket_start, group_key, event_count AS n, value_sum AS vs, value_min AS vmin, value_max AS vmax, "
+        f"latest_at AS la, latest_id AS li, latest_value AS lv FROM {rows}) u"
+    )
+
+
 def rebuild_every_customer(
     conn: Connection | Session, meter: MeterDefinition, *, start: datetime | None = None, end: datetime | None = None
 ) -> None:
@@ -251,11 +303,7 @@ def rebuild_every_customer(
     conn.execute(text(f"DELETE FROM meter_rollups WHERE {where} AND customer = {d.bind(EVERY_CUSTOMER)}"), d.params)
     if not has_rollup(meter):
         return
-    source = (
-        "(SELECT bucket_start, group_key, event_count AS n, value_sum AS vs, value_min AS vmin, value_max AS vmax, "
-        f"latest_at AS la, latest_id AS li, latest_value AS lv FROM meter_rollups WHERE {where} "
-        f"AND customer <> {d.bind(EVERY_CUSTOMER)}) u"
-    )
+    source = _as_partials(f"meter_rollups WHERE {where} AND customer <> {d.bind(EVERY_CUSTOMER)}")
     select = REGISTRY[meter.aggregation].merge_rollups_select(
         d, key=d.bind(meter.key), customer=d.bind(EVERY_CUSTOMER), source=source
     )
@@ -349,6 +397,59 @@ class PendingFold(Protocol):
     def __call__(self, conn: Connection | Session, event_ids: list[str], /) -> None: ...
 
 
+def fold_ctes(d: Dialect, meters: Sequence[MeterDefinition], source: str) -> list[str]:
+    """PostgreSQL: the CTEs (``name AS (…)``, in order) adding the events of ``source`` (a CTE of
+    ``events`` rows) to the meters' rollups and period sets, and noting their customers in
+    ``usage_changes``.
+
+    Each event is read once: ``fold`` projects each row of ``source`` to what the meters read
+    from it (per meter ``i``: ``c{i}``, whether it counts for the meter, ``v{i}`` its value,
+    ``g{i}_{k}`` the text of its ``k``-th ``group_by`` property), a narrow row. Per meter,
+    ``p{i}`` aggregates those per customer, hour and group (unordered); the per-customer
+    rollup rows are upserted from those partials (``r{i}``, in key order), and the rows of every
+    customer merge the partials (``a{i}``, the aggregation's ``merge_rollups_select``: counts
+    and sums add up, a min of mins, a max of maxes, the latest by ``(latest_at, latest_id)``),
+    not the events again. ``unique_count`` meters fold the projected values into their period
+    sets (``distinct.fold_ctes``), and the customers noted as changed are those of the
+    projection."""
+    cols = ["e.customer", "e.timestamp", "e.id", f"{d.hour_of('e.timestamp')} AS hour"]
+    for i, m in enumerate(meters):
+        cols.append(f"({' AND '.join(['e.voided_at IS NULL', *meter_conditions(d, m)])}) AS c{i}")
+        if reads_value(m):
+            cols.append(f"{value_expr(d, m)} AS v{i}")
+        if has_rollup(m):
+            cols += [f"{d.text_value(p)} AS g{i}_{k}" for k, p in enumerate(m.group_by)]
+    ctes = [f"fold AS MATERIALIZED (SELECT {', '.join(cols)} FROM {source} e)"]
+    for i, m in enumerate(meters):  # the same order in every worker: rows are locked in one order
+        value = f"e.v{i}" if reads_value(m) else "NULL"
+        cond = f"e.c{i} AND e.v{i} IS NOT NULL" if reads_value(m) else f"e.c{i}"
+        if has_rollup(m):
+            group_values = [f"e.g{i}_{k}" for k in range(len(m.group_by))]
+            partials = _rollup_select(
+                d,
+                m,
+                "fold",
+                hour="e.hour",
+                group_values=group_values,
+                value=value,
+                cond=cond,
+                customer="e.customer",
+                ordered=False,
+            )
+            ctes.append(f"p{i} AS MATERIALIZED (SELECT {_TYPED_COLUMNS} FROM ({partials}) x ({_COLUMNS}))")
+            ctes.append(
+                f"r{i} AS ({_upsert(d, f'SELECT {_COLUMNS} FROM p{i} ORDER BY customer, bucket_start, group_key')})"
+            )
+            merged = REGISTRY[m.aggregation].merge_rollups_select(
+                d, key=d.bind(m.key), customer=d.bind(EVERY_CUSTOMER), source=_as_partials(f"p{i}")
+            )
+            ctes.append(f"a{i} AS ({_upsert(d, f'{merged} ORDER BY 3, 4')})")
+        if distinct.keeps_sets(m):
+            ctes += distinct.fold_ctes(d, m, "fold", f"s{i}", value=value, cond=cond)
+    ctes.append(f"changed AS ({note_changes_sql(d.name, 'fold')})")
+    return ctes
+
+
 def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: PendingFold | None = None) -> int:
     """Add the oldest pending events (``meter.sql.pending``) to every meter's rollups and period
     sets and move the watermark past them, in the caller's transaction (READ COMMITTED, as every
@@ -395,15 +496,10 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
         f"src AS (SELECT e.* FROM events e WHERE e.tx >= {d.bind(lo)} AND e.tx < {d.bind(hi)})",
         f"mark AS (UPDATE rollup_watermark SET next_tx = {d.bind(hi)})",
     ]
-    for i, m in enumerate(meters):  # the same order in every worker: rows are locked in one order
-        if has_rollup(m):
-            ctes.append(f"r{i} AS ({upsert_sql(d, m, 'src')})")
-            ctes.append(f"a{i} AS ({upsert_sql(d, m, 'src', every_customer=True)})")
-        if distinct.keeps_sets(m):
-            ctes += distinct.fold_ctes(d, m, "src", f"v{i}")
-    ctes.append(f"changed AS ({note_changes_sql(d.name, 'src')})")
+    ctes += fold_ctes(d, meters, "src")
+    # Counted from the projection, which reads each event once (``src`` itself is not materialized).
     ids_sql = ", CAST(json_agg(id) AS text)" if fold is not None else ""
-    row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){ids_sql} FROM src"), d.params).one()
+    row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){ids_sql} FROM fold"), d.params).one()
     if fold is not None and row[0]:
         fold(conn, orjson.loads(row[1]))
     return int(row[0])

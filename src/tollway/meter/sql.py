@@ -31,8 +31,10 @@ __all__ = [
     "dialect_for",
     "dialect_of",
     "filter_sql",
+    "meter_conditions",
     "not_pending",
     "pending",
+    "reads_value",
     "value_expr",
 ]
 
@@ -373,6 +375,18 @@ def base_conditions(
     if REGISTRY[meter.aggregation].value_kind == "number":
         where.append(f"{value_expr(d, meter)} IS NOT NULL")
     return where
+
+
+def meter_conditions(d: Dialect, meter: MeterDefinition) -> list[str]:
+    """The conditions for an event ``e`` to count for the meter, its time, customer and voiding
+    aside: the meter's event type and filters. An aggregation that :func:`reads_value` also
+    leaves out the events without one (``value_expr(d, meter) IS NOT NULL``)."""
+    return [f"e.type = {d.bind(meter.event_type)}", *(filter_sql(d, f) for f in meter.filters)]
+
+
+def reads_value(meter: MeterDefinition) -> bool:
+    """Whether the meter's aggregation reads a value from the events (all but ``count``)."""
+    return REGISTRY[meter.aggregation].value_kind != "none"
 
 
 def value_expr(d: Dialect, meter: MeterDefinition) -> str:

@@ -113,14 +113,17 @@ class Aggregation:
         source: str,
         cond: str,
         customer: str = "e.customer",
+        ordered: bool = True,
     ) -> str:
         """The rollup rows (the ``meter_rollups`` columns, in order) of the events of ``source``
-        (aliased ``e``) that meet ``cond``, per customer, hour and group (``groups``); ``customer``
-        is the customer column's value (a constant for the rows of every customer together)."""
+        (aliased ``e``) that meet ``cond``, per customer, hour and group (``groups``, the order
+        of the rows unless not ``ordered``); ``customer`` is the customer column's value (a
+        constant for the rows of every customer together)."""
         vsum, vmin, vmax = self.rollup_columns(d, value)
+        order = f" ORDER BY {groups}" if ordered else ""
         return (
             f"SELECT {key}, {customer}, {hour}, {group_key}, COUNT(*), {vsum}, {vmin}, {vmax}, NULL, NULL, NULL "
-            f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
+            f"FROM {source} e WHERE {cond} GROUP BY {groups}{order}"
         )
 
     def merge_rollups_select(self, d: Dialect, *, key: str, customer: str, source: str) -> str:

@@ -55,12 +55,14 @@ class Latest(Aggregation):
         source: str,
         cond: str,
         customer: str = "e.customer",
+        ordered: bool = True,
     ) -> str:
         if d.name == "postgresql":
+            order = f" ORDER BY {groups}" if ordered else ""
             return (
                 f"SELECT {key}, {customer}, {hour}, {group_key}, COUNT(*), NULL, NULL, NULL, MAX(e.timestamp), "
                 f"(array_agg(e.id {NEWEST_FIRST}))[1], (array_agg({value} {NEWEST_FIRST}))[1] "
-                f"FROM {source} e WHERE {cond} GROUP BY {groups} ORDER BY {groups}"
+                f"FROM {source} e WHERE {cond} GROUP BY {groups}{order}"
             )
         # SQLite: with a single MAX(), the bare columns come from the row holding the maximum.
         return (
