@@ -459,8 +459,9 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
     ``limit`` while more are pending, unless only batches still being stored are left.
 
     The events of one storing transaction share their ``tx``, so they are applied together: up to
-    ``limit`` events, plus the rest of the last batch reached. Folds are serialised on the
-    watermark row; one that finds it locked by another returns 0 at once.
+    ``limit`` events, plus the rest of the last batch reached. On PostgreSQL folds are serialised
+    on the watermark row: one that finds it locked by another returns 0 at once (SQLite has one
+    writer at a time anyway).
 
     PostgreSQL: every event with ``tx`` below the cut must be committed before it is read. The
     cut is the fold's own transaction id (assigned by locking the watermark row): every id below
