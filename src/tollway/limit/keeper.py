@@ -16,7 +16,7 @@ through (``reason: "limits_unavailable"``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
@@ -113,21 +113,20 @@ class LimitKeeper:
         keys = {m.key for m in meters}
         return {c: p for c, p in profiles.items() if p.meters() & keys}
 
-    def fold(self, conn: Conn, event_ids: Sequence[str]) -> Callable[[], None] | None:
+    def fold(self, conn: Conn, batch: rollup.FoldedBatch) -> Callable[[], None] | None:
         """Add the events the worker is rolling up (``rollup.apply_pending``, same transaction)
         to the counters; returns how to take them off again should the transaction fail to
         commit (Redis only; the database rolls back with it). From the commit on, checks read
-        them from the counters instead of as pending events."""
-        if not event_ids:
+        them from the counters instead of as pending events. The events are read only when one
+        of the batch's customers has limits on a meter."""
+        if not batch.customers:
             return None
         d = dialect_for(_dialect_name(conn))
-        source = tally.events_with_ids(d, event_ids)
         meters = rollup.load_meters(conn)
-        customers = {r[0] for r in conn.execute(text(f"SELECT DISTINCT customer FROM {source} x"), d.params)}  # noqa: S608
-        profiles = self.prepare(conn, customers, meters)
+        profiles = self.prepare(conn, set(batch.customers), meters)
         if not profiles:
             return None
-        sql = tally.rows_sql(d, meters, tally.limited_customers(profiles), source, ["e.voided_at IS NULL"])
+        sql = tally.rows_sql(d, meters, tally.limited_customers(profiles), batch.events(), ["e.voided_at IS NULL"])
         if sql is None:
             return None
         rows = [tally.to_row(r) for r in conn.execute(text(sql), d.params)]
@@ -149,11 +148,11 @@ class LimitKeeper:
 
         return undo
 
-    def folding(self, undo: list[Callable[[], None]]) -> Callable[[Conn, list[str]], None]:
+    def folding(self, undo: list[Callable[[], None]]) -> Callable[[Conn, rollup.FoldedBatch], None]:
         """:meth:`fold` for ``rollup.apply_pending``, collecting the undo steps in ``undo``."""
 
-        def fold(conn: Conn, event_ids: list[str]) -> None:
-            step = self.fold(conn, event_ids)
+        def fold(conn: Conn, batch: rollup.FoldedBatch) -> None:
+            step = self.fold(conn, batch)
             if step is not None:
                 undo.append(step)
 

@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-import orjson
-
 from tollway.limit.profile import Entry, Profile
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
@@ -88,14 +86,6 @@ def rows_sql(
             f"{value} AS v FROM {from_item} WHERE {' AND '.join(where)}"
         )
     return " UNION ALL ".join(parts) if parts else None
-
-
-def events_with_ids(d: Dialect, ids: Sequence[str]) -> str:
-    """A subquery of the events with these ids (thousands: one bound array or JSON document)."""
-    if d.name == "postgresql":
-        return f"(SELECT * FROM events WHERE id = ANY(CAST({d.bind(list(ids))} AS text[])))"
-    doc = orjson.dumps(list(ids)).decode()
-    return f"(SELECT * FROM events WHERE id IN (SELECT value FROM json_each({d.bind(doc)})))"
 
 
 def to_row(raw: Sequence[Any]) -> Row:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -390,11 +391,27 @@ def building(session: Session) -> list[str]:
     return list(session.scalars(select(Meter.key).where(Meter.rollup_status == "building").order_by(Meter.key)))
 
 
+@dataclass(frozen=True)
+class FoldedBatch:
+    """The pending events one :func:`apply_pending` folds: those with ``tx`` in ``[lo, hi)``,
+    and the customers they belong to."""
+
+    lo: int
+    hi: int
+    customers: frozenset[str]
+
+    def events(self) -> str:
+        """A subquery of these events' rows (for ``FROM``)."""
+        return f"(SELECT * FROM events WHERE tx >= {int(self.lo)} AND tx < {int(self.hi)})"
+
+
 class PendingFold(Protocol):
     """Something else kept from the pending events, folded in the same transaction that rolls
-    them up (the limits' counters, ``limit.keeper``): until then it reads them as pending."""
+    them up (the limits' counters, ``limit.keeper``): until then it reads them as pending. It
+    gets the batch's customers first, so it reads the events only when it keeps something of
+    those customers."""
 
-    def __call__(self, conn: Connection | Session, event_ids: list[str], /) -> None: ...
+    def __call__(self, conn: Connection | Session, batch: FoldedBatch, /) -> None: ...
 
 
 def fold_ctes(d: Dialect, meters: Sequence[MeterDefinition], source: str) -> list[str]:
@@ -493,16 +510,14 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
         return 0
     meters = load_meters(conn)
     d = dialect_for("postgresql")
-    ctes = [
-        f"src AS (SELECT e.* FROM events e WHERE e.tx >= {d.bind(lo)} AND e.tx < {d.bind(hi)})",
-        f"mark AS (UPDATE rollup_watermark SET next_tx = {d.bind(hi)})",
-    ]
+    span = FoldedBatch(lo, hi, frozenset())
+    ctes = [f"src AS {span.events()}", f"mark AS (UPDATE rollup_watermark SET next_tx = {d.bind(hi)})"]
     ctes += fold_ctes(d, meters, "src")
     # Counted from the projection, which reads each event once (``src`` itself is not materialized).
-    ids_sql = ", CAST(json_agg(id) AS text)" if fold is not None else ""
-    row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){ids_sql} FROM fold"), d.params).one()
+    customers_sql = ", CAST(json_agg(DISTINCT customer) AS text)" if fold is not None else ""
+    row = conn.execute(text(f"WITH {', '.join(ctes)} SELECT count(*){customers_sql} FROM fold"), d.params).one()
     if fold is not None and row[0]:
-        fold(conn, orjson.loads(row[1]))
+        fold(conn, FoldedBatch(lo, hi, frozenset(orjson.loads(row[1]))))
     return int(row[0])
 
 
@@ -534,25 +549,23 @@ def _apply_pending_sqlite(conn: Connection | Session, limit: int, fold: PendingF
         return 0
     lock_shared(conn)
     meters = load_meters(conn)
-    span = {"lo": lo, "hi": hi}
+    span = FoldedBatch(lo, hi, frozenset())
     for meter in meters:
         kinds = (["sets"] if distinct.keeps_sets(meter) else []) + (["rows", "every"] if has_rollup(meter) else [])
         for kind in kinds:
             d = dialect_for("sqlite")
-            source = f"(SELECT * FROM events WHERE tx >= {d.bind(lo)} AND tx < {d.bind(hi)})"
             if kind == "sets":
-                statements = distinct.fold_statements(d, meter, source)
+                statements = distinct.fold_statements(d, meter, span.events())
             else:
-                statements = [upsert_sql(d, meter, source, every_customer=kind == "every")]
+                statements = [upsert_sql(d, meter, span.events(), every_customer=kind == "every")]
             for sql in statements:
                 conn.execute(text(sql), d.params)
-    changed_source = "(SELECT customer FROM events WHERE tx >= :lo AND tx < :hi)"
-    conn.execute(text(note_changes_sql("sqlite", changed_source)), span)
-    conn.execute(text("UPDATE rollup_watermark SET next_tx = :hi"), span)
-    ids = [r[0] for r in conn.execute(text("SELECT id FROM events WHERE tx >= :lo AND tx < :hi"), span)]
-    if fold is not None:
-        fold(conn, ids)
-    return len(ids)
+    conn.execute(text(note_changes_sql("sqlite", span.events())))
+    conn.execute(text("UPDATE rollup_watermark SET next_tx = :hi"), {"hi": hi})
+    rows = conn.execute(text(f"SELECT count(*), json_group_array(DISTINCT customer) FROM {span.events()}")).one()
+    if fold is not None and rows[0]:
+        fold(conn, FoldedBatch(lo, hi, frozenset(orjson.loads(rows[1]))))
+    return int(rows[0])
 
 
 DISTINCT_BUDGET = 20
