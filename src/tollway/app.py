@@ -125,9 +125,9 @@ def freeze_startup_heap() -> None:
     """Take what the process made while starting (modules, routes, schemas, mappers: about
     200,000 objects) out of the cyclic garbage collector's sight (``gc.freeze``, after a
     collection so that no garbage is kept). Ingestion makes many objects that live as long as a
-    request, which lets full collections come every few large batches; without this each one
-    walks the whole start-up heap (measured in BENCHMARKS.md: 40 % of the CPU of a batch of 1000
-    events). What the process makes later is collected as before."""
+    request, which brings full collections every few large batches, and each one walked the
+    whole start-up heap: the server's CPU per batch of 1000 events went from 9.2 to 5.4 ms with
+    this alone (BENCHMARKS.md). What the process makes later is collected as before."""
     gc.collect()
     gc.freeze()
 
