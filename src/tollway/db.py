@@ -203,8 +203,9 @@ def _check_connections_on_checkout(engine: Engine) -> None:
 
 
 def _quiet(dbapi_conn: Any) -> bool:
-    """An open psycopg connection with nothing waiting to be read on its socket."""
-    if not isinstance(dbapi_conn, psycopg.Connection) or dbapi_conn.closed:
+    """An open psycopg connection with nothing waiting to be read on its socket (False where the
+    platform has no ``poll``, Windows: every checkout is then pinged, as with ``pool_pre_ping``)."""
+    if not isinstance(dbapi_conn, psycopg.Connection) or dbapi_conn.closed or not hasattr(select, "poll"):
         return False
     poller = select.poll()
     poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLPRI)
