@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, make_url, text
+import psycopg
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, exc, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -151,8 +154,62 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):  # unless a ping at every checkout is asked for
+        _check_connections_on_checkout(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 10.0
+"""A pooled PostgreSQL connection that sat unused longer than this is pinged before use."""
+
+_RETURNED = "tollway_returned_at"  # in the pool's connection record: when it was last connected or returned
+
+
+def _check_connections_on_checkout(engine: Engine) -> None:
+    """What ``pool_pre_ping`` guards against, without its round trip on a busy connection.
+
+    A pooled connection is pinged (``SELECT 1``, as ``pool_pre_ping`` does) before it is handed
+    out when the server may have dropped it: when its socket has something to read — a server
+    that ends a session (restart, ``pg_terminate_backend``, ``idle_session_timeout``, a pooler
+    closing it) sends an error and closes it, and an idle connection otherwise receives nothing —
+    or when it sat in the pool longer than :data:`PING_AFTER_IDLE_SECONDS` (a firewall or NAT
+    forgetting an idle connection tells neither side). A failed ping invalidates the pool and the
+    checkout gets a new connection, as with ``pool_pre_ping``. A connection in steady use, back
+    in the pool milliseconds before, is handed out after a local check of its socket only, which
+    saves a round trip per checkout: two of the four an ingestion request made with
+    ``pool_pre_ping`` (key look-up and batch insert, each after a ping).
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_conn: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None and record is not None:
+            record.info[_RETURNED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        returned = record.info.get(_RETURNED)
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS and _quiet(dbapi_conn):
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            raise exc.InvalidatePoolError(f"the database connection failed a ping: {error}") from error
+
+
+def _quiet(dbapi_conn: Any) -> bool:
+    """An open psycopg connection with nothing waiting to be read on its socket (False where the
+    platform has no ``poll``, Windows: every checkout is then pinged, as with ``pool_pre_ping``)."""
+    if not isinstance(dbapi_conn, psycopg.Connection) or dbapi_conn.closed or not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)  # POLLHUP and POLLERR are always reported
 
 
 def _create_private_file(url: str) -> None:

@@ -6,11 +6,17 @@ import subprocess
 import sys
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.pq import TransactionStatus
+from sqlalchemy import text
 
 from tests.conftest import LiveServer
 from tollway.app import create_app
+from tollway.auth.keys import Principal, create_key, lookup, lookup_key, revoke_key
+from tollway.db import make_engine, session_scope
+from tollway.kit.time import utcnow
 
 
 def test_create_list_revoke(api, anon, admin_key: str) -> None:  # type: ignore[no-untyped-def]
@@ -111,3 +117,37 @@ def test_the_key_look_up_does_not_wait_for_writers(app, admin_key: str) -> None:
     finally:
         writer.rollback()
         writer.close()
+
+
+def test_the_gate_look_up_agrees_with_the_sqlalchemy_one(settings, app) -> None:  # type: ignore[no-untyped-def]
+    """``lookup_key`` (the gate's query, sent by the driver) answers as ``lookup`` does for a live,
+    a customer-scoped, a revoked and an unknown key, and hands its connection back to the pool as
+    it took it: not in autocommit, no transaction open."""
+    with session_scope(app.state.sessionmaker) as session:
+        live, live_secret = create_key(session, scope="admin")
+        scoped, scoped_secret = create_key(session, scope="ingest", customer="cust-1")
+        gone, gone_secret = create_key(session, scope="ingest")
+        revoke_key(session, gone.id, now=utcnow())
+    engine = make_engine(
+        settings.database_url,
+        **({} if settings.database_url.startswith("sqlite") else {"pool_size": 1, "max_overflow": 0}),
+    )
+    try:
+        expected = {
+            live_secret: Principal(live.id, "admin"),
+            scoped_secret: Principal(scoped.id, "ingest", "cust-1"),
+            gone_secret: None,
+            "tw_admin_" + "x" * 43: None,
+        }
+        for secret, principal in expected.items():
+            with session_scope(app.state.sessionmaker) as session:
+                assert lookup(session, secret) == principal
+            assert lookup_key(engine, secret) == principal
+        with engine.connect() as conn:  # PostgreSQL: the one pooled connection lookup_key used
+            driver = conn.connection.driver_connection
+            if isinstance(driver, psycopg.Connection):
+                assert driver.autocommit is False and driver.info.transaction_status == TransactionStatus.IDLE
+            conn.execute(text("SELECT 1"))
+            assert conn.in_transaction()
+    finally:
+        engine.dispose()

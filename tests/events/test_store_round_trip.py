@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 
 from tollway.db import make_engine
 from tollway.event.ingest import IncomingEvent
-from tollway.event.store import SqlEventStore
+from tollway.event.store import SqlEventStore, _text_array
+from tollway.meter.rollup import FOLDED_AGGREGATIONS
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -30,5 +33,39 @@ def test_a_refused_batch_stores_nothing_and_the_next_one_goes_through(db_url: st
         assert store.store([IncomingEvent("a", "c", "t", NOW, {}), IncomingEvent("b", "c", "t", NOW, {})], NOW) == 1
         with engine.connect() as conn:
             assert conn.execute(text("SELECT id FROM events ORDER BY id")).scalars().all() == ["a", "b"]
+    finally:
+        engine.dispose()
+
+
+def test_the_folded_aggregations_reach_postgresql_as_the_same_list(backend: str, db_url: str) -> None:
+    """The store sends the folded aggregations as a text[] literal it makes once: PostgreSQL
+    reads it back as the list, whatever characters a name holds."""
+    if backend != "postgresql":
+        pytest.skip("the literal is PostgreSQL's")
+    names = [*sorted(FOLDED_AGGREGATIONS), 'a"b', "c\\d", "x,y", "{z}", "", "NULL"]
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT CAST(%s AS text[])", (_text_array(names),)).fetchone()
+    assert row is not None and row[0] == names
+
+
+def test_the_store_hands_its_connection_back_as_it_took_it(backend: str, db_url: str) -> None:
+    """Stored or refused, a batch leaves the pooled connection out of autocommit with no
+    transaction open, as the pool hands connections out."""
+    if backend != "postgresql":
+        pytest.skip("the PostgreSQL store uses the driver's connection")
+    engine = make_engine(db_url, pool_size=1, max_overflow=0)
+    store = SqlEventStore(engine)
+    try:
+        for batch in ([IncomingEvent("a", "c", "t", NOW, {})], [IncomingEvent("x" * 201, "c", "t", NOW, {})]):
+            try:
+                store.store(batch, NOW)
+            except Exception:  # the refused batch: only the connection matters here
+                pass
+            with engine.connect() as conn:
+                driver = conn.connection.driver_connection
+                assert isinstance(driver, psycopg.Connection)
+                assert driver.autocommit is False and driver.info.transaction_status == TransactionStatus.IDLE
+                conn.execute(text("SELECT 1"))
+                assert conn.in_transaction()
     finally:
         engine.dispose()

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tollway.auth.gate import Access, admitted, declare
-from tollway.auth.keys import Principal, lookup
+from tollway.auth.keys import Principal, lookup_key
 from tollway.errors import Forbidden, Unauthorized
 from tollway.kit.inputs import check_request
 from tollway.kit.time import utcnow
@@ -47,8 +47,7 @@ def authenticate(request: Request) -> Principal:
     if token is None:
         raise Unauthorized("missing bearer API key (Authorization: Bearer <key>)", headers=_CHALLENGE)
     # One read, in autocommit: no transaction to end, and on SQLite no write lock to wait for.
-    with request.app.state.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        principal = lookup(conn, token)
+    principal = lookup_key(request.app.state.engine, token)
     if principal is None:
         if is_live_portal_token(request, token):
             raise PortalTokenNotAllowed()

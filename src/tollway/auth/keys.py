@@ -2,8 +2,8 @@
 
 The service of the ``/v1/api-keys`` routes and the ``tollway keys`` commands (takes the session
 first, never commits). Keys are looked up on every request, not cached: one indexed read of a
-unique hash on a pooled connection (measured in BENCHMARKS.md), so a revoked key is refused at
-once by every process.
+unique hash on a pooled connection (:func:`lookup_key`, measured in BENCHMARKS.md), so a revoked
+key is refused at once by every process.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import psycopg
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from tollway.errors import NotFound
@@ -63,14 +64,48 @@ def create_key(
 
 
 def lookup(session: Session | Connection, secret: str) -> Principal | None:
-    """The principal of a live (not revoked) key, or None. The gate passes a plain connection:
-    a third of the cost of an ORM session per request (bench/key_lookup.py)."""
+    """The principal of a live (not revoked) key, or None, in ``session``'s transaction (the
+    admission gate uses :func:`lookup_key`, the same query without SQLAlchemy)."""
     row = session.execute(
         select(ApiKey.id, ApiKey.scope, ApiKey.customer).where(
             ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
         )
     ).first()
     return None if row is None else Principal(key_id=row.id, scope=row.scope, customer=row.customer)
+
+
+# What lookup() selects, in the drivers' own parameter styles (psycopg, sqlite3).
+_LOOKUP_SQL = "SELECT id, scope, customer FROM api_keys WHERE key_hash = {} AND revoked_at IS NULL"
+_LOOKUP_POSTGRES = _LOOKUP_SQL.format("%s")
+_LOOKUP_SQLITE = _LOOKUP_SQL.format("?")
+
+
+def lookup_key(engine: Engine, secret: str) -> Principal | None:
+    """:func:`lookup` as the admission gate runs it on every request: the same statement, sent by
+    the database driver itself on a pooled connection, outside any transaction (autocommit: one
+    round trip, and on SQLite no write lock to wait for). Skipping SQLAlchemy's statement
+    building, compilation cache and result processing makes it about a seventh of the CPU
+    (BENCHMARKS.md); nothing is cached, so a revoked key is refused from the next request on."""
+    pooled = engine.raw_connection()  # the pool's checkout checks that the connection is alive
+    driver = pooled.driver_connection
+    assert driver is not None
+    try:
+        if isinstance(driver, psycopg.Connection):
+            driver.autocommit = True  # a client-side switch: no round trip
+            try:
+                row = driver.execute(_LOOKUP_POSTGRES, (hash_key(secret),)).fetchone()
+            finally:
+                if not driver.broken:
+                    driver.autocommit = False  # as the pool hands connections out
+        else:  # sqlite3, opened in autocommit mode (db.make_engine)
+            row = driver.execute(_LOOKUP_SQLITE, (hash_key(secret),)).fetchone()
+    except BaseException:
+        if isinstance(driver, psycopg.Connection) and driver.broken:
+            pooled.invalidate()  # gone: keep it out of the pool
+        raise
+    finally:
+        pooled.close()  # back to the pool
+    return None if row is None else Principal(key_id=row[0], scope=row[1], customer=row[2])
 
 
 def list_keys(session: Session, *, limit: int | None = None, after: str | None = None) -> Sequence[ApiKey]:

@@ -48,7 +48,9 @@ class SqlEventStore:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self._insert_sql = _postgres_insert_sql()
-        self._folded = sorted(rollup.FOLDED_AGGREGATIONS)
+        # The text[] parameter as PostgreSQL's array literal, made once: psycopg would otherwise
+        # inspect and dump the list on every batch.
+        self._folded = _text_array(sorted(rollup.FOLDED_AGGREGATIONS))
 
     def store(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
         if not events:
@@ -65,9 +67,13 @@ class SqlEventStore:
         payload = orjson.dumps(
             [{"id": e.id, "c": e.customer, "t": e.type, "ts": e.timestamp, "p": e.properties} for e in events]
         ).decode()
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            driver = conn.connection.driver_connection
+        # The driver's connection straight from the pool, in autocommit (a client-side switch):
+        # the transaction is the pipeline's own BEGIN … COMMIT.
+        pooled = self.engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
             assert isinstance(driver, psycopg.Connection)
+            driver.autocommit = True
             try:
                 with driver.cursor() as cur, driver.cursor() as insert:
                     with driver.pipeline():  # sent together, one sync at the end: one round trip
@@ -80,9 +86,14 @@ class SqlEventStore:
                 status = driver.info.transaction_status
                 if status in (_Status.INTRANS, _Status.INERROR):  # the statement failed: end the transaction
                     driver.execute("ROLLBACK")
-                elif status != _Status.IDLE:  # the connection is gone: keep it out of the pool
-                    conn.invalidate()
                 raise
+            finally:
+                if driver.info.transaction_status == _Status.IDLE:
+                    driver.autocommit = False  # as the pool hands connections out
+                else:  # the connection is gone: keep it out of the pool
+                    pooled.invalidate()
+        finally:
+            pooled.close()
         assert stored is not None
         return int(stored[0])
 
@@ -108,6 +119,12 @@ class SqlEventStore:
             for e in events
         ]
         return len(conn.execute(stmt, rows).all())
+
+
+def _text_array(values: list[str]) -> str:
+    """PostgreSQL's literal of a text[] holding ``values`` (each quoted, ``"`` and ``\\`` escaped)."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 def _postgres_insert_sql() -> str:
