@@ -1,6 +1,7 @@
 """Pending events by transaction (``meter.sql.pending``, ``rollup.apply_pending``): a batch still
-being stored while the worker folds is folded exactly once, by that fold or a later one, and is
-counted exactly once by queries meanwhile; a fold takes whole batches; a transaction in another
+being stored while the worker folds is folded exactly once, by that fold (which waits for it) or a
+later one (which it does not wait for), and is counted exactly once by queries meanwhile; a batch
+that starts while a fold waits is not held up; a fold takes whole batches; a transaction in another
 database does not hold the fold back."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import text
 
 from tests.conftest import PG_ADMIN_URL
 from tollway.db import session_scope
+from tollway.event.ingest import IncomingEvent
 from tollway.event.store import SqlEventStore
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
@@ -114,14 +116,10 @@ def test_a_batch_whose_transaction_starts_after_the_cut_is_folded_by_the_next_fo
     _setup(api)
     assert api.post("/v1/events", json={"events": _events("a", 3)}).status_code == 202
     batch = _InFlight(db_url, api.app.state.engine)
-    batch.lock()  # holds the shared lock, no transaction id yet
-    thread, folded = _fold_in_thread(session_factory)
-    time.sleep(0.5)
-    assert thread.is_alive(), "the fold did not wait for the batch holding the lock"
-    batch.insert(_events("b", 2))  # its id comes after the fold's cut
+    batch.lock()  # holds the shared lock, no transaction id yet: it will get one past the cut
+    assert _fold(session_factory) == 3  # not held up by the batch
+    batch.insert(_events("b", 2))
     batch.commit()
-    thread.join(10)
-    assert folded == [3]
     assert _rolled(session_factory) == 3
     with session_factory() as s:
         assert s.execute(text(PENDING_COUNT_SQL)).scalar_one() == 2
@@ -155,3 +153,24 @@ def test_a_transaction_in_another_database_does_not_hold_the_fold_back(api, sess
         assert _fold(session_factory) == 3
         other.execute("ROLLBACK")
     assert _rolled(session_factory) == 3
+
+
+def test_a_batch_that_starts_while_a_fold_waits_is_not_held_up(api, session_factory, db_url, backend) -> None:  # type: ignore[no-untyped-def]
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no batch is in flight during a fold")
+    _setup(api)
+    slow = _InFlight(db_url, api.app.state.engine)
+    slow.lock()
+    slow.insert(_events("a", 2))  # below the fold's cut: the fold waits for it
+    thread, folded = _fold_in_thread(session_factory)
+    time.sleep(0.3)
+    assert thread.is_alive()
+    store = SqlEventStore(api.app.state.engine)
+    batch = [IncomingEvent(f"b{i}", "acme", "api_call", T, {}) for i in range(3)]
+    assert store.store(batch, T) == 3  # neither waits for the fold nor is lost
+    slow.commit()
+    thread.join(10)
+    assert folded == [2]
+    assert _usage(session_factory) == 5
+    assert _fold(session_factory) == 3
+    assert _rolled(session_factory) == 5

@@ -26,8 +26,7 @@ rebuild``).
 Concurrency on PostgreSQL: storing a batch and applying pending events take a shared advisory
 lock and read the meters inside their transaction; a rebuild takes the same lock exclusively. So
 a rebuild never races a batch or an apply, and a batch never misses a meter created meanwhile.
-Applying also takes the lock exclusively for a moment first, to wait for the batches in flight
-below its cut (:func:`apply_pending`).
+Applying also waits first for the batches in flight below its cut (:func:`apply_pending`).
 ``unique_count`` meters have no hourly rollup (distinct values do not add up): their pending
 events are folded into the distinct values of the customers' billing periods instead
 (``meter.distinct``), in the same statement; the worker builds those sets under the exclusive
@@ -40,6 +39,7 @@ alert evaluation reads only the customers whose usage changed (``alert.evaluate`
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -485,11 +485,12 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
     it was assigned already, so no batch stored later gets one. (A snapshot's ``xmax`` would do
     too, but it is only past the last transaction to end: a batch in flight would mostly be left
     for the next fold.) A batch takes the shared lock before its id is assigned and holds it until
-    it commits; so taking the lock exclusively (in a savepoint, released again at once by rolling
-    back to it) waits for every batch below the cut still in flight, and the fold's statements,
-    each with a snapshot of its own, see them. The snapshot's ``xmin`` would need no wait, but it is
-    the oldest transaction of the whole cluster: a long one in another database would hold the
-    fold back."""
+    it commits; the fold lists the transactions holding it that have an id below the cut and waits
+    until each has ended (``pg_xact_status``, polled every millisecond), and its statements, each
+    with a snapshot of its own, then see them. Taking the lock exclusively would wait for them
+    too, but would also queue every batch arriving meanwhile behind it. The snapshot's ``xmin``
+    would need no wait, but it is the oldest transaction of the whole cluster: a long one in
+    another database would hold the fold back."""
     if not is_postgres(conn):
         return _apply_pending_sqlite(conn, limit, fold)
     head = conn.execute(
@@ -501,9 +502,7 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
     if head is None:  # another fold is running
         return 0
     lo, cut = int(head[0]), int(head[1])
-    conn.execute(text("SAVEPOINT tollway_cut"))
-    lock_exclusive(conn)
-    conn.execute(text("ROLLBACK TO SAVEPOINT tollway_cut"))  # releases the exclusive lock
+    _wait_for_batches_below(conn, cut)
     lock_shared(conn)
     hi = _fold_bound(conn, lo, cut, limit)
     if hi is None:
@@ -519,6 +518,43 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
     if fold is not None and row[0]:
         fold(conn, FoldedBatch(lo, hi, frozenset(orjson.loads(row[1]))))
     return int(row[0])
+
+
+_BATCHES_IN_FLIGHT = (
+    # The transactions of this database that hold the rollup lock shared (batches being stored:
+    # the lock is taken before their id exists) and have an id: pg_stat_activity's backend_xid
+    # is read from the process array, where an id is published as it is assigned.
+    "SELECT CAST(a.backend_xid AS text) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid = 0 AND l.objid = :k AND l.objsubid = 1 AND l.mode = 'ShareLock' AND l.granted "
+    "AND a.backend_xid IS NOT NULL AND l.pid <> pg_backend_pid()"
+)
+
+
+def _wait_for_batches_below(conn: Connection | Session, cut: int) -> None:
+    """Wait until every batch with a transaction id below ``cut`` (a full 64-bit id of this
+    transaction) has committed or rolled back; batches that get their id later, or start later,
+    are not waited for and are not held up (a lock taken exclusively would queue them)."""
+    conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # pg_stat_activity as of now, not cached
+    low = cut & 0xFFFFFFFF
+    below = []
+    for (xid,) in conn.execute(text(_BATCHES_IN_FLIGHT), {"k": ROLLUP_LOCK}):
+        behind = (low - int(xid)) % 2**32  # how far below the cut, modulo the 32-bit wrap
+        if 0 < behind < 2**31:
+            below.append(str(cut - behind))
+    while below:
+        below = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT x FROM unnest(CAST(:xs AS text[])) x "
+                    "WHERE pg_xact_status(CAST(x AS xid8)) = 'in progress'"
+                ),
+                {"xs": below},
+            )
+        ]
+        if below:
+            time.sleep(0.001)
 
 
 def _fold_bound(conn: Connection | Session, lo: int, cut: int | None, limit: int) -> int | None:
