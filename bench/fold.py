@@ -1,4 +1,4 @@
-"""The worker's fold (``rollup.apply_pending``) alone on PostgreSQL: CPU of the database backend
+"""The worker's fold (``fold.apply_pending``) alone on PostgreSQL: CPU of the database backend
 that runs it, per event.
 
     .venv/bin/python bench/fold.py                      # 2 meters, 200,000 events, tables analyzed
@@ -34,7 +34,7 @@ from _common import drop_database, fresh_database, start_server
 from tollway.db import make_engine
 from tollway.event.ingest import IncomingEvent
 from tollway.event.store import SqlEventStore
-from tollway.meter import rollup
+from tollway.meter import fold
 
 
 def backend_cpu(pid: int) -> float:
@@ -69,7 +69,7 @@ def run(db: str, meters: int, n: int, limit: int, analyze: bool) -> tuple[int, f
             cpu0, t0, folded = backend_cpu(pid), time.perf_counter(), 0
             while True:
                 with conn.begin():
-                    k = rollup.apply_pending(conn, limit=limit)
+                    k = fold.apply_pending(conn, limit=limit)
                 if not k:
                     break
                 folded += k

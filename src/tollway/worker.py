@@ -28,7 +28,7 @@ from tollway.kit.idempotency import purge_expired
 from tollway.kit.time import utcnow
 from tollway.limit.counters import purge_ended
 from tollway.limit.keeper import LimitKeeper
-from tollway.meter import rollup
+from tollway.meter import fold, rollup
 from tollway.notification import outbox
 from tollway.notification.delivery import deliver_due
 from tollway.payment.sync import PaymentSync
@@ -111,7 +111,7 @@ class Worker:
             undo: list[Callable[[], None]] = []
             try:
                 with session_scope(self.factory) as session:
-                    applied = rollup.apply_pending(session, limit=ROLLUP_BATCH, fold=self.limits.folding(undo))
+                    applied = fold.apply_pending(session, limit=ROLLUP_BATCH, fold=self.limits.folding(undo))
             except BaseException:
                 for step in undo:  # the fold did not commit: take it off the counters again (Redis)
                     step()

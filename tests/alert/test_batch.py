@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from tests.factories import create_customer, subscribe
 from tollway.alert import evaluate
 from tollway.alert.evaluate import evaluate_changed
-from tollway.meter import rollup
+from tollway.meter import fold
 from tollway.models import AlertEvent, UsageChange
 
 from .conftest import events, now_in_period, setup_plan
@@ -47,17 +47,17 @@ def _setup(api: TestClient, session_factory) -> None:  # type: ignore[no-untyped
             half = n // 2
             events(api, half, customer=customer)
             with session_factory() as session:  # half rolled up, half still pending
-                rollup.apply_pending(session)
+                fold.apply_pending(session)
                 session.commit()
             events(api, n - half, customer=customer, start=500)
     with session_factory() as session:
-        rollup.apply_pending(session, limit=3)  # some of the rest rolled up, notes every customer
+        fold.apply_pending(session, limit=3)  # some of the rest rolled up, notes every customer
         session.commit()
 
 
 def _roll(session_factory) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session:
-        rollup.apply_pending(session)
+        fold.apply_pending(session)
         session.commit()
 
 
@@ -72,7 +72,7 @@ def _fired(session_factory) -> list[tuple[str, str, str]]:  # type: ignore[no-un
 def test_several_evaluators_sharing_the_queue_fire_each_threshold_once(api: TestClient, session_factory):  # type: ignore[no-untyped-def]
     _setup(api, session_factory)
     with session_factory() as session:
-        rollup.apply_pending(session)
+        fold.apply_pending(session)
         session.commit()
     errors: list[BaseException] = []
 

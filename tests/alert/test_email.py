@@ -18,7 +18,7 @@ from sqlalchemy import select
 from tests.conftest import free_port
 from tollway.alert.evaluate import evaluate_changed
 from tollway.config import Settings
-from tollway.meter import rollup
+from tollway.meter import fold
 from tollway.models import OutboxMessage
 from tollway.notification import outbox
 from tollway.notification.email import parse_smtp_url
@@ -69,7 +69,7 @@ def test_alert_email_reaches_the_customer(api: TestClient, session_factory, sett
     setup_plan(api, notification_target=10)
     events(api, 6)
     with session_factory() as session:
-        rollup.apply_pending(session)
+        fold.apply_pending(session)
         session.commit()
     assert evaluate_changed(session_factory, now=now_in_period())[1] == 1
     r = api.put("/v1/settings", json={"company": {"name": "Weather Co", "email": "billing@weather.example.com"}})
@@ -101,7 +101,7 @@ def test_smtp_down_is_retried_without_rerunning_the_webhook_fan_out(api, session
     setup_plan(api, notification_target=10)
     events(api, 6)
     with session_factory() as session:
-        rollup.apply_pending(session)
+        fold.apply_pending(session)
         session.commit()
     evaluate_changed(session_factory, now=now_in_period())
     down = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})

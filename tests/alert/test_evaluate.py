@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests.factories import create_customer, subscribe
 from tollway.alert.evaluate import evaluate_changed, evaluate_customer
-from tollway.meter import rollup
+from tollway.meter import fold
 from tollway.models import AlertEvent, OutboxMessage, UsageChange
 
 from .conftest import events, now_in_period, setup_plan
@@ -20,7 +20,7 @@ from .conftest import events, now_in_period, setup_plan
 
 def _roll(session_factory) -> None:  # type: ignore[no-untyped-def]
     with session_factory() as session:
-        rollup.apply_pending(session)
+        fold.apply_pending(session)
         session.commit()
 
 

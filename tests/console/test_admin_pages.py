@@ -15,7 +15,7 @@ from tests.console.conftest import csrf_of
 from tests.notification.conftest import SECRET_KEY, Receiver
 from tollway.alert.evaluate import evaluate_changed
 from tollway.config import Settings
-from tollway.meter import rollup
+from tollway.meter import fold
 from tollway.notification import outbox
 from tollway.notification.delivery import deliver_due
 from tollway.worker import register_handlers
@@ -237,7 +237,7 @@ def test_customer_page_credits_and_alerts(api: TestClient, console: TestClient, 
         assert r.status_code == 201, r.text
     events(api, 12)
     with session_factory() as session:
-        rollup.apply_pending(session)
+        fold.apply_pending(session)
         session.commit()
     assert evaluate_changed(session_factory, now=now_in_period())[1] == 2
 

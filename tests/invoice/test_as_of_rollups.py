@@ -25,7 +25,7 @@ from tollway.invoice.finalize import finalize_next, run_billing
 from tollway.meter import values
 from tollway.meter.aggregations import REGISTRY, Partial
 from tollway.meter.definition import MeterDefinition
-from tollway.meter.rollup import apply_pending
+from tollway.meter.fold import apply_pending
 from tollway.meter.values import Window, meter_totals_many
 from tollway.models import Event, Invoice, InvoiceLine, Meter, Plan, Subscription
 from tollway.subscription.terms import Terms

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from tests.factories import create_customer, create_meter, create_plan, send_events, subscribe
 from tollway.db import session_scope
 from tollway.invoice.compute import BillLine, PeriodContext, period_lines
-from tollway.meter.rollup import apply_pending
+from tollway.meter.fold import apply_pending
 from tollway.models import Plan, Subscription
 from tollway.subscription.terms import Terms
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from tollway.config import Settings
 from tollway.db import session_scope
-from tollway.meter import rollup
+from tollway.meter.fold import apply_pending
 
 REDIS_URL = os.environ.get("TOLLWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -121,7 +121,7 @@ def fold(app: Any) -> int:
     undo: list[Callable[[], None]] = []
     try:
         with session_scope(app.state.sessionmaker) as session:
-            return rollup.apply_pending(session, fold=app.state.limits.folding(undo))
+            return apply_pending(session, fold=app.state.limits.folding(undo))
     except BaseException:
         for step in undo:
             step()

@@ -24,8 +24,9 @@ from tests.factories import create_customer, create_meter, create_plan, send_eve
 from tollway.db import make_engine, session_scope
 from tollway.meter import distinct
 from tollway.meter.definition import MeterDefinition
+from tollway.meter.fold import apply_pending
 from tollway.meter.query import query_usage, usage_totals
-from tollway.meter.rollup import DISTINCT_BUDGET, apply_pending, distinct_step
+from tollway.meter.rollup import DISTINCT_BUDGET, distinct_step
 from tollway.meter.sql import PENDING_COUNT_SQL
 from tollway.models import DistinctPeriod, DistinctValue
 

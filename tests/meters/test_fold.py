@@ -1,4 +1,4 @@
-"""The worker's fold (``rollup.apply_pending``) must leave exactly the rollup rows a rebuild from
+"""The worker's fold (``fold.apply_pending``) must leave exactly the rollup rows a rebuild from
 the raw events computes: every column of every row, per customer and of every customer. On
 PostgreSQL the fold aggregates each meter's partials per customer once and merges those into
 the rows of every customer; here the partials hold several customers per hour and group,
@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from tollway.db import session_scope
-from tollway.meter.rollup import apply_pending, rebuild_all
+from tollway.meter.fold import apply_pending
+from tollway.meter.rollup import rebuild_all
 from tollway.models import MeterRollup, UsageChange
 
 START = datetime(2026, 4, 2, 9, 58, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Pending events by transaction (``meter.sql.pending``, ``rollup.apply_pending``): a batch still
+"""Pending events by transaction (``meter.sql.pending``, ``fold.apply_pending``): a batch still
 being stored while the worker folds is folded exactly once, by that fold (which waits for it) or a
 later one (which it does not wait for), and is counted exactly once by queries meanwhile; a batch
 that starts while a fold waits is not held up; a fold takes whole batches; a transaction in another
@@ -19,7 +19,7 @@ from tests.conftest import PG_ADMIN_URL
 from tollway.db import session_scope
 from tollway.event.ingest import IncomingEvent
 from tollway.event.store import SqlEventStore
-from tollway.meter import rollup
+from tollway.meter import fold, rollup
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import query_usage
 from tollway.meter.sql import PENDING_COUNT_SQL
@@ -56,7 +56,7 @@ def _rolled(session_factory) -> int:  # type: ignore[no-untyped-def]
 
 def _fold(session_factory, limit: int = 20_000) -> int:  # type: ignore[no-untyped-def]
     with session_scope(session_factory) as s:
-        return rollup.apply_pending(s, limit=limit)
+        return fold.apply_pending(s, limit=limit)
 
 
 class _InFlight:

@@ -15,8 +15,9 @@ from sqlalchemy import func, select, text
 from tollway.db import session_scope
 from tollway.kit.time import get_zone, windows
 from tollway.meter.definition import MeterDefinition
+from tollway.meter.fold import apply_pending
 from tollway.meter.query import query_usage
-from tollway.meter.rollup import EVERY_CUSTOMER, apply_pending, build_step, building
+from tollway.meter.rollup import EVERY_CUSTOMER, build_step, building
 from tollway.meter.sql import PENDING_COUNT_SQL
 from tollway.models import MeterRollup
 

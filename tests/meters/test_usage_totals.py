@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from tollway.db import session_scope
 from tollway.meter.definition import MeterDefinition
+from tollway.meter.fold import apply_pending
 from tollway.meter.query import query_usage, usage_totals
-from tollway.meter.rollup import apply_pending
 from tollway.models import Meter
 
 START = datetime(2026, 3, 28, 22, tzinfo=UTC)

@@ -15,7 +15,7 @@ from tests.factories import calls, create_customer, create_meter, create_plan, r
 from tests.factories import subscribe as admin_subscribe
 from tollway.alert.evaluate import evaluate_changed
 from tollway.kit.time import utcnow
-from tollway.meter import rollup
+from tollway.meter import fold
 
 BASIC = {
     "name": "Basic",
@@ -102,6 +102,6 @@ def fire_alerts(session_factory: Any) -> int:
     """What the worker does after ingestion: roll the stored events up (noting the customers
     with new usage), then evaluate those customers' alerts. Returns the thresholds fired."""
     with session_factory() as session:
-        rollup.apply_pending(session)
+        fold.apply_pending(session)
         session.commit()
     return evaluate_changed(session_factory, now=utcnow())[1]

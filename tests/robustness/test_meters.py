@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.factories import problem
-from tollway.meter import rollup
+from tollway.meter import fold
 
 
 def test_in_filter_with_many_values_counts(api, session_factory):
@@ -39,7 +39,7 @@ def test_in_filter_with_many_values_counts(api, session_factory):
     assert usage.json()["data"][0]["value"] == "2"
     # The same meter once the worker has rolled the events up: whole hours from the rollups.
     with session_factory() as session:
-        assert rollup.apply_pending(session) == 6
+        assert fold.apply_pending(session) == 6
         session.commit()
     usage = api.get(
         "/v1/meters/ok_calls/usage",

@@ -1,7 +1,7 @@
 """Alert evaluation: fire each threshold once per subscription per billing period.
 
 Incremental: rolling events up notes their customers in ``usage_changes`` (same transaction,
-``meter.rollup.apply_pending``); :func:`evaluate_changed` claims a batch of those customers
+``meter.fold.apply_pending``); :func:`evaluate_changed` claims a batch of those customers
 (``SKIP LOCKED`` on PostgreSQL, so several workers share the queue) and evaluates them.
 Customers without new usage are never read. A batch reads its subscriptions, alerts and fired
 thresholds in three statements and the period usage of all its customers in one statement per

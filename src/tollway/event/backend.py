@@ -30,7 +30,7 @@ from tollway.event.schemas import EventOut
 from tollway.event.service import EventFilter, changed_after, list_events, to_schema, void_event
 from tollway.event.store import SqlEventStore
 from tollway.kit.pagination import next_cursor
-from tollway.meter import rollup
+from tollway.meter import fold, rollup
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.query import UsageValue, query_usage, usage_totals
 from tollway.meter.schemas import MeterCreate
@@ -166,7 +166,7 @@ class SqlEventBackend:
         applied = 1
         while applied:
             with session_scope(self.sessions) as session:
-                applied = rollup.apply_pending(session)
+                applied = fold.apply_pending(session)
 
     def void(self, event_id: str) -> datetime | None:
         with session_scope(self.sessions) as session:

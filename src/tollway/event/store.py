@@ -36,7 +36,7 @@ class SqlEventStore:
     Python before), stamps ``ingested_at`` with the database's clock at that moment
     (``clock_timestamp()``, as ``db.database_now``) and ``tx`` of the metered events with the
     transaction's id (``pg_current_xact_id()``, assigned by this statement, so after the lock:
-    ``rollup.apply_pending`` relies on it). The insert is one statement, ``INSERT … SELECT FROM
+    ``fold.apply_pending`` relies on it). The insert is one statement, ``INSERT … SELECT FROM
     json_to_recordset(batch) ON CONFLICT (id) DO NOTHING RETURNING …`` in a CTE. The unique index
     decides duplicates, also under concurrent retries of the same batch; rows go in in id order,
     so overlapping batches sent concurrently in different orders never deadlock. SQLite (one

@@ -32,6 +32,7 @@ from tollway.limit.profile import Profile
 from tollway.limit.tally import EXACT, CounterKey
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
+from tollway.meter.fold import FoldedBatch
 from tollway.meter.sql import dialect_for, pending
 from tollway.models import Event
 
@@ -113,8 +114,8 @@ class LimitKeeper:
         keys = {m.key for m in meters}
         return {c: p for c, p in profiles.items() if p.meters() & keys}
 
-    def fold(self, conn: Conn, batch: rollup.FoldedBatch) -> Callable[[], None] | None:
-        """Add the events the worker is rolling up (``rollup.apply_pending``, same transaction)
+    def fold(self, conn: Conn, batch: FoldedBatch) -> Callable[[], None] | None:
+        """Add the events the worker is rolling up (``fold.apply_pending``, same transaction)
         to the counters; returns how to take them off again should the transaction fail to
         commit (Redis only; the database rolls back with it). From the commit on, checks read
         them from the counters instead of as pending events. The events are read only when one
@@ -148,10 +149,10 @@ class LimitKeeper:
 
         return undo
 
-    def folding(self, undo: list[Callable[[], None]]) -> Callable[[Conn, rollup.FoldedBatch], None]:
-        """:meth:`fold` for ``rollup.apply_pending``, collecting the undo steps in ``undo``."""
+    def folding(self, undo: list[Callable[[], None]]) -> Callable[[Conn, FoldedBatch], None]:
+        """:meth:`fold` for ``fold.apply_pending``, collecting the undo steps in ``undo``."""
 
-        def fold(conn: Conn, batch: rollup.FoldedBatch) -> None:
+        def fold(conn: Conn, batch: FoldedBatch) -> None:
             step = self.fold(conn, batch)
             if step is not None:
                 undo.append(step)

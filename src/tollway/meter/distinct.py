@@ -11,7 +11,7 @@ value with the number of live events that carry it:
   from the stored events that are not pending, in the same transaction under the rollups'
   exclusive lock (a ``distinct_periods`` row exists only once complete), and drops the sets no
   subscription wants any more (a plan change, a cancellation, a period long over);
-- :func:`fold_ctes` / :func:`fold_statements` (``rollup.apply_pending``) add the pending events
+- :func:`fold_ctes` / :func:`fold_statements` (``fold.apply_pending``) add the pending events
   to the sets of the periods they fall in, in the transaction that moves the watermark past
   them (``meter.sql.pending``);
 - :func:`take_off` (voiding an event that was folded) takes one off its value's count and drops
@@ -66,7 +66,7 @@ def _folded_values(
     """``SELECT period_id, digest, events`` of the live events of ``source`` (aliased ``e``) per
     registered period of the meter they fall in and value. ``value`` and ``cond`` (the event's
     value, and whether it counts: live, :func:`_counted`) are read from the ``source`` rows
-    when given (``rollup.fold_ctes`` projects them once for every meter), else computed from the
+    when given (``fold.fold_ctes`` projects them once for every meter), else computed from the
     event's properties."""
     value = value_expr(d, meter) if value is None else value
     cond = " AND ".join(["e.voided_at IS NULL", *_counted(d, meter)]) if cond is None else cond

@@ -45,7 +45,7 @@ in the statement that uses it, so in the same snapshot as the rollups it goes wi
 
 def pending(alias: str = "e") -> str:
     """SQL: the event ``alias`` is pending, stored but not folded into the rollups, the period
-    sets and the limits' counters yet (``meter.rollup.apply_pending`` folds it). The one
+    sets and the limits' counters yet (``meter.fold.apply_pending`` folds it). The one
     definition of pending: ``tx`` is set (a folded meter counted the event's type when it was
     stored) and not below the watermark. An event with ``tx`` NULL is never pending."""
     return f"{alias}.tx >= {WATERMARK}"
