@@ -27,16 +27,16 @@ from tollway.meter import distinct
 from tollway.meter.aggregations import REGISTRY
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.rollup import (
-    _COLUMNS,
-    _TYPED_COLUMNS,
+    COLUMNS,
     EVERY_CUSTOMER,
     ROLLUP_LOCK,
-    _as_partials,
-    _rollup_select,
-    _upsert,
+    TYPED_COLUMNS,
+    as_partials,
     has_rollup,
     load_meters,
     lock_shared,
+    merge_rows_sql,
+    rows_select_sql,
     upsert_sql,
 )
 from tollway.meter.sql import Dialect, dialect_for, meter_conditions, reads_value, value_expr
@@ -93,7 +93,7 @@ def fold_ctes(d: Dialect, meters: Sequence[MeterDefinition], source: str) -> lis
         cond = f"e.c{i} AND e.v{i} IS NOT NULL" if reads_value(m) else f"e.c{i}"
         if has_rollup(m):
             group_values = [f"e.g{i}_{k}" for k in range(len(m.group_by))]
-            partials = _rollup_select(
+            partials = rows_select_sql(
                 d,
                 m,
                 "fold",
@@ -104,14 +104,13 @@ def fold_ctes(d: Dialect, meters: Sequence[MeterDefinition], source: str) -> lis
                 customer="e.customer",
                 ordered=False,
             )
-            ctes.append(f"p{i} AS MATERIALIZED (SELECT {_TYPED_COLUMNS} FROM ({partials}) x ({_COLUMNS}))")
-            ctes.append(
-                f"r{i} AS ({_upsert(d, f'SELECT {_COLUMNS} FROM p{i} ORDER BY customer, bucket_start, group_key')})"
-            )
+            ctes.append(f"p{i} AS MATERIALIZED (SELECT {TYPED_COLUMNS} FROM ({partials}) x ({COLUMNS}))")
+            in_key_order = f"SELECT {COLUMNS} FROM p{i} ORDER BY customer, bucket_start, group_key"
+            ctes.append(f"r{i} AS ({merge_rows_sql(d, in_key_order)})")
             merged = REGISTRY[m.aggregation].merge_rollups_select(
-                d, key=d.bind(m.key), customer=d.bind(EVERY_CUSTOMER), source=_as_partials(f"p{i}")
+                d, key=d.bind(m.key), customer=d.bind(EVERY_CUSTOMER), source=as_partials(f"p{i}")
             )
-            ctes.append(f"a{i} AS ({_upsert(d, f'{merged} ORDER BY 3, 4')})")
+            ctes.append(f"a{i} AS ({merge_rows_sql(d, f'{merged} ORDER BY 3, 4')})")
         if distinct.keeps_sets(m):
             ctes += distinct.fold_ctes(d, m, "fold", f"s{i}", value=value, cond=cond)
     ctes.append(f"changed AS ({note_changes_sql(d.name, 'fold')})")

@@ -55,12 +55,12 @@ EVERY_CUSTOMER = ""
 
 ROLLUP_LOCK = 7_404_179  # advisory lock id shared by ingestion (shared) and rebuilds (exclusive)
 
-_COLUMNS = (
+COLUMNS = (
     "meter_key, customer, bucket_start, group_key, event_count, value_sum, value_min, value_max, "
     "latest_at, latest_id, latest_value"
 )
 
-_TYPED_COLUMNS = (
+TYPED_COLUMNS = (
     "meter_key, customer, bucket_start, group_key, event_count, CAST(value_sum AS numeric) AS value_sum, "
     "CAST(value_min AS numeric) AS value_min, CAST(value_max AS numeric) AS value_max, "
     "CAST(latest_at AS timestamp) AS latest_at, CAST(latest_id AS text) AS latest_id, "
@@ -105,7 +105,7 @@ def upsert_sql(
     if reads_value(meter):
         where.append(f"{value} IS NOT NULL")
     customer = d.bind(EVERY_CUSTOMER) if every_customer else "e.customer"
-    select = _rollup_select(
+    select = rows_select_sql(
         d,
         meter,
         source,
@@ -115,10 +115,10 @@ def upsert_sql(
         cond=" AND ".join(where),
         customer=customer,
     )
-    return _upsert(d, select)
+    return merge_rows_sql(d, select)
 
 
-def _rollup_select(
+def rows_select_sql(
     d: Dialect,
     meter: MeterDefinition,
     source: str,
@@ -150,7 +150,7 @@ def _rollup_select(
     )
 
 
-def _upsert(d: Dialect, select: str) -> str:
+def merge_rows_sql(d: Dialect, select: str) -> str:
     """``INSERT INTO meter_rollups`` the rows of ``select`` (the ``meter_rollups`` columns, in
     order), merging each into the stored row of its meter, customer, hour and group if there is
     one: counts and sums add up, the min of mins, the max of maxes, the latest by
@@ -172,7 +172,7 @@ def _upsert(d: Dialect, select: str) -> str:
     # "r" is the stored row and "x" the new partial: rename the table and EXCLUDED for readability.
     updates = updates.replace("r.", "meter_rollups.").replace("x.", "excluded.")
     return (
-        f"INSERT INTO meter_rollups ({_COLUMNS}) {select} "
+        f"INSERT INTO meter_rollups ({COLUMNS}) {select} "
         f"ON CONFLICT (meter_key, customer, bucket_start, group_key) DO UPDATE SET {updates}"
     )
 
@@ -275,7 +275,7 @@ def rebuild(
         rebuild_every_customer(session, meter, start=span[0] if span else None, end=span[1] if span else None)
 
 
-def _as_partials(rows: str) -> str:
+def as_partials(rows: str) -> str:
     """Rollup rows (``rows``: a table or CTE with the ``meter_rollups`` columns, and its
     conditions) as the partials ``u`` that ``Aggregation.merge_rollups_select`` merges."""
     return (
@@ -297,11 +297,11 @@ def rebuild_every_customer(
     conn.execute(text(f"DELETE FROM meter_rollups WHERE {where} AND customer = {d.bind(EVERY_CUSTOMER)}"), d.params)
     if not has_rollup(meter):
         return
-    source = _as_partials(f"meter_rollups WHERE {where} AND customer <> {d.bind(EVERY_CUSTOMER)}")
+    source = as_partials(f"meter_rollups WHERE {where} AND customer <> {d.bind(EVERY_CUSTOMER)}")
     select = REGISTRY[meter.aggregation].merge_rollups_select(
         d, key=d.bind(meter.key), customer=d.bind(EVERY_CUSTOMER), source=source
     )
-    conn.execute(text(f"INSERT INTO meter_rollups ({_COLUMNS}) {select}"), d.params)
+    conn.execute(text(f"INSERT INTO meter_rollups ({COLUMNS}) {select}"), d.params)
 
 
 # ------------------------------------------------------------------ building off the request path
