@@ -38,12 +38,18 @@ def _main(
 
 
 def _migrate() -> tuple[str | None, str | None]:
-    from tollway.db import make_engine
+    """Apply the migrations, then rebase the events' transaction ids should the database have
+    been restored into another cluster (``meter.fold.rebase_tx``)."""
+    from tollway.db import make_engine, make_sessionmaker, session_scope
+    from tollway.meter.fold import rebase_tx
     from tollway.migrations.runner import upgrade
 
     engine = make_engine(get_settings().database_url)
     try:
-        return upgrade(engine)
+        revisions = upgrade(engine)
+        with session_scope(make_sessionmaker(engine)) as session:
+            rebase_tx(session)
+        return revisions
     finally:
         engine.dispose()
 

@@ -174,3 +174,31 @@ def test_a_batch_that_starts_while_a_fold_waits_is_not_held_up(api, session_fact
     assert _usage(session_factory) == 5
     assert _fold(session_factory) == 3
     assert _rolled(session_factory) == 5
+
+
+def test_a_database_restored_into_another_cluster_keeps_counting_new_events(api, session_factory, backend) -> None:  # type: ignore[no-untyped-def]
+    """A restore into another cluster starts transaction ids from the bottom again, far below the
+    stored events' ``tx`` and the watermark (simulated here by moving both up by a billion): the
+    events stored afterwards must still be pending, then folded, never silently below the
+    watermark. ``rebase_tx`` (run by every start) raises the base; before it, the fold refuses."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's tx is one more than the highest stored")
+    _setup(api)
+    assert api.post("/v1/events", json={"events": _events("old", 4)}).status_code == 202
+    assert _fold(session_factory) == 4
+    assert api.post("/v1/events", json={"events": _events("late", 2)}).status_code == 202  # pending at the "dump"
+    jump = 1_000_000_000
+    with session_scope(session_factory) as s:
+        s.execute(text("UPDATE events SET tx = tx + :j WHERE tx IS NOT NULL"), {"j": jump})
+        s.execute(text("UPDATE rollup_watermark SET next_tx = next_tx + :j"), {"j": jump})
+    assert _usage(session_factory) == 6
+    assert _fold(session_factory) == 0  # its own id is below the watermark: it refuses, moves nothing
+    with session_scope(session_factory) as s:
+        assert fold.rebase_tx(s) is True
+    with session_scope(session_factory) as s:
+        assert fold.rebase_tx(s) is False  # once is enough
+    assert api.post("/v1/events", json={"events": _events("new", 3)}).status_code == 202
+    assert _usage(session_factory) == 9  # the new events are pending, counted raw
+    assert _fold(session_factory) == 5  # the two pending at the "dump" and the three new ones
+    assert _rolled(session_factory) == 9
+    assert _usage(session_factory) == 9

@@ -131,7 +131,7 @@ def _postgres_insert_sql() -> str:
     return (
         "WITH at AS MATERIALIZED (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t, "
         # xid8 has no cast to bigint; its text is the 64-bit number (epoch and xid: it never wraps)
-        "CAST(CAST(pg_current_xact_id() AS text) AS bigint) AS x), "
+        "CAST(CAST(pg_current_xact_id() AS text) AS bigint) + (SELECT tx_base FROM rollup_watermark) AS x), "
         "ins AS (INSERT INTO events (id, customer, type, timestamp, ingested_at, properties, tx) "
         "SELECT b.id, b.c, b.t, b.ts AT TIME ZONE 'UTC', at.t, b.p, "
         "CASE WHEN b.t IN (SELECT event_type FROM meters WHERE aggregation = ANY(CAST(%(folded)s AS text[]))) "

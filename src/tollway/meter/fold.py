@@ -13,6 +13,7 @@ therefore sees the rollups and the watermark together: every event counts exactl
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from tollway.meter.rollup import (
     upsert_sql,
 )
 from tollway.meter.sql import Dialect, dialect_for, meter_conditions, reads_value, value_expr
+
+log = logging.getLogger("tollway.meter")
 
 
 @dataclass(frozen=True)
@@ -145,14 +148,22 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
         return _apply_pending_sqlite(conn, limit, fold)
     head = conn.execute(
         text(
-            "SELECT next_tx, CAST(CAST(pg_current_xact_id() AS text) AS bigint) "
+            "SELECT next_tx, tx_base, CAST(CAST(pg_current_xact_id() AS text) AS bigint) "
             "FROM rollup_watermark FOR UPDATE SKIP LOCKED"
         )
     ).first()
     if head is None:  # another fold is running
         return 0
-    lo, cut = int(head[0]), int(head[1])
-    _wait_for_batches_below(conn, cut)
+    lo, base, own = int(head[0]), int(head[1]), int(head[2])
+    cut = own + base  # as the store makes tx
+    if cut < lo:
+        log.error(
+            "transaction ids are below the rollup watermark (the database was restored into another "
+            "cluster?): events stored now are not counted until `tollway migrate` (or a restart of "
+            "tollway serve/worker) rebases them"
+        )
+        return 0
+    _wait_for_batches_below(conn, own)
     lock_shared(conn)
     hi = _fold_bound(conn, lo, cut, limit)
     if hi is None:
@@ -262,3 +273,29 @@ def note_changes_sql(dialect: str, source: str) -> str:
     if dialect == "postgresql":
         return f"INSERT INTO usage_changes (customer) SELECT DISTINCT e.customer FROM {source} e ON CONFLICT DO NOTHING"
     return f"INSERT OR IGNORE INTO usage_changes (customer) SELECT DISTINCT e.customer FROM {source} e"
+
+
+def rebase_tx(conn: Connection | Session) -> bool:
+    """PostgreSQL: make sure the events stored from now on get a ``tx`` above every stored one,
+    as the fold needs (``models.RollupWatermark``). Transaction ids only grow within a cluster,
+    but a database restored into another cluster (``pg_dump``/``pg_restore``, logical
+    replication) finds them started again from the bottom: new events would get a ``tx`` below
+    the watermark and never count. Then ``tx_base`` is raised so that this transaction's id maps
+    just past the highest stored ``tx`` and the watermark; returns whether it was. Runs at every
+    start of ``tollway serve``, ``worker`` and ``migrate``, in the caller's transaction, before
+    anything is stored: a no-op (one read) unless the ids went backwards."""
+    if not is_postgres(conn):
+        return False  # SQLite's tx is one more than the highest stored: nothing to rebase
+    base, own, top, next_tx = conn.execute(
+        text(
+            "SELECT tx_base, CAST(CAST(pg_current_xact_id() AS text) AS bigint), "
+            "(SELECT max(tx) FROM events), next_tx FROM rollup_watermark FOR UPDATE"
+        )
+    ).one()
+    floor = max(int(next_tx), int(top) + 1 if top is not None else 0)
+    if int(own) + int(base) >= floor:
+        return False
+    conn.execute(text("UPDATE rollup_watermark SET tx_base = :b"), {"b": floor - int(own)})
+    log.warning("transaction ids restarted below the stored events' (a restore into another cluster?): rebased")
+    return True
+

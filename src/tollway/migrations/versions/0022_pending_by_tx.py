@@ -40,6 +40,7 @@ def upgrade() -> None:
         "rollup_watermark",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("next_tx", sa.BigInteger(), nullable=False),
+        sa.Column("tx_base", sa.BigInteger(), server_default="0", nullable=False),
         sa.CheckConstraint("id = 1", name=op.f("ck_rollup_watermark_one_row")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rollup_watermark")),
     )
