@@ -16,7 +16,7 @@ from datetime import datetime
 
 import psycopg
 from sqlalchemy import select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tollway.errors import NotFound
@@ -63,29 +63,19 @@ def create_key(
     return key, secret
 
 
-def lookup(session: Session | Connection, secret: str) -> Principal | None:
-    """The principal of a live (not revoked) key, or None, in ``session``'s transaction (the
-    admission gate uses :func:`lookup_key`, the same query without SQLAlchemy)."""
-    row = session.execute(
-        select(ApiKey.id, ApiKey.scope, ApiKey.customer).where(
-            ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)
-        )
-    ).first()
-    return None if row is None else Principal(key_id=row.id, scope=row.scope, customer=row.customer)
-
-
-# What lookup() selects, in the drivers' own parameter styles (psycopg, sqlite3).
+# The live key with this hash, in the drivers' own parameter styles (psycopg, sqlite3).
 _LOOKUP_SQL = "SELECT id, scope, customer FROM api_keys WHERE key_hash = {} AND revoked_at IS NULL"
 _LOOKUP_POSTGRES = _LOOKUP_SQL.format("%s")
 _LOOKUP_SQLITE = _LOOKUP_SQL.format("?")
 
 
 def lookup_key(engine: Engine, secret: str) -> Principal | None:
-    """:func:`lookup` as the admission gate runs it on every request: the same statement, sent by
-    the database driver itself on a pooled connection, outside any transaction (autocommit: one
-    round trip, and on SQLite no write lock to wait for). Skipping SQLAlchemy's statement
-    building, compilation cache and result processing makes it about a seventh of the CPU
-    (BENCHMARKS.md); nothing is cached, so a revoked key is refused from the next request on."""
+    """The principal of a live (not revoked) key, or None, as the admission gate looks it up on
+    every request: one statement, sent by the database driver itself on a pooled connection,
+    outside any transaction (autocommit: one round trip, and on SQLite no write lock to wait for).
+    Skipping SQLAlchemy's statement building, compilation cache and result processing makes it
+    about a seventh of the CPU (BENCHMARKS.md); nothing is cached, so a revoked key is refused
+    from the next request on."""
     pooled = engine.raw_connection()  # the pool's checkout checks that the connection is alive
     driver = pooled.driver_connection
     assert driver is not None
