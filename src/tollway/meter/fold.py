@@ -56,7 +56,12 @@ class FoldedBatch:
 
     def events(self) -> str:
         """A subquery of these events' rows (for ``FROM``)."""
-        return f"(SELECT * FROM events WHERE tx >= {int(self.lo)} AND tx < {int(self.hi)})"
+        return events_in(self.lo, self.hi)
+
+
+def events_in(lo: int, hi: int) -> str:
+    """A subquery (for ``FROM``) of the events with ``tx`` in ``[lo, hi)``."""
+    return f"(SELECT * FROM events WHERE tx >= {int(lo)} AND tx < {int(hi)})"
 
 
 class PendingFold(Protocol):
@@ -170,8 +175,7 @@ def apply_pending(conn: Connection | Session, limit: int = 20_000, fold: Pending
         return 0
     meters = load_meters(conn)
     d = dialect_for("postgresql")
-    span = FoldedBatch(lo, hi, frozenset())
-    ctes = [f"src AS {span.events()}", f"mark AS (UPDATE rollup_watermark SET next_tx = {d.bind(hi)})"]
+    ctes = [f"src AS {events_in(lo, hi)}", f"mark AS (UPDATE rollup_watermark SET next_tx = {d.bind(hi)})"]
     ctes += fold_ctes(d, meters, "src")
     # Counted from the projection, which reads each event once (``src`` itself is not materialized).
     customers_sql = ", CAST(json_agg(DISTINCT customer) AS text)" if fold is not None else ""
@@ -246,20 +250,20 @@ def _apply_pending_sqlite(conn: Connection | Session, limit: int, fold: PendingF
         return 0
     lock_shared(conn)
     meters = load_meters(conn)
-    span = FoldedBatch(lo, hi, frozenset())
+    span = events_in(lo, hi)
     for meter in meters:
         kinds = (["sets"] if distinct.keeps_sets(meter) else []) + (["rows", "every"] if has_rollup(meter) else [])
         for kind in kinds:
             d = dialect_for("sqlite")
             if kind == "sets":
-                statements = distinct.fold_statements(d, meter, span.events())
+                statements = distinct.fold_statements(d, meter, span)
             else:
-                statements = [upsert_sql(d, meter, span.events(), every_customer=kind == "every")]
+                statements = [upsert_sql(d, meter, span, every_customer=kind == "every")]
             for sql in statements:
                 conn.execute(text(sql), d.params)
-    conn.execute(text(note_changes_sql("sqlite", span.events())))
+    conn.execute(text(note_changes_sql("sqlite", span)))
     conn.execute(text("UPDATE rollup_watermark SET next_tx = :hi"), {"hi": hi})
-    rows = conn.execute(text(f"SELECT count(*), json_group_array(DISTINCT customer) FROM {span.events()}")).one()
+    rows = conn.execute(text(f"SELECT count(*), json_group_array(DISTINCT customer) FROM {span}")).one()
     if fold is not None and rows[0]:
         fold(conn, FoldedBatch(lo, hi, frozenset(orjson.loads(rows[1]))))
     return int(rows[0])
