@@ -212,6 +212,29 @@ def _quiet(dbapi_conn: Any) -> bool:
     return not poller.poll(0)  # POLLHUP and POLLERR are always reported
 
 
+@contextmanager
+def pooled_driver_connection(engine: Engine) -> Iterator[Any]:
+    """The database driver's own connection, taken from the engine's pool (its checkout checks
+    that it is alive), for a hot path that skips SQLAlchemy's statement layer. A psycopg one is
+    in autocommit for the block (a client-side switch, no round trip: one statement, or the
+    caller's own ``BEGIN`` … ``COMMIT``) and goes back to the pool as the pool hands connections
+    out; one that broke, or that the block left inside a transaction, is kept out of the pool.
+    sqlite3 connections are in autocommit already (``make_engine``)."""
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        if isinstance(driver, psycopg.Connection):
+            driver.autocommit = True
+        yield driver
+    finally:
+        if isinstance(driver, psycopg.Connection):
+            if not driver.broken and driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                driver.autocommit = False
+            else:
+                pooled.invalidate()
+        pooled.close()
+
+
 def _create_private_file(url: str) -> None:
     """Create a new SQLite database file readable by its owner only (0600): it holds customers,
     invoices and API-key hashes. SQLite gives its -wal and -shm files the same mode."""

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tollway.db import pooled_driver_connection
 from tollway.errors import NotFound
 from tollway.kit.pagination import decode_cursor
 from tollway.models import ApiKey
@@ -76,25 +77,9 @@ def lookup_key(engine: Engine, secret: str) -> Principal | None:
     Skipping SQLAlchemy's statement building, compilation cache and result processing makes it
     about a seventh of the CPU (BENCHMARKS.md); nothing is cached, so a revoked key is refused
     from the next request on."""
-    pooled = engine.raw_connection()  # the pool's checkout checks that the connection is alive
-    driver = pooled.driver_connection
-    assert driver is not None
-    try:
-        if isinstance(driver, psycopg.Connection):
-            driver.autocommit = True  # a client-side switch: no round trip
-            try:
-                row = driver.execute(_LOOKUP_POSTGRES, (hash_key(secret),)).fetchone()
-            finally:
-                if not driver.broken:
-                    driver.autocommit = False  # as the pool hands connections out
-        else:  # sqlite3, opened in autocommit mode (db.make_engine)
-            row = driver.execute(_LOOKUP_SQLITE, (hash_key(secret),)).fetchone()
-    except BaseException:
-        if isinstance(driver, psycopg.Connection) and driver.broken:
-            pooled.invalidate()  # gone: keep it out of the pool
-        raise
-    finally:
-        pooled.close()  # back to the pool
+    with pooled_driver_connection(engine) as driver:
+        sql = _LOOKUP_POSTGRES if isinstance(driver, psycopg.Connection) else _LOOKUP_SQLITE
+        row = driver.execute(sql, (hash_key(secret),)).fetchone()
     return None if row is None else Principal(key_id=row[0], scope=row[1], customer=row[2])
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from tollway.db import pooled_driver_connection
 from tollway.event.ingest import IncomingEvent
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
@@ -67,13 +68,10 @@ class SqlEventStore:
         payload = orjson.dumps(
             [{"id": e.id, "c": e.customer, "t": e.type, "ts": e.timestamp, "p": e.properties} for e in events]
         ).decode()
-        # The driver's connection straight from the pool, in autocommit (a client-side switch):
-        # the transaction is the pipeline's own BEGIN … COMMIT.
-        pooled = self.engine.raw_connection()
-        try:
-            driver = pooled.driver_connection
+        # The driver's connection straight from the pool, in autocommit: the transaction is the
+        # pipeline's own BEGIN … COMMIT.
+        with pooled_driver_connection(self.engine) as driver:
             assert isinstance(driver, psycopg.Connection)
-            driver.autocommit = True
             try:
                 with driver.cursor() as cur, driver.cursor() as insert:
                     with driver.pipeline():  # sent together, one sync at the end: one round trip
@@ -83,17 +81,9 @@ class SqlEventStore:
                         cur.execute("COMMIT")
                     stored = insert.fetchone()
             except BaseException:
-                status = driver.info.transaction_status
-                if status in (_Status.INTRANS, _Status.INERROR):  # the statement failed: end the transaction
+                if driver.info.transaction_status in (_Status.INTRANS, _Status.INERROR):  # the statement failed
                     driver.execute("ROLLBACK")
                 raise
-            finally:
-                if driver.info.transaction_status == _Status.IDLE:
-                    driver.autocommit = False  # as the pool hands connections out
-                else:  # the connection is gone: keep it out of the pool
-                    pooled.invalidate()
-        finally:
-            pooled.close()
         assert stored is not None
         return int(stored[0])
 
