@@ -1,0 +1,90 @@
+"""The event store's insert alone on PostgreSQL: CPU of the database backend that runs it, per event.
+
+    .venv/bin/python bench/store.py                          # 300,000 stored first, 200,000 timed, batches of 1000
+    .venv/bin/python bench/store.py --batch 100 --rounds 3
+
+Creates the first ``--meters`` meters of ``bench/ingest.py`` through a server (so the stored events
+are metered and carry their ``tx``, as in production), stores ``--stored`` events of
+``ingest.make_events`` with ``SqlEventStore`` on one connection, then times ``--events`` more in
+batches of ``--batch`` and reports that backend's CPU (``/proc/<pid>/stat``, user + system: not
+disturbed by other processes on a shared machine) and the wall time, per event. No HTTP, no
+worker: what ``bench/ingest.py`` measures minus the server, the client and the fold
+(``bench/fold.py``). Each ``--rounds`` builds a fresh database (``--db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ingest
+from _common import drop_database, fresh_database, start_server
+from fold import backend_cpu
+
+from tollway.db import make_engine
+from tollway.event.ingest import IncomingEvent
+from tollway.event.store import SqlEventStore
+
+
+def incoming(n: int, prefix: str) -> list[IncomingEvent]:
+    return [
+        IncomingEvent(e["id"], e["customer"], e["type"], datetime.fromisoformat(e["timestamp"]), e["properties"])
+        for e in ingest.make_events(n, prefix)
+    ]
+
+
+def run(db: str, meters: int, stored: int, n: int, batch: int) -> tuple[float, float]:
+    url = fresh_database(db)
+    server = start_server(url, workers=1, background_worker=False)
+    admin = {"Authorization": f"Bearer {server.key('admin')}"}
+    for body in ingest.METERS[:meters]:
+        httpx.post(server.url + "/v1/meters", headers=admin, json=body).raise_for_status()
+    server.stop()
+    # One pooled connection: every batch is stored by the same backend.
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"), pool_size=1, max_overflow=0)
+    try:
+        store = SqlEventStore(engine)
+        first = incoming(stored, "stored")
+        for i in range(0, stored, 1000):
+            store.store(first[i : i + 1000], datetime.now(UTC))
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            conn.commit()
+        timed = incoming(n, "timed")
+        cpu0, t0 = backend_cpu(pid), time.perf_counter()
+        for i in range(0, n, batch):
+            store.store(timed[i : i + batch], datetime.now(UTC))
+        return backend_cpu(pid) - cpu0, time.perf_counter() - t0
+    finally:
+        engine.dispose()
+        drop_database(db)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--meters", type=int, default=2, help="meters of bench/ingest.py (0-3)")
+    ap.add_argument("--stored", type=int, default=300_000, help="events stored before the timed part")
+    ap.add_argument("--events", type=int, default=200_000, help="events timed")
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--db", default="tw_bench_store", help="scratch database (dropped and created again)")
+    args = ap.parse_args()
+    for _ in range(args.rounds):
+        cpu, wall = run(args.db, args.meters, args.stored, args.events, args.batch)
+        print(
+            f"meters={args.meters} batch={args.batch}: stored {args.events:,} events after {args.stored:,}, "
+            f"backend CPU {1e6 * cpu / args.events:.2f} us/event, wall {1e6 * wall / args.events:.2f} us/event",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
