@@ -53,7 +53,12 @@ def register_handlers(settings: Settings) -> None:
     outbox.register(EMAIL_TOPIC, AlertMailer(settings), name="email.alert")
 
 
-ROLLUP_BATCH = 20_000
+# Events per fold transaction. Each fold upserts a rollup row per customer, hour and group it
+# meets, whatever the number of events behind the row, and plans its statement once: the more
+# events per fold, the less each costs, until the fold's hash tables outgrow memory
+# (bench/fold.py, 400,000 events of 1,000 customers: 4.7-4.95 us of database CPU per event by
+# 20,000, 2.7-3.2 by 100,000, 3.8-4.6 by 200,000). A fold of 100,000 takes about 0.3 s.
+ROLLUP_BATCH = 100_000
 ALERT_BATCH = 100
 
 
