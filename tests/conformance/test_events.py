@@ -195,3 +195,25 @@ def test_listing_is_newest_first_in_pages(
         reverse=True,
     )
     assert _all(h, filters, limit=limit) == [e.id for e in want]
+
+
+def test_properties_come_back_as_they_were_sent(event_backend: Harness) -> None:
+    """What a backend stores of an event's properties is what the JSON said: nesting, every JSON
+    type, escapes and characters outside the BMP, keys that need quoting or are empty, the
+    64-bit extremes, decimal fractions."""
+    h = event_backend
+    props = {
+        "s": 'é"\\ 😀 \t/',
+        'k"ey': [1, 2.5, {"x": None}, [], {}],
+        "b": True,
+        "f": False,
+        "big": 18446744073709551615,
+        "neg": -9223372036854775808,
+        "frac": 0.1,
+        "nested": {"deeper": {"deepest": ["a", 0, -1.5e-7]}},
+        "": "empty key",
+    }
+    result = h.ingest([_raw(1, **props)])
+    assert (result.accepted, result.errors) == (1, [])
+    [event] = h.backend.list_events(EventFilter(), limit=10).events
+    assert event.properties == props
