@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/store.py                          # 300,000 stored first, 200,000 timed, batches of 1000
     .venv/bin/python bench/store.py --batch 100 --rounds 3
+    .venv/bin/python bench/store.py --sql "DROP INDEX ix_events_timestamp"      # what an index costs
 
 Creates the first ``--meters`` meters of ``bench/ingest.py`` through a server (so the stored events
 are metered and carry their ``tx``, as in production), stores ``--stored`` events of
@@ -9,7 +10,9 @@ are metered and carry their ``tx``, as in production), stores ``--stored`` event
 batches of ``--batch`` and reports that backend's CPU (``/proc/<pid>/stat``, user + system: not
 disturbed by other processes on a shared machine) and the wall time, per event. No HTTP, no
 worker: what ``bench/ingest.py`` measures minus the server, the client and the fold
-(``bench/fold.py``). Each ``--rounds`` builds a fresh database (``--db``).
+(``bench/fold.py``). ``--sql`` statements (a schema experiment: drop an index, change a column)
+run after the first part, before the timed one. Each ``--rounds`` builds a fresh database
+(``--db``).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def incoming(n: int, prefix: str) -> list[IncomingEvent]:
     ]
 
 
-def run(db: str, meters: int, stored: int, n: int, batch: int) -> tuple[float, float]:
+def run(db: str, meters: int, stored: int, n: int, batch: int, sql: list[str]) -> tuple[float, float]:
     url = fresh_database(db)
     server = start_server(url, workers=1, background_worker=False)
     admin = {"Authorization": f"Bearer {server.key('admin')}"}
@@ -56,6 +59,8 @@ def run(db: str, meters: int, stored: int, n: int, batch: int) -> tuple[float, f
         for i in range(0, stored, 1000):
             store.store(first[i : i + 1000], datetime.now(UTC))
         with engine.connect() as conn:
+            for statement in sql:
+                conn.execute(text(statement))
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
             conn.commit()
         timed = incoming(n, "timed")
@@ -75,12 +80,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000, help="events timed")
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--sql", action="append", default=[], help="a statement run before the timed part (repeatable)")
     ap.add_argument("--db", default="tw_bench_store", help="scratch database (dropped and created again)")
     args = ap.parse_args()
     for _ in range(args.rounds):
-        cpu, wall = run(args.db, args.meters, args.stored, args.events, args.batch)
+        cpu, wall = run(args.db, args.meters, args.stored, args.events, args.batch, args.sql)
+        schema = "".join(f" [{q}]" for q in args.sql)
         print(
-            f"meters={args.meters} batch={args.batch}: stored {args.events:,} events after {args.stored:,}, "
+            f"meters={args.meters} batch={args.batch}{schema}: stored {args.events:,} events after {args.stored:,}, "
             f"backend CPU {1e6 * cpu / args.events:.2f} us/event, wall {1e6 * wall / args.events:.2f} us/event",
             flush=True,
         )
