@@ -35,6 +35,27 @@ from tollway.db import make_engine
 from tollway.event.ingest import IncomingEvent
 from tollway.event.store import SqlEventStore
 from tollway.meter import fold
+from tollway.worker import ROLLUP_BATCH
+
+
+def metered_database(db: str, meters: int) -> str:
+    """A fresh database ``db`` (its URL) with the first ``meters`` meters of ``bench/ingest.py``,
+    created through a server as users do."""
+    url = fresh_database(db)
+    server = start_server(url, workers=1, background_worker=False)
+    admin = {"Authorization": f"Bearer {server.key('admin')}"}
+    for body in ingest.METERS[:meters]:
+        httpx.post(server.url + "/v1/meters", headers=admin, json=body).raise_for_status()
+    server.stop()
+    return url
+
+
+def incoming(n: int, prefix: str) -> list[IncomingEvent]:
+    """``n`` events of ``ingest.make_events`` as the event store takes them."""
+    return [
+        IncomingEvent(e["id"], e["customer"], e["type"], datetime.fromisoformat(e["timestamp"]), e["properties"])
+        for e in ingest.make_events(n, prefix)
+    ]
 
 
 def backend_cpu(pid: int) -> float:
@@ -45,19 +66,11 @@ def backend_cpu(pid: int) -> float:
 
 
 def run(db: str, meters: int, n: int, limit: int, analyze: bool) -> tuple[int, float, float]:
-    url = fresh_database(db)
-    server = start_server(url, workers=1, background_worker=False)
-    admin = {"Authorization": f"Bearer {server.key('admin')}"}
-    for body in ingest.METERS[:meters]:
-        httpx.post(server.url + "/v1/meters", headers=admin, json=body).raise_for_status()
-    server.stop()
+    url = metered_database(db, meters)
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"), pool_size=6)
     try:
         store = SqlEventStore(engine)
-        events = [
-            IncomingEvent(e["id"], e["customer"], e["type"], datetime.fromisoformat(e["timestamp"]), e["properties"])
-            for e in ingest.make_events(n, "f")
-        ]
+        events = incoming(n, "f")
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda i: store.store(events[i : i + 1000], datetime.now(UTC)), range(0, n, 1000)))
         with engine.connect() as conn:
@@ -83,7 +96,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--meters", type=int, default=2, help="meters of bench/ingest.py (1-3)")
     ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--limit", type=int, default=20_000, help="events per fold (the worker's batch)")
+    ap.add_argument(
+        "--limit", type=int, default=ROLLUP_BATCH, help="events per fold (default: the worker's batch on PostgreSQL)"
+    )
     ap.add_argument("--no-analyze", action="store_true", help="fold without ANALYZE after loading")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--db", default="tw_bench_fold", help="scratch database (dropped and created again)")

@@ -23,34 +23,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ingest
-from _common import drop_database, fresh_database, start_server
-from fold import backend_cpu
+from _common import drop_database
+from fold import backend_cpu, incoming, metered_database
 
 from tollway.db import make_engine
-from tollway.event.ingest import IncomingEvent
 from tollway.event.store import SqlEventStore
 
 
-def incoming(n: int, prefix: str) -> list[IncomingEvent]:
-    return [
-        IncomingEvent(e["id"], e["customer"], e["type"], datetime.fromisoformat(e["timestamp"]), e["properties"])
-        for e in ingest.make_events(n, prefix)
-    ]
-
-
 def run(db: str, meters: int, stored: int, n: int, batch: int, sql: list[str]) -> tuple[float, float]:
-    url = fresh_database(db)
-    server = start_server(url, workers=1, background_worker=False)
-    admin = {"Authorization": f"Bearer {server.key('admin')}"}
-    for body in ingest.METERS[:meters]:
-        httpx.post(server.url + "/v1/meters", headers=admin, json=body).raise_for_status()
-    server.stop()
+    url = metered_database(db, meters)
     # One pooled connection: every batch is stored by the same backend.
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"), pool_size=1, max_overflow=0)
     try:
