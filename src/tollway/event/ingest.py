@@ -13,14 +13,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
+
 from tollway.kit.inputs import MAX_DEPTH, nesting_exceeds
 from tollway.kit.time import parse_rfc3339
 
 MAX_ID_LENGTH = 200
 
 
-@dataclass(slots=True)
-class IncomingEvent:
+class IncomingEvent(
+    msgspec.Struct, gc=False, rename={"customer": "c", "type": "t", "timestamp": "ts", "properties": "p"}
+):
+    """A valid event, as the sinks store it. A msgspec struct: built in C (thousands per batch),
+    not tracked by the garbage collector (JSON data holds no reference cycles), and encoded in C
+    as the PostgreSQL store's batch document, whose short keys ``rename`` gives
+    (``event.store``)."""
+
     id: str
     customer: str
     type: str
