@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import random
 import statistics
 import sys
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -70,20 +72,44 @@ def make_events(n: int, prefix: str, customers: int = 1000) -> list[dict]:
     return out
 
 
-def bench_http(url: str, key: str, events: list[dict], batch: int, concurrency: int) -> tuple[float, int]:
+def bench_http(
+    url: str, key: str, events: list[dict], batch: int, concurrency: int, client: str = "plain"
+) -> tuple[float, int]:
+    """Send the events in batches from ``concurrency`` threads, each on one kept-alive connection;
+    every response must be 202 and its ``accepted`` counts. ``client``: ``plain`` is the
+    standard library's ``http.client`` (about a tenth of a millisecond of CPU per request here),
+    ``httpx`` the client the rows of BENCHMARKS.md before 2026-11-26 used (about half a
+    millisecond): on this 2-core machine the load generator's CPU is taken from the server and
+    PostgreSQL it measures."""
     bodies = [orjson.dumps({"events": events[i : i + batch]}) for i in range(0, len(events), batch)]
     headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
-    accepted = 0
 
-    def send_all(chunk: list[bytes]) -> int:
+    def send_httpx(chunk: list[bytes]) -> int:
         n = 0
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60) as session:
             for body in chunk:
-                r = client.post(url + "/v1/events", content=body, headers=headers)
+                r = session.post(url + "/v1/events", content=body, headers=headers)
                 r.raise_for_status()
                 n += r.json()["accepted"]
         return n
 
+    def send_plain(chunk: list[bytes]) -> int:
+        where = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
+        n = 0
+        try:
+            for body in chunk:
+                conn.request("POST", "/v1/events", body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                if r.status != 202:
+                    raise RuntimeError(f"POST /v1/events answered {r.status}: {data[:300]!r}")
+                n += orjson.loads(data)["accepted"]
+        finally:
+            conn.close()
+        return n
+
+    send_all = {"plain": send_plain, "httpx": send_httpx}[client]
     chunks = [bodies[i::concurrency] for i in range(concurrency)]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -181,6 +207,12 @@ def main() -> None:
     ap.add_argument("--ingest-events", type=int, default=200_000, help="events sent per ingestion run")
     ap.add_argument("--stored-events", type=int, default=10_000_000)
     ap.add_argument("--concurrency", type=int, default=4, help="client threads sending batches")
+    ap.add_argument(
+        "--client",
+        choices=("plain", "httpx"),
+        default="plain",
+        help="HTTP client of the load generator: plain (http.client; default) or httpx (rows before 2026-11-26)",
+    )
     ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--query-repeats", type=int, default=30)
     ap.add_argument("--meters", type=int, default=2, help="meters on the event type during ingestion (0-3)")
@@ -206,7 +238,7 @@ def main() -> None:
     if not args.skip_ingest:
         print(
             f"== ingestion: {args.ingest_events:,} events per run, {args.runs} runs, "
-            f"{args.concurrency} client threads, {args.workers} server workers, {args.meters} meters"
+            f"{args.concurrency} client threads ({args.client}), {args.workers} server workers, {args.meters} meters"
         )
         results: dict[str, list[float]] = {"http-100": [], "http-1000": [], "raw-copy-1000": []}
         if args.alerts:
@@ -237,10 +269,10 @@ def main() -> None:
                     else:
                         cpu_before = cpu_by_role(server.proc.pid)
                         batch = int(mode.split("-")[1])
-                        secs, stored = bench_http(server.url, key, events, batch, args.concurrency)
+                        secs, stored = bench_http(server.url, key, events, batch, args.concurrency, args.client)
                         cpu[mode] = cpu_share(cpu_before, cpu_by_role(server.proc.pid), secs)
                         # replay the first tenth: all duplicates, nothing stored twice
-                        _, again = bench_http(server.url, key, events[: len(events) // 10], 1000, 1)
+                        _, again = bench_http(server.url, key, events[: len(events) // 10], 1000, 1, args.client)
                         assert again == 0, again
                     with psycopg.connect(url, autocommit=True) as conn:
                         count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
