@@ -39,9 +39,10 @@ class SqlEventStore:
     (``clock_timestamp()``, as ``db.database_now``) and ``tx`` of the metered events with the
     transaction's id (``pg_current_xact_id()``, assigned by this statement, so after the lock:
     ``fold.apply_pending`` relies on it). The insert is one statement, ``INSERT … SELECT FROM
-    jsonb_to_recordset(batch) ON CONFLICT (id) DO NOTHING RETURNING …`` in a CTE. The unique index
-    decides duplicates, also under concurrent retries of the same batch; rows go in in id order,
-    so overlapping batches sent concurrently in different orders never deadlock. SQLite (one
+    jsonb_to_recordset(batch) ON CONFLICT (id) DO NOTHING``; its row count is the number stored.
+    The unique index decides duplicates, also under concurrent retries of the same batch; rows go
+    in in id order, so overlapping batches sent concurrently in different orders never deadlock.
+    SQLite (one
     writer at a time): ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, the metered events' ``tx``
     one more than any stored (and not below the watermark).
     """
