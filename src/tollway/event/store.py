@@ -42,9 +42,8 @@ class SqlEventStore:
     jsonb_to_recordset(batch) ON CONFLICT (id) DO NOTHING``; its row count is the number stored.
     The unique index decides duplicates, also under concurrent retries of the same batch; rows go
     in in id order, so overlapping batches sent concurrently in different orders never deadlock.
-    SQLite (one
-    writer at a time): ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, the metered events' ``tx``
-    one more than any stored (and not below the watermark).
+    SQLite (one writer at a time): ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, the metered
+    events' ``tx`` one more than any stored (and not below the watermark).
     """
 
     def __init__(self, engine: Engine) -> None:
