@@ -1,5 +1,6 @@
 """The PostgreSQL store sends a batch as one pipeline (BEGIN, lock, insert, COMMIT): a batch the
-database refuses leaves nothing behind, and the pooled connection serves the next batch."""
+database refuses leaves nothing behind, and the pooled connection serves the next batch; a batch
+holding an id stored already is stored again with ON CONFLICT, which skips it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 
 from tollway.db import make_engine
+from tollway.event import store as store_module
 from tollway.event.ingest import IncomingEvent
 from tollway.event.store import SqlEventStore, _text_array
 from tollway.meter.rollup import FOLDED_AGGREGATIONS
@@ -67,5 +69,47 @@ def test_the_store_hands_its_connection_back_as_it_took_it(backend: str, db_url:
                 assert driver.autocommit is False and driver.info.transaction_status == TransactionStatus.IDLE
                 conn.execute(text("SELECT 1"))
                 assert conn.in_transaction()
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_goes_in_plain_and_after_a_stored_id_with_on_conflict_for_a_while(
+    backend: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first statement for a batch is a plain insert; an id stored already makes the store
+    send the batch again with ON CONFLICT, which skips it, and send later batches with ON
+    CONFLICT at once until CONFLICT_HOLD_SECONDS have passed."""
+    if backend != "postgresql":
+        pytest.skip("SQLite inserts with ON CONFLICT in an ordinary transaction")
+    sent: list[bool] = []
+    insert = store_module._insert
+
+    def spy(driver: psycopg.Connection, sql: str, params: dict[str, str]) -> int:
+        sent.append("ON CONFLICT" in sql)
+        return insert(driver, sql, params)
+
+    clock = [1000.0]
+    monkeypatch.setattr(store_module, "_insert", spy)
+    monkeypatch.setattr(store_module, "monotonic", lambda: clock[0])
+    engine = make_engine(db_url, pool_size=1, max_overflow=0)
+    store = SqlEventStore(engine)
+
+    def event(i: str) -> IncomingEvent:
+        return IncomingEvent(i, "c", "t", NOW, {})
+
+    try:
+        assert store.store([event("a"), event("b")], NOW) == 2
+        assert sent == [False]
+        assert store.store([event("c"), event("b"), event("d")], NOW) == 2  # b is stored already
+        assert sent == [False, False, True]
+        clock[0] += store_module.CONFLICT_HOLD_SECONDS - 1
+        assert store.store([event("e")], NOW) == 1
+        assert sent[3:] == [True]
+        clock[0] += 1
+        assert store.store([event("f"), event("a")], NOW) == 1
+        assert sent[4:] == [False, True]
+        with engine.connect() as conn:
+            ids = conn.execute(text("SELECT id FROM events ORDER BY id")).scalars().all()
+        assert ids == ["a", "b", "c", "d", "e", "f"]
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from time import monotonic
 
 import msgspec
 import psycopg
@@ -27,6 +28,10 @@ from tollway.models import Event
 _Status = psycopg.pq.TransactionStatus
 _encode = msgspec.json.Encoder().encode
 
+CONFLICT_HOLD_SECONDS = 10.0
+"""After a batch met an id stored already, how long this store sends every batch with
+``ON CONFLICT`` straight away (retries tend to come in runs)."""
+
 
 class SqlEventStore:
     """Stores events in the ``events`` table in one transaction per batch.
@@ -39,9 +44,18 @@ class SqlEventStore:
     (``clock_timestamp()``, as ``db.database_now``) and ``tx`` of the metered events with the
     transaction's id (``pg_current_xact_id()``, assigned by this statement, so after the lock:
     ``fold.apply_pending`` relies on it). The insert is one statement, ``INSERT … SELECT FROM
-    jsonb_to_recordset(batch) ON CONFLICT (id) DO NOTHING``; its row count is the number stored.
-    The unique index decides duplicates, also under concurrent retries of the same batch; rows go
-    in in id order, so overlapping batches sent concurrently in different orders never deadlock.
+    jsonb_to_recordset(batch)``; its row count is the number stored. The unique index decides
+    duplicates, also under concurrent retries of the same batch; rows go in in id order, so
+    overlapping batches sent concurrently in different orders never deadlock.
+
+    Duplicates are rare (a client's retry), and ``ON CONFLICT (id) DO NOTHING`` costs every row a
+    speculative insertion: a probe of the unique index before the row goes in, and a second step
+    to confirm it (a tenth of the insert's CPU, BENCHMARKS.md). So a batch is first
+    stored by a plain ``INSERT``; when the unique index refuses one of its ids (the transaction
+    then stores nothing), the batch is stored again by the statement with ``ON CONFLICT (id) DO
+    NOTHING``, which skips the ids stored already. After a refusal, this store sends
+    ``ON CONFLICT`` at once for ``CONFLICT_HOLD_SECONDS``: a client that keeps retrying costs
+    one statement per batch, not two.
     SQLite (one writer at a time): ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, the metered
     events' ``tx`` one more than any stored (and not below the watermark).
     """
@@ -49,7 +63,9 @@ class SqlEventStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
-        self._insert_sql = _postgres_insert_sql()
+        self._insert_sql = _postgres_insert_sql(on_conflict=False)
+        self._insert_skipping_sql = _postgres_insert_sql(on_conflict=True)
+        self._skip_until = 0.0  # monotonic() until which batches go with ON CONFLICT at once
         # The text[] parameter as PostgreSQL's array literal, made once: psycopg would otherwise
         # inspect and dump the list on every batch.
         self._folded = _text_array(sorted(rollup.FOLDED_AGGREGATIONS))
@@ -67,24 +83,17 @@ class SqlEventStore:
         # The batch travels as one JSON document that PostgreSQL unpacks itself: msgspec encodes
         # the events as they are (``IncomingEvent``'s keys are the document's), no per-row work
         # is left in Python.
-        payload = _encode(events).decode()
+        params = {"batch": _encode(events).decode(), "folded": self._folded}
         # The driver's connection straight from the pool, in autocommit: the transaction is the
         # pipeline's own BEGIN … COMMIT.
         with pooled_driver_connection(self.engine) as driver:
             assert isinstance(driver, psycopg.Connection)
-            try:
-                with driver.cursor() as cur, driver.cursor() as insert:
-                    with driver.pipeline():  # sent together, one sync at the end: one round trip
-                        cur.execute("BEGIN")
-                        cur.execute(rollup.LOCK_SHARED_SQL, {"k": rollup.ROLLUP_LOCK})
-                        insert.execute(self._insert_sql, {"batch": payload, "folded": self._folded})
-                        cur.execute("COMMIT")
-                    stored = insert.rowcount  # the rows inserted: those not skipped as conflicts
-            except BaseException:
-                if driver.info.transaction_status in (_Status.INTRANS, _Status.INERROR):  # the statement failed
-                    driver.execute("ROLLBACK")
-                raise
-        return stored
+            if monotonic() >= self._skip_until:
+                try:
+                    return _insert(driver, self._insert_sql, params)
+                except psycopg.errors.UniqueViolation:  # an id is stored already: nothing of the batch is
+                    self._skip_until = monotonic() + CONFLICT_HOLD_SECONDS
+            return _insert(driver, self._insert_skipping_sql, params)
 
     def _store_sqlite(
         self, conn: Connection, events: Sequence[IncomingEvent], ingested_at: datetime, meters: list[MeterDefinition]
@@ -116,7 +125,25 @@ def _text_array(values: list[str]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
-def _postgres_insert_sql() -> str:
+def _insert(driver: psycopg.Connection, sql: str, params: dict[str, str]) -> int:
+    """Run ``sql`` in its own transaction behind the shared rollup lock, in one round trip; the
+    number of rows it inserted. A statement that fails leaves the connection out of any
+    transaction."""
+    try:
+        with driver.cursor() as cur, driver.cursor() as insert:
+            with driver.pipeline():  # sent together, one sync at the end: one round trip
+                cur.execute("BEGIN")
+                cur.execute(rollup.LOCK_SHARED_SQL, {"k": rollup.ROLLUP_LOCK})
+                insert.execute(sql, params)
+                cur.execute("COMMIT")
+            return insert.rowcount  # the rows inserted (with ON CONFLICT: those not skipped)
+    except BaseException:
+        if driver.info.transaction_status in (_Status.INTRANS, _Status.INERROR):  # the statement failed
+            driver.execute("ROLLBACK")
+        raise
+
+
+def _postgres_insert_sql(*, on_conflict: bool) -> str:
     return (
         "WITH at AS MATERIALIZED (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS t, "
         # xid8 has no cast to bigint; its text is the 64-bit number (epoch and xid: it never wraps)
@@ -132,8 +159,7 @@ def _postgres_insert_sql() -> str:
         "CROSS JOIN at "
         # In id order: concurrent batches that share ids then take the unique index's
         # locks in the same order and wait for each other instead of deadlocking.
-        "ORDER BY b.id "
-        "ON CONFLICT (id) DO NOTHING"
+        "ORDER BY b.id" + (" ON CONFLICT (id) DO NOTHING" if on_conflict else "")
     )
 
 
