@@ -3,6 +3,7 @@
     .venv/bin/python bench/store.py                          # 300,000 stored first, 200,000 timed, batches of 1000
     .venv/bin/python bench/store.py --batch 100 --rounds 3
     .venv/bin/python bench/store.py --sql "DROP INDEX ix_events_timestamp"      # what an index costs
+    .venv/bin/python bench/store.py --interleave --events 400000  # plain INSERT vs ON CONFLICT, batch by batch
 
 Creates the first ``--meters`` meters of ``bench/ingest.py`` through a server (so the stored events
 are metered and carry their ``tx``, as in production), stores ``--stored`` events of
@@ -12,7 +13,9 @@ disturbed by other processes on a shared machine) and the wall time, per event. 
 worker: what ``bench/ingest.py`` measures minus the server, the client and the fold
 (``bench/fold.py``). ``--sql`` statements (a schema experiment: drop an index, change a column)
 run after the first part, before the timed one. Each ``--rounds`` builds a fresh database
-(``--db``).
+(``--db``). ``--interleave`` times the store's two statements, the plain ``INSERT`` it sends first
+and the ``INSERT … ON CONFLICT (id) DO NOTHING`` it falls back to, on alternate batches of the
+same backend (so a busy stretch of a shared machine weighs on both alike), each batch new ids.
 """
 
 from __future__ import annotations
@@ -30,11 +33,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import drop_database
 from fold import backend_cpu, incoming, metered_database
 
-from tollway.db import make_engine
+from tollway.db import make_engine, pooled_driver_connection
+from tollway.event import store as event_store
 from tollway.event.store import SqlEventStore
 
 
-def run(db: str, meters: int, stored: int, n: int, batch: int, sql: list[str]) -> tuple[float, float]:
+def interleave(store: SqlEventStore, pid: int, n: int, batch: int) -> dict[str, float]:
+    """Backend CPU per event of each statement, alternating batch by batch."""
+    statements = {
+        "plain INSERT": event_store._postgres_insert_sql(on_conflict=False),
+        "ON CONFLICT DO NOTHING": event_store._postgres_insert_sql(on_conflict=True),
+    }
+    cpu = dict.fromkeys(statements, 0.0)
+    count = dict.fromkeys(statements, 0)
+    timed = incoming(n, "timed")
+    names = list(statements)
+    for j, i in enumerate(range(0, n, batch)):
+        name = names[j % 2]
+        events = timed[i : i + batch]
+        params = {"batch": event_store._encode(events).decode(), "folded": store._folded}
+        with pooled_driver_connection(store.engine) as driver:
+            before = backend_cpu(pid)
+            event_store._insert(driver, statements[name], params)
+            cpu[name] += backend_cpu(pid) - before
+        count[name] += len(events)
+    return {name: cpu[name] / count[name] for name in names}
+
+
+def run(
+    db: str, meters: int, stored: int, n: int, batch: int, sql: list[str], interleaved: bool = False
+) -> tuple[float, float] | dict[str, float]:
     url = metered_database(db, meters)
     # One pooled connection: every batch is stored by the same backend.
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"), pool_size=1, max_overflow=0)
@@ -48,6 +76,8 @@ def run(db: str, meters: int, stored: int, n: int, batch: int, sql: list[str]) -
                 conn.execute(text(statement))
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
             conn.commit()
+        if interleaved:
+            return interleave(store, pid, n, batch)
         timed = incoming(n, "timed")
         cpu0, t0 = backend_cpu(pid), time.perf_counter()
         for i in range(0, n, batch):
@@ -67,10 +97,21 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--sql", action="append", default=[], help="a statement run before the timed part (repeatable)")
     ap.add_argument("--db", default="tw_bench_store", help="scratch database (dropped and created again)")
+    ap.add_argument(
+        "--interleave", action="store_true", help="time the plain INSERT and ON CONFLICT on alternate batches"
+    )
     args = ap.parse_args()
+    schema = "".join(f" [{q}]" for q in args.sql)
     for _ in range(args.rounds):
-        cpu, wall = run(args.db, args.meters, args.stored, args.events, args.batch, args.sql)
-        schema = "".join(f" [{q}]" for q in args.sql)
+        if args.interleave:
+            per_event = run(args.db, args.meters, args.stored, args.events, args.batch, args.sql, interleaved=True)
+            assert isinstance(per_event, dict)
+            shown = ", ".join(f"{name} {1e6 * cpu:.2f}" for name, cpu in per_event.items())
+            print(f"meters={args.meters} batch={args.batch}{schema}: backend CPU us/event, alternate batches: {shown}")
+            continue
+        result = run(args.db, args.meters, args.stored, args.events, args.batch, args.sql)
+        assert isinstance(result, tuple)
+        cpu, wall = result
         print(
             f"meters={args.meters} batch={args.batch}{schema}: stored {args.events:,} events after {args.stored:,}, "
             f"backend CPU {1e6 * cpu / args.events:.2f} us/event, wall {1e6 * wall / args.events:.2f} us/event",

@@ -50,7 +50,7 @@ class SqlEventStore:
 
     Duplicates are rare (a client's retry), and ``ON CONFLICT (id) DO NOTHING`` costs every row a
     speculative insertion: a probe of the unique index before the row goes in, and a second step
-    to confirm it (a tenth of the insert's CPU, BENCHMARKS.md). So a batch is first
+    to confirm it (about 14 % of the insert's CPU, BENCHMARKS.md). So a batch is first
     stored by a plain ``INSERT``; when the unique index refuses one of its ids (the transaction
     then stores nothing), the batch is stored again by the statement with ``ON CONFLICT (id) DO
     NOTHING``, which skips the ids stored already. After a refusal, this store sends
