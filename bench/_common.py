@@ -136,6 +136,14 @@ def cpu_by_role(server_pid: int) -> dict[str, float]:
     return roles
 
 
-def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+def cpu_share(before: dict[str, float], after: dict[str, float], wall: float, items: int | None = None) -> str:
+    """Each role's CPU between two snapshots, in cores; with ``items``, also in µs per item (on a
+    shared machine steadier than a rate: other tenants slow the work more than they make it cost)."""
     used = {k: after[k] - before[k] for k in before}
-    return ", ".join(f"{k} {v / wall:.2f} cores" for k, v in used.items())
+    shares = ", ".join(f"{k} {v / wall:.2f} cores" for k, v in used.items())
+    if not items:
+        return shares
+    roles = [k for k in used if k != "other"]
+    total = sum(used[k] for k in roles)
+    per_item = ", ".join(f"{k} {1e6 * used[k] / items:.1f}" for k in roles)
+    return f"{shares}\n    CPU per event (µs): {per_item}; together {1e6 * total / items:.1f}"

@@ -270,7 +270,7 @@ def main() -> None:
                         cpu_before = cpu_by_role(server.proc.pid)
                         batch = int(mode.split("-")[1])
                         secs, stored = bench_http(server.url, key, events, batch, args.concurrency, args.client)
-                        cpu[mode] = cpu_share(cpu_before, cpu_by_role(server.proc.pid), secs)
+                        cpu[mode] = cpu_share(cpu_before, cpu_by_role(server.proc.pid), secs, stored)
                         # replay the first tenth: all duplicates, nothing stored twice
                         _, again = bench_http(server.url, key, events[: len(events) // 10], 1000, 1, args.client)
                         assert again == 0, again
