@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,12 +39,19 @@ from tollway.event import store as event_store
 from tollway.event.store import SqlEventStore
 
 
-def interleave(store: SqlEventStore, pid: int, n: int, batch: int) -> dict[str, float]:
-    """Backend CPU per event of each statement, alternating batch by batch."""
-    statements = {
-        "plain INSERT": event_store._postgres_insert_sql(on_conflict=False),
-        "ON CONFLICT DO NOTHING": event_store._postgres_insert_sql(on_conflict=True),
-    }
+def timed_store(store: SqlEventStore, pid: int, n: int, batch: int) -> str:
+    """The store's own path: backend CPU and wall time per event."""
+    timed = incoming(n, "timed")
+    cpu0, t0 = backend_cpu(pid), time.perf_counter()
+    for i in range(0, n, batch):
+        store.store(timed[i : i + batch], datetime.now(UTC))
+    cpu, wall = backend_cpu(pid) - cpu0, time.perf_counter() - t0
+    return f"backend CPU {1e6 * cpu / n:.2f} us/event, wall {1e6 * wall / n:.2f} us/event"
+
+
+def interleave(store: SqlEventStore, pid: int, n: int, batch: int) -> str:
+    """Backend CPU per event of each of the store's two statements, alternating batch by batch."""
+    statements = {"plain INSERT": store._insert_sql, "ON CONFLICT DO NOTHING": store._insert_skipping_sql}
     cpu = dict.fromkeys(statements, 0.0)
     count = dict.fromkeys(statements, 0)
     timed = incoming(n, "timed")
@@ -51,18 +59,20 @@ def interleave(store: SqlEventStore, pid: int, n: int, batch: int) -> dict[str, 
     for j, i in enumerate(range(0, n, batch)):
         name = names[j % 2]
         events = timed[i : i + batch]
-        params = {"batch": event_store._encode(events).decode(), "folded": store._folded}
+        params = store._params(events)
         with pooled_driver_connection(store.engine) as driver:
             before = backend_cpu(pid)
             event_store._insert(driver, statements[name], params)
             cpu[name] += backend_cpu(pid) - before
         count[name] += len(events)
-    return {name: cpu[name] / count[name] for name in names}
+    shown = ", ".join(f"{name} {1e6 * cpu[name] / count[name]:.2f}" for name in names)
+    return f"backend CPU us/event, alternate batches: {shown}"
 
 
-def run(
-    db: str, meters: int, stored: int, n: int, batch: int, sql: list[str], interleaved: bool = False
-) -> tuple[float, float] | dict[str, float]:
+Measure = Callable[[SqlEventStore, int, int, int], str]
+
+
+def run(db: str, meters: int, stored: int, n: int, batch: int, sql: list[str], measure: Measure) -> str:
     url = metered_database(db, meters)
     # One pooled connection: every batch is stored by the same backend.
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://"), pool_size=1, max_overflow=0)
@@ -76,13 +86,7 @@ def run(
                 conn.execute(text(statement))
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
             conn.commit()
-        if interleaved:
-            return interleave(store, pid, n, batch)
-        timed = incoming(n, "timed")
-        cpu0, t0 = backend_cpu(pid), time.perf_counter()
-        for i in range(0, n, batch):
-            store.store(timed[i : i + batch], datetime.now(UTC))
-        return backend_cpu(pid) - cpu0, time.perf_counter() - t0
+        return measure(store, pid, n, batch)
     finally:
         engine.dispose()
         drop_database(db)
@@ -102,22 +106,13 @@ def main() -> None:
     )
     args = ap.parse_args()
     schema = "".join(f" [{q}]" for q in args.sql)
+    measure = interleave if args.interleave else timed_store
     for _ in range(args.rounds):
-        if args.interleave:
-            per_event = run(args.db, args.meters, args.stored, args.events, args.batch, args.sql, interleaved=True)
-            assert isinstance(per_event, dict)
-            shown = ", ".join(f"{name} {1e6 * cpu:.2f}" for name, cpu in per_event.items())
-            print(f"meters={args.meters} batch={args.batch}{schema}: backend CPU us/event, alternate batches: {shown}")
-            continue
-        result = run(args.db, args.meters, args.stored, args.events, args.batch, args.sql)
-        assert isinstance(result, tuple)
-        cpu, wall = result
+        shown = run(args.db, args.meters, args.stored, args.events, args.batch, args.sql, measure)
         print(
-            f"meters={args.meters} batch={args.batch}{schema}: stored {args.events:,} events after {args.stored:,}, "
-            f"backend CPU {1e6 * cpu / args.events:.2f} us/event, wall {1e6 * wall / args.events:.2f} us/event",
+            f"meters={args.meters} batch={args.batch}{schema}: {args.events:,} events after {args.stored:,}, {shown}",
             flush=True,
         )
-
 
 if __name__ == "__main__":
     main()

@@ -83,7 +83,7 @@ class SqlEventStore:
         # The batch travels as one JSON document that PostgreSQL unpacks itself: msgspec encodes
         # the events as they are (``IncomingEvent``'s keys are the document's), no per-row work
         # is left in Python.
-        params = {"batch": _encode(events).decode(), "folded": self._folded}
+        params = self._params(events)
         # The driver's connection straight from the pool, in autocommit: the transaction is the
         # pipeline's own BEGIN … COMMIT.
         with pooled_driver_connection(self.engine) as driver:
@@ -94,6 +94,10 @@ class SqlEventStore:
                 except psycopg.errors.UniqueViolation:  # an id is stored already: nothing of the batch is
                     self._skip_until = monotonic() + CONFLICT_HOLD_SECONDS
             return _insert(driver, self._insert_skipping_sql, params)
+
+    def _params(self, events: Sequence[IncomingEvent]) -> dict[str, str]:
+        """The insert statements' parameters for ``events``."""
+        return {"batch": _encode(events).decode(), "folded": self._folded}
 
     def _store_sqlite(
         self, conn: Connection, events: Sequence[IncomingEvent], ingested_at: datetime, meters: list[MeterDefinition]
