@@ -14,12 +14,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, exc, make_url, text
+from sqlalchemy import JSON, DateTime, MetaData, String, Text, create_engine, event, exc, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tollway.kit.money import EXACT
 
@@ -68,6 +68,24 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+
+BYTE_ORDER = "C"
+"""PostgreSQL's collation of identifier columns (``identifier``): compared and sorted by their
+bytes, as SQLite's BINARY does. For UTF-8 text, byte order is code point order."""
+
+
+def identifier(length: int | None = 200) -> TypeEngine[str]:
+    """The column type of an identifier the usage path compares, sorts and indexes on every event
+    (event ids, customers, event types, meter keys, group keys): text of at most ``length``
+    characters (None: unbounded), in byte order on every backend.
+
+    A database's default collation is a language's (``en_US.UTF-8``) as often as not, and its
+    comparisons cost the B-tree insertions of every stored event several times a byte
+    comparison's (BENCHMARKS.md); an identifier has no linguistic order to keep, and byte order
+    gives the same order as SQLite and as Python's ``str``. Equality is the same in both."""
+    plain: TypeEngine[str] = String(length) if length is not None else Text()
+    ordered = String(length, collation=BYTE_ORDER) if length is not None else Text(collation=BYTE_ORDER)
+    return plain.with_variant(ordered, "postgresql")
 
 
 def normalize_url(url: str) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from tollway.db import get_or_404, is_postgres
+from tollway.db import get_or_404
 from tollway.errors import NotFound, ValidationFailed
 from tollway.event.schemas import EventOut, StoredEvent
 from tollway.kit.pagination import decode_keyset, keyset
@@ -103,19 +103,17 @@ def _after(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed.field("after", "not a cursor issued by this API") from exc
 
 
-def _page_query(
-    session: Session, where: list[ColumnElement[bool]], after: tuple[datetime, str] | None, limit: int
-) -> Select[Event]:
-    """Newest first: timestamp descending, then id descending (byte order on every backend, so a
-    cursor means the same thing on SQLite and PostgreSQL and when pages are merged in Python)."""
-    event_id = Event.id.collate("C") if is_postgres(session) else Event.id
+def _page_query(where: list[ColumnElement[bool]], after: tuple[datetime, str] | None, limit: int) -> Select[Event]:
+    """Newest first: timestamp descending, then id descending (byte order on every backend, an
+    ``identifier`` column: a cursor means the same thing on SQLite and PostgreSQL and when pages
+    are merged in Python)."""
     conditions = list(where)
     if after is not None:
         moment, last_id = after
         # The first term alone bounds the index range; the second breaks ties on the timestamp.
         conditions.append(Event.timestamp <= moment)
-        conditions.append(or_(Event.timestamp < moment, event_id < last_id))
-    return select(Event).where(*conditions).order_by(Event.timestamp.desc(), event_id.desc()).limit(limit)
+        conditions.append(or_(Event.timestamp < moment, Event.id < last_id))
+    return select(Event).where(*conditions).order_by(Event.timestamp.desc(), Event.id.desc()).limit(limit)
 
 
 def event_types_of(session: Session, customer: str) -> list[str]:
@@ -154,7 +152,7 @@ def list_events(session: Session, filters: EventFilter, *, limit: int, after: st
         where.append(Event.type == filters.type)
 
     def fetch(conditions: list[ColumnElement[bool]]) -> list[Event]:
-        return list(session.scalars(_page_query(session, conditions, cursor, limit)))
+        return list(session.scalars(_page_query(conditions, cursor, limit)))
 
     if filters.customer is None or filters.type is not None:
         events = fetch(where)

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, Integer, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, UTCDateTime
+from tollway.db import Base, UTCDateTime, identifier
 
 
 class DistinctPeriod(Base):
@@ -16,8 +16,8 @@ class DistinctPeriod(Base):
     __tablename__ = "distinct_periods"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    meter_key: Mapped[str] = mapped_column(String(200))
-    customer: Mapped[str] = mapped_column(String(200))
+    meter_key: Mapped[str] = mapped_column(identifier())
+    customer: Mapped[str] = mapped_column(identifier())
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
     # The number of values in the set, kept by every step that adds or removes one.

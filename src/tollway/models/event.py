@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String, text
+from sqlalchemy import BigInteger, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, JSONDoc, UTCDateTime
+from tollway.db import Base, JSONDoc, UTCDateTime, identifier
 
 
 class Event(Base):
@@ -19,9 +19,9 @@ class Event(Base):
 
     __tablename__ = "events"
 
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    customer: Mapped[str] = mapped_column(String(200))
-    type: Mapped[str] = mapped_column(String(200))
+    id: Mapped[str] = mapped_column(identifier(), primary_key=True)
+    customer: Mapped[str] = mapped_column(identifier())
+    type: Mapped[str] = mapped_column(identifier())
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONDoc)

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, UTCDateTime
+from tollway.db import Base, UTCDateTime, identifier
 
 
 class LimitCounter(Base):
@@ -16,8 +16,8 @@ class LimitCounter(Base):
 
     __tablename__ = "limit_counters"
 
-    customer: Mapped[str] = mapped_column(String(200), primary_key=True)
-    meter_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer: Mapped[str] = mapped_column(identifier(), primary_key=True)
+    meter_key: Mapped[str] = mapped_column(identifier(), primary_key=True)
     window_kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Numeric, String, Text
+from sqlalchemy import BigInteger, Numeric, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, UTCDateTime
+from tollway.db import Base, UTCDateTime, identifier
 
 
 class MeterRollup(Base):
@@ -20,14 +20,14 @@ class MeterRollup(Base):
 
     __tablename__ = "meter_rollups"
 
-    meter_key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    customer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    meter_key: Mapped[str] = mapped_column(identifier(), primary_key=True)
+    customer: Mapped[str] = mapped_column(identifier(), primary_key=True)
     bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    group_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    group_key: Mapped[str] = mapped_column(identifier(None), primary_key=True)
     event_count: Mapped[int] = mapped_column(BigInteger)
     value_sum: Mapped[Decimal | None] = mapped_column(Numeric().with_variant(Text(), "sqlite"))
     value_min: Mapped[Decimal | None] = mapped_column(Numeric())
     value_max: Mapped[Decimal | None] = mapped_column(Numeric())
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    latest_id: Mapped[str | None] = mapped_column(String(200))
+    latest_id: Mapped[str | None] = mapped_column(identifier())
     latest_value: Mapped[Decimal | None] = mapped_column(Numeric())

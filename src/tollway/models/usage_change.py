@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base
+from tollway.db import Base, identifier
 
 
 class UsageChange(Base):
@@ -13,4 +12,4 @@ class UsageChange(Base):
 
     __tablename__ = "usage_changes"
 
-    customer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer: Mapped[str] = mapped_column(identifier(), primary_key=True)
