@@ -168,28 +168,37 @@ class Worker:
         return forecast.refresh(self.factory, now=utcnow())
 
     def notify_step(self) -> int:
-        """Alerts, then the outbox, then webhooks, in rounds of ``ALERT_BATCH`` customers, so the
-        first alerts of a burst go out while later customers are still being evaluated. Returns
-        the thresholds fired."""
+        """Alerts, then the outbox, then webhooks, in rounds of ``ALERT_BATCH`` customers: the
+        alerts a round fires go out before the next round, so the first alerts of a burst are
+        sent while later customers are still being evaluated. A round that fires nothing sends
+        nothing; the outbox and webhooks are drained once after the last round in any case (a
+        fold notes every customer with new usage, most of them crossing nothing). Returns the
+        thresholds fired."""
         fired = 0
         while not self.stopping:
-            evaluated = 0
+            evaluated = n = 0
             try:
                 evaluated, n = evaluate_changed(self.factory, limit=ALERT_BATCH)
                 fired += n
             except Exception:
                 log.exception("alert evaluation failed; retrying")
-            try:
-                self.outbox_step()
-            except Exception:
-                log.exception("outbox drain failed; retrying")
-            try:
-                self.webhooks_step()
-            except Exception:
-                log.exception("webhook deliveries failed; retrying")
-            if evaluated < ALERT_BATCH:
+            last = evaluated < ALERT_BATCH
+            if n or last:
+                self._drain()
+            if last:
                 break
         return fired
+
+    def _drain(self) -> None:
+        """The outbox, then the webhook deliveries due."""
+        try:
+            self.outbox_step()
+        except Exception:
+            log.exception("outbox drain failed; retrying")
+        try:
+            self.webhooks_step()
+        except Exception:
+            log.exception("webhook deliveries failed; retrying")
 
     def outbox_step(self) -> int:
         total = 0

@@ -139,3 +139,23 @@ def test_only_customers_with_new_usage_are_evaluated(api: TestClient, session_fa
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(UsageChange)) == 0
     assert [f["threshold"] for f in _triggered(session_factory)] == ["50"]
+
+
+def test_with_nothing_to_evaluate_against_every_note_is_cleared_at_once(api: TestClient, session_factory):  # type: ignore[no-untyped-def]
+    with session_factory() as session:
+        session.add_all([UsageChange(customer=f"c{i}") for i in range(5)])
+        session.commit()
+    assert evaluate_changed(session_factory, now=now_in_period(), limit=2) == (5, 0)  # no alert, no plan
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(UsageChange)) == 0
+    assert evaluate_changed(session_factory, now=now_in_period(), limit=2) == (0, 0)
+
+
+def test_with_rules_the_notes_are_taken_a_batch_at_a_time(api: TestClient, session_factory):  # type: ignore[no-untyped-def]
+    setup_plan(api, notification_target=10)
+    with session_factory() as session:
+        session.add_all([UsageChange(customer=f"c{i}") for i in range(5)])
+        session.commit()
+    assert evaluate_changed(session_factory, now=now_in_period(), limit=2) == (2, 0)
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(UsageChange)) == 3

@@ -350,15 +350,17 @@ def _fire(session: Session, firings: list[_Firing], *, now: datetime) -> list[di
     return fired
 
 
-def _claim(factory: sessionmaker[Session], limit: int) -> list[str]:
-    """Take up to ``limit`` noted customers off ``usage_changes``, in a transaction of its own
+def _claim(factory: sessionmaker[Session], limit: int | None) -> list[str]:
+    """Take up to ``limit`` (None: all) noted customers off ``usage_changes``, in a transaction of its own
     committed at once (``SKIP LOCKED`` on PostgreSQL, so concurrent workers take disjoint
     batches). A rollup noting one of them again while the batch is evaluated adds a new row
     without waiting, and that customer is evaluated again at the next step (a claim that only
     locked the rows until the evaluation committed lost such a note, or made the rollup wait for
     the evaluation). The evaluation notes again whatever it could not evaluate."""
     with factory() as session:
-        pick = select(UsageChange.customer).order_by(UsageChange.customer).limit(limit)
+        pick = select(UsageChange.customer).order_by(UsageChange.customer)
+        if limit is not None:
+            pick = pick.limit(limit)
         if is_postgres(session):
             pick = pick.with_for_update(skip_locked=True)
         taken = (
@@ -390,16 +392,28 @@ def _fire_batch(session: Session, known: _Prefetched, customers: list[str], now:
         return 0, alone | set(batch)
 
 
+def _has_rules(session: Session) -> bool:
+    """Whether any alert or any plan notification exists: something to evaluate usage against."""
+    if session.scalar(select(Alert.id).limit(1)) is not None:
+        return True
+    return any(n for n in session.scalars(select(Plan.notifications)))
+
+
 def evaluate_changed(
     factory: sessionmaker[Session], *, now: datetime | None = None, limit: int = 500
 ) -> tuple[int, int]:
     """Evaluate the customers whose usage changed since their last evaluation (up to ``limit``),
     and clear them. A customer whose evaluation fails is noted again and tried again next time
-    (all of them when the batch fails as a whole). Returns (customers evaluated, thresholds
-    fired)."""
+    (all of them when the batch fails as a whole). With no alert and no plan notification to
+    evaluate against, every noted customer is cleared at once. Returns (customers evaluated,
+    thresholds fired)."""
     customers = _claim(factory, limit)
     if not customers:
         return 0, 0
+    with factory() as session:
+        rules = _has_rules(session)
+    if not rules:  # nothing to evaluate: the other notes go too
+        return len(customers) + len(_claim(factory, None)), 0
     try:
         return _evaluate_batch(factory, customers, now or utcnow())
     except Exception:
@@ -412,15 +426,10 @@ def evaluate_changed(
 def _evaluate_batch(factory: sessionmaker[Session], customers: list[str], moment: datetime) -> tuple[int, int]:
     fired = 0
     with factory() as session:
-        has_rules = session.scalar(select(Alert.id).limit(1)) is not None or any(
-            n for n in session.scalars(select(Plan.notifications))
-        )
         done: list[str] = []
         failed: list[str] = []
-        prefetched = _Prefetched.load(session, customers, moment) if has_rules else None
-        alone: set[str] = set()
-        if prefetched is not None:
-            fired, alone = _fire_batch(session, prefetched, customers, moment)
+        prefetched = _Prefetched.load(session, customers, moment)
+        fired, alone = _fire_batch(session, prefetched, customers, moment)
         for customer in customers:
             if customer in alone:  # read or fire customer by customer, each failure kept to its customer
                 try:
