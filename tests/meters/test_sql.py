@@ -17,9 +17,9 @@ from tollway.meter.aggregations import REGISTRY, Partial
 from tollway.meter.definition import MeterDefinition
 from tollway.meter.sql import base_conditions, dialect_for, filter_sql, value_expr
 
-PG_REGION = "(e.properties #>> '{\"region\"}')"
-PG_REGION_TYPE = "jsonb_typeof(e.properties #> '{\"region\"}')"
-PG_N = "(CASE WHEN jsonb_typeof(e.properties #> '{\"n\"}') = 'number' THEN (e.properties #>> '{\"n\"}')::numeric END)"
+PG_REGION = "(e.properties ->> 'region')"
+PG_REGION_TYPE = "jsonb_typeof(e.properties -> 'region')"
+PG_N = "(CASE WHEN jsonb_typeof(e.properties -> 'n') = 'number' THEN CAST((e.properties -> 'n') AS numeric) END)"
 SQ_REGION_TYPE = """json_type(e.properties, '$."region"')"""
 SQ_REGION = (
     f"(CASE {SQ_REGION_TYPE} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL "
@@ -80,8 +80,8 @@ FILTERS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
         "postgresql",
         {"property": "region", "op": "in", "value": ["eu", 7]},
         f"(({PG_REGION} = ANY(CAST(:p1 AS text[])) AND {PG_REGION_TYPE} = 'string') OR "
-        "((CASE WHEN jsonb_typeof(e.properties #> '{\"region\"}') = 'number' "
-        "THEN (e.properties #>> '{\"region\"}')::numeric END) = ANY(CAST(:p2 AS numeric[]))))",
+        "((CASE WHEN jsonb_typeof(e.properties -> 'region') = 'number' "
+        "THEN CAST((e.properties -> 'region') AS numeric) END) = ANY(CAST(:p2 AS numeric[]))))",
         {"p1": ["eu"], "p2": [Decimal(7)]},
     ),
     (

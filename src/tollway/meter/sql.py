@@ -143,19 +143,27 @@ class Postgres(Dialect):
     name = "postgresql"
 
     @staticmethod
-    def _lit(path: str) -> str:
+    def _get(path: str, *, as_text: bool = False) -> str:
+        """The property at ``path``: ``->`` (``->>`` as text) with the key of a one-segment path,
+        ``#>`` (``#>>``) with a text[] path otherwise (its literal is taken apart again for every
+        row: a key is not)."""
+        parts = check_path(path).split(".")  # letters, digits, '_' and '-': nothing to escape
+        if len(parts) == 1:
+            return f"(e.properties {'->>' if as_text else '->'} '{parts[0]}')"
         # Each element quoted: an unquoted NULL (any case) in an array literal is SQL NULL, and
         # a path holding NULL finds nothing (a property named "null" summed to 0).
-        return "'{" + ",".join(f'"{p}"' for p in check_path(path).split(".")) + "}'"
+        array = "'{" + ",".join(f'"{p}"' for p in parts) + "}'"
+        return f"(e.properties {'#>>' if as_text else '#>'} {array})"
 
     def typeof(self, path: str) -> str:
-        return f"jsonb_typeof(e.properties #> {self._lit(path)})"
+        return f"jsonb_typeof{self._get(path)}"
 
     def text_value(self, path: str) -> str:
-        return f"(e.properties #>> {self._lit(path)})"
+        return self._get(path, as_text=True)
 
     def number(self, path: str) -> str:
-        return f"(CASE WHEN {self.typeof(path)} = 'number' THEN (e.properties #>> {self._lit(path)})::numeric END)"
+        # jsonb keeps a number as a numeric: cast, not printed and parsed again.
+        return f"(CASE WHEN {self.typeof(path)} = 'number' THEN CAST({self._get(path)} AS numeric) END)"
 
     def is_string(self, path: str) -> str:
         return f"{self.typeof(path)} = 'string'"
