@@ -79,7 +79,7 @@ def identifier(length: int | None = 200) -> TypeEngine[str]:
     (event ids, customers, event types, meter keys, group keys): text of at most ``length``
     characters (None: unbounded), in byte order on every backend.
 
-    A database's default collation is a language's (``en_US.UTF-8``) as often as not, and its
+    A database's default collation is often a language's (``en_US.UTF-8``), and its
     comparisons cost the B-tree insertions of every stored event several times a byte
     comparison's (BENCHMARKS.md); an identifier has no linguistic order to keep, and byte order
     gives the same order as SQLite and as Python's ``str``. Equality is the same in both."""

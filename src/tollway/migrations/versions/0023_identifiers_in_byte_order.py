@@ -5,8 +5,8 @@ Event ids, customers, event types, meter keys and group keys are compared on eve
 (the B-tree insertions of the events' indexes, the fold's upserts); under a language's collation
 each comparison costs several times a byte comparison. Equality is unchanged; order becomes byte
 order, as on SQLite. PostgreSQL changes a column's collation without rewriting the table but
-rebuilds the indexes on it, holding the table locked meanwhile (``docs/operations.md``). SQLite:
-nothing to do (BINARY already).
+rebuilds the indexes on it, holding the table locked meanwhile (docs/scaling.md, Migrations:
+about 2 s per 1,000,000 events). SQLite: nothing to do (BINARY already).
 
 Revision ID: 0023
 Revises: 0022
