@@ -410,22 +410,24 @@ def evaluate_changed(
     customers = _claim(factory, limit)
     if not customers:
         return 0, 0
-    with factory() as session:
-        rules = _has_rules(session)
-    if not rules:  # nothing to evaluate: the other notes go too
-        return len(customers) + len(_claim(factory, None)), 0
     try:
-        return _evaluate_batch(factory, customers, now or utcnow())
+        result = _evaluate_batch(factory, customers, now or utcnow())
     except Exception:
         with factory() as session:
             _note_again(session, customers)
             session.commit()
         raise
+    if result is None:  # nothing to evaluate against: the other notes go too
+        return len(customers) + len(_claim(factory, None)), 0
+    return result
 
 
-def _evaluate_batch(factory: sessionmaker[Session], customers: list[str], moment: datetime) -> tuple[int, int]:
+def _evaluate_batch(factory: sessionmaker[Session], customers: list[str], moment: datetime) -> tuple[int, int] | None:
+    """(customers evaluated, thresholds fired); None when no alert and no plan notification exists."""
     fired = 0
     with factory() as session:
+        if not _has_rules(session):
+            return None
         done: list[str] = []
         failed: list[str] = []
         prefetched = _Prefetched.load(session, customers, moment)
