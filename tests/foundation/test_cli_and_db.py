@@ -3,16 +3,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-import psycopg
 import pytest
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import scratch_pg_database
 from tollway.auth.keys import hash_key
 from tollway.db import make_engine, make_sessionmaker, session_scope
 from tollway.migrations.runner import alembic_config
@@ -74,14 +72,8 @@ def empty_db_url(backend: str, tmp_path):  # type: ignore[no-untyped-def]
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    name = f"tw_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg_database("tw_empty") as url:
+        yield url
 
 
 def test_processes_starting_together_migrate_once(empty_db_url):

@@ -4,18 +4,15 @@ and what it changes in a database whose default collation is a language's."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import scratch_pg_database
 from tollway.db import BYTE_ORDER, Base, make_engine, make_sessionmaker
 from tollway.event.ingest import IncomingEvent
 from tollway.event.service import EventFilter, list_events
@@ -66,16 +63,10 @@ def language_db_url(backend: str) -> Iterator[str]:
     created with a language's locale has."""
     if backend == "sqlite":
         pytest.skip("PostgreSQL only: SQLite compares text by its bytes (BINARY) already")
-    name = f"tw_lang_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
-        )
-    try:
-        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg_database(
+        "tw_lang", "TEMPLATE template0 LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+    ) as url:
+        yield url
 
 
 def _stored_order(engine) -> list[str]:  # type: ignore[no-untyped-def]
