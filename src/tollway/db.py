@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import JSON, DateTime, MetaData, String, Text, create_engine, event, exc, make_url, text
+from sqlalchemy import JSON, DateTime, MetaData, Numeric, String, Text, create_engine, event, exc, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -66,6 +66,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+class ExactDecimal(TypeDecorator[Decimal]):
+    """An exact decimal of any size and scale: ``numeric`` (no precision or scale) on PostgreSQL,
+    decimal text on SQLite, where a NUMERIC column keeps a float (an integer past 2**63 rounded,
+    17 digits at most). For quantities and meter values, which must come back as they went in:
+    a quantity read back rounded differs from the one recomputed, and a correction follows.
+    Money amounts are integers of minor units (``BigInteger``) and need no such type."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(Text() if dialect.name == "sqlite" else Numeric())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return str(value if isinstance(value, Decimal) else Decimal(str(value)))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(value) if isinstance(value, int) else Decimal(str(value))
+
+
 # JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
 
@@ -104,17 +128,64 @@ class _DecimalSum:
         self.seen = False
 
     def step(self, value: Any) -> None:
-        if value is None or isinstance(value, bytes):
-            return
-        try:
-            d = Decimal(str(value)) if not isinstance(value, int) else Decimal(value)
-        except InvalidOperation:
+        d = _decimal_or_none(value)
+        if d is None:
             return
         self.total = EXACT.add(self.total, d)  # never rounded: a sum of hourly sums equals the sum of all
         self.seen = True
 
     def finalize(self) -> str | None:
         return str(self.total) if self.seen else None
+
+
+class _DecimalExtreme:
+    """SQLite aggregate: the least (``sign`` -1) or greatest (+1) of numeric values, compared as
+    decimals and returned as decimal text (SQLite's MIN and MAX would compare the exact decimal
+    text of a number as text, or its float)."""
+
+    sign = 1
+
+    def __init__(self) -> None:
+        self.best: Decimal | None = None
+
+    def step(self, value: Any) -> None:
+        d = _decimal_or_none(value)
+        if d is not None and (self.best is None or (d > self.best if self.sign > 0 else d < self.best)):
+            self.best = d
+
+    def finalize(self) -> str | None:
+        return None if self.best is None else str(self.best)
+
+
+class _DecimalMin(_DecimalExtreme):
+    sign = -1
+
+
+class _DecimalMax(_DecimalExtreme):
+    sign = 1
+
+
+def _decimal_or_none(value: Any) -> Decimal | None:
+    """A SQLite value as a decimal: integers and decimal text exactly, a float by its shortest
+    repr (the digits it was parsed from); None for NULL, blobs and non-numbers."""
+    if value is None or isinstance(value, bytes):
+        return None
+    try:
+        return Decimal(value) if isinstance(value, int) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _decimal_least(a: Any, b: Any) -> str | None:
+    """SQLite scalar: the lesser of two decimals, NULL ignored (PostgreSQL's LEAST)."""
+    values = [d for d in (_decimal_or_none(a), _decimal_or_none(b)) if d is not None]
+    return str(min(values)) if values else None
+
+
+def _decimal_greatest(a: Any, b: Any) -> str | None:
+    """SQLite scalar: the greater of two decimals, NULL ignored (PostgreSQL's GREATEST)."""
+    values = [d for d in (_decimal_or_none(a), _decimal_or_none(b)) if d is not None]
+    return str(max(values)) if values else None
 
 
 def _decimal_add(a: Any, b: Any) -> str | None:
@@ -126,6 +197,13 @@ def _decimal_add(a: Any, b: Any) -> str | None:
     return str(EXACT.add(Decimal(str(a)), Decimal(str(b))))
 
 
+def _decimal_text(value: Any) -> str | None:
+    """SQLite scalar: a number as exact decimal text (a float by its shortest repr, which SQLite's
+    own CAST to TEXT cuts to 15 digits); NULL and non-numbers stay NULL."""
+    d = _decimal_or_none(value)
+    return None if d is None else str(d)
+
+
 def _sha256(value: Any) -> bytes | None:
     """SQLite scalar: the SHA-256 digest of a text value (PostgreSQL's sha256 of its UTF-8 bytes)."""
     return None if value is None else hashlib.sha256(str(value).encode()).digest()
@@ -133,7 +211,12 @@ def _sha256(value: Any) -> bytes | None:
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _: Any) -> None:
     dbapi_conn.create_aggregate("tw_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+    dbapi_conn.create_aggregate("tw_decimal_min", 1, _DecimalMin)  # type: ignore[arg-type]
+    dbapi_conn.create_aggregate("tw_decimal_max", 1, _DecimalMax)  # type: ignore[arg-type]
     dbapi_conn.create_function("tw_decimal_add", 2, _decimal_add, deterministic=True)
+    dbapi_conn.create_function("tw_decimal_least", 2, _decimal_least, deterministic=True)
+    dbapi_conn.create_function("tw_decimal_greatest", 2, _decimal_greatest, deterministic=True)
+    dbapi_conn.create_function("tw_decimal_text", 1, _decimal_text, deterministic=True)
     dbapi_conn.create_function("tw_sha256", 1, _sha256, deterministic=True)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")

@@ -3,6 +3,7 @@ is, computed event by event from the events themselves (docs/metering.md's seman
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tollway.event.ingest import IncomingEvent
+from tollway.kit.money import EXACT
 from tollway.meter.definition import MeterDefinition
 
 EMPTY: dict[str, Decimal | None] = {
@@ -119,7 +121,7 @@ def aggregate(meter: MeterDefinition, events: Sequence[IncomingEvent]) -> Decima
     if not numbers:
         return EMPTY[agg]
     if agg == "sum":
-        return sum(numbers, Decimal(0))
+        return functools.reduce(EXACT.add, numbers, Decimal(0))  # the default context rounds to 28 digits
     if agg == "min":
         return min(numbers)
     if agg == "max":

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -168,3 +169,46 @@ def test_values_are_exact_decimals(event_backend: Harness) -> None:
     assert h.backend.period_totals([meter], start=BASE, end=BASE + SPAN, customer="c", as_of=h.backend.clock()) == {
         "exact": want
     }
+
+
+# Integers past the 64-bit signed range (orjson keeps them up to 2**64 - 1), the longest
+# fraction a float keeps, tiny and negative values: every aggregation exact on every backend.
+EDGE_NUMBERS: list[int | float] = [
+    18446744073709551615,
+    9223372036854775808,
+    -9223372036854775808,
+    0.12345678901234568,
+    1e-07,
+    -1234567.8901234567,
+    9223372036854775807,
+]
+
+
+@pytest.mark.parametrize("agg", sorted(ref.NUMBER))
+def test_large_and_long_numbers_are_exact(event_backend: Harness, agg: str) -> None:
+    h = event_backend
+    meter = MeterDefinition(key=f"edge_{agg}", event_type="edge", aggregation=agg, value_property="n")
+    h.register(meter)
+    events = [
+        IncomingEvent(f"v{i}", "c", "edge", BASE + timedelta(hours=i, minutes=7), {"n": v})
+        for i, v in enumerate(EDGE_NUMBERS)
+    ]
+    h.store(events, datetime.now(UTC))
+    stored = [ref.Stored(e, BASE) for e in events]
+    end = BASE + SPAN
+    for k in range(1, len(events) + 1):  # every prefix: each value as the extreme, the latest, the sum
+        upto = BASE + timedelta(hours=k)
+        want = ref.aggregate(meter, ref.counted(meter, stored, start=BASE, end=upto, customer="c"))
+        assert h.backend.totals(meter, [("c", BASE, upto)]) == [want], (agg, k)
+        [value] = h.backend.usage(meter, start=BASE, end=upto, customer="c")
+        assert value.value == want, (agg, k)
+    want_hours = {BASE + timedelta(hours=i): Decimal(str(v)) for i, v in enumerate(EDGE_NUMBERS)}
+    for u in h.backend.usage(meter, start=BASE, end=end, customer="c", window="hour"):
+        assert u.value == want_hours.get(u.start, ref.EMPTY[agg]), (agg, u.start)
+    if REGISTRY[agg].scalar:
+        want = ref.aggregate(meter, ref.counted(meter, stored, start=BASE, end=end, customer="c"))
+        assert h.backend.period_totals([meter], start=BASE, end=end, customer="c", as_of=h.backend.clock()) == {
+            meter.key: want
+        }
+    values = h.backend.event_values(meter, start=BASE, end=end, customer="c", as_of=h.backend.clock())
+    assert values == [Decimal(str(v)) for v in EDGE_NUMBERS]

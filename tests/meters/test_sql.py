@@ -29,6 +29,11 @@ SQ_N = (
     """(CASE WHEN json_type(e.properties, '$."n"') IN ('integer', 'real') """
     """THEN json_extract(e.properties, '$."n"') END)"""
 )
+# What the aggregates read: the number's own JSON text (json_extract makes 2**64 - 1 a float).
+SQ_N_VALUE = (
+    """(CASE WHEN json_type(e.properties, '$."n"') IN ('integer', 'real') """
+    """THEN (e.properties -> '$."n"') END)"""
+)
 
 FILTERS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     (
@@ -143,9 +148,23 @@ AGGREGATIONS: list[tuple[str, str, str, str, tuple[str, str, str], str]] = [
         "tw_decimal_sum(u.vs)",
     ),
     ("postgresql", "max", "MAX(v)", "MAX((CASE WHEN c THEN v END))", ("NULL", "NULL", "MAX(v)"), "MAX(u.vmax)"),
-    ("sqlite", "max", "MAX(v)", "MAX((CASE WHEN c THEN v END))", ("NULL", "NULL", "MAX(v)"), "MAX(u.vmax)"),
+    (
+        "sqlite",
+        "max",
+        "tw_decimal_max(v)",
+        "tw_decimal_max((CASE WHEN c THEN v END))",
+        ("NULL", "NULL", "tw_decimal_max(v)"),
+        "tw_decimal_max(u.vmax)",
+    ),
     ("postgresql", "min", "MIN(v)", "MIN((CASE WHEN c THEN v END))", ("NULL", "MIN(v)", "NULL"), "MIN(u.vmin)"),
-    ("sqlite", "min", "MIN(v)", "MIN((CASE WHEN c THEN v END))", ("NULL", "MIN(v)", "NULL"), "MIN(u.vmin)"),
+    (
+        "sqlite",
+        "min",
+        "tw_decimal_min(v)",
+        "tw_decimal_min((CASE WHEN c THEN v END))",
+        ("NULL", "tw_decimal_min(v)", "NULL"),
+        "tw_decimal_min(u.vmin)",
+    ),
 ]
 
 
@@ -250,7 +269,7 @@ def test_what_each_aggregation_answers() -> None:
     ("dialect", "aggregation", "value"),
     [
         ("postgresql", "sum", PG_N),
-        ("sqlite", "max", SQ_N),
+        ("sqlite", "max", SQ_N_VALUE),
         ("postgresql", "count", "NULL"),
         ("sqlite", "unique_count", SQ_REGION.replace("region", "n")),
     ],

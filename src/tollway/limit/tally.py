@@ -70,7 +70,7 @@ def rows_sql(
             continue
         if agg.value_kind == "number":
             assert meter.value_property
-            value = d.number(meter.value_property)
+            value = d.number_value(meter.value_property)
         else:
             value = "CAST(1 AS NUMERIC)"
         where = [

@@ -163,8 +163,8 @@ def merge_rows_sql(d: Dialect, select: str) -> str:
     updates = (
         "event_count = r.event_count + x.event_count, "
         f"value_sum = {add}, "
-        "value_min = CASE WHEN r.value_min IS NULL OR x.value_min < r.value_min THEN x.value_min ELSE r.value_min END, "
-        "value_max = CASE WHEN r.value_max IS NULL OR x.value_max > r.value_max THEN x.value_max ELSE r.value_max END, "
+        f"value_min = {d.least('r.value_min', 'x.value_min')}, "
+        f"value_max = {d.greatest('r.value_max', 'x.value_max')}, "
         f"latest_at = CASE WHEN {newer} THEN x.latest_at ELSE r.latest_at END, "
         f"latest_id = CASE WHEN {newer} THEN x.latest_id ELSE r.latest_id END, "
         f"latest_value = CASE WHEN {newer} THEN x.latest_value ELSE r.latest_value END"

@@ -84,7 +84,14 @@ class Dialect:
         raise NotImplementedError
 
     def number(self, path: str) -> str:
+        """The property at ``path`` if it is a JSON number (else NULL), as a value SQL compares
+        numerically: for filters. On SQLite a float, so not exact past 2**63 or 17 digits."""
         raise NotImplementedError
+
+    def number_value(self, path: str) -> str:
+        """The same number (NULL when :meth:`number` is) as an exact value, for the aggregates
+        (:meth:`decimal_sum`, :meth:`decimal_min`, :meth:`decimal_max`) and what rollups keep."""
+        return self.number(path)
 
     def is_string(self, path: str) -> str:
         raise NotImplementedError
@@ -128,6 +135,20 @@ class Dialect:
 
     def decimal_sum(self, expr: str) -> str:
         raise NotImplementedError
+
+    def decimal_min(self, expr: str) -> str:
+        return f"MIN({expr})"
+
+    def decimal_max(self, expr: str) -> str:
+        return f"MAX({expr})"
+
+    def least(self, a: str, b: str) -> str:
+        """The lesser of two exact values, NULL ignored."""
+        return f"LEAST({a}, {b})"
+
+    def greatest(self, a: str, b: str) -> str:
+        """The greater of two exact values, NULL ignored."""
+        return f"GREATEST({a}, {b})"
 
     def in_list(self, values: Sequence[Any], sql_type: str) -> str:
         """``IN`` a list of values of ``sql_type`` (``text`` or ``numeric``), bound as one
@@ -246,6 +267,11 @@ class Sqlite(Dialect):
         t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
         return f"(CASE WHEN {t} IN ('integer', 'real') THEN {v} END)"
 
+    def number_value(self, path: str) -> str:
+        # The number's own JSON text: json_extract gives a float for an integer past 64 bits.
+        t, v = self.typeof(path), f"(e.properties -> {self._lit(path)})"
+        return f"(CASE WHEN {t} IN ('integer', 'real') THEN {v} END)"
+
     def is_string(self, path: str) -> str:
         return f"{self.typeof(path)} = 'text'"
 
@@ -290,6 +316,19 @@ class Sqlite(Dialect):
 
     def decimal_sum(self, expr: str) -> str:
         return f"tw_decimal_sum({expr})"
+
+    # Decimal text compared as text would put "9" after "10": compared as decimals (db.py).
+    def decimal_min(self, expr: str) -> str:
+        return f"tw_decimal_min({expr})"
+
+    def decimal_max(self, expr: str) -> str:
+        return f"tw_decimal_max({expr})"
+
+    def least(self, a: str, b: str) -> str:
+        return f"tw_decimal_least({a}, {b})"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"tw_decimal_greatest({a}, {b})"
 
     def in_list(self, values: Sequence[Any], sql_type: str) -> str:
         return f"IN (SELECT value FROM json_each({self.bind(orjson.dumps(list(values)).decode())}))"
@@ -403,7 +442,7 @@ def value_expr(d: Dialect, meter: MeterDefinition) -> str:
     agg = REGISTRY[meter.aggregation]
     if agg.value_kind == "number":
         assert meter.value_property
-        return d.number(meter.value_property)
+        return d.number_value(meter.value_property)
     if agg.value_kind == "text":
         assert meter.value_property
         return d.text_value(meter.value_property)

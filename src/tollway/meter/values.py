@@ -56,7 +56,7 @@ def event_values(
     d = dialect_of(session)
     where = base_conditions(d, meter, start=start, end=end, customer=customer, as_of=as_of)
     prop = meter.value_property if REGISTRY[meter.aggregation].value_kind != "none" else None
-    number = d.number(prop) if prop else "1"
+    number = d.number_value(prop) if prop else "1"
     split = d.text_value(split_by) if split_by else "NULL"
     sql = (
         f"SELECT {number} AS value, {split} AS split FROM events e "  # noqa: S608 - validated paths only

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, JSONDoc, UTCDateTime
+from tollway.db import Base, ExactDecimal, JSONDoc, UTCDateTime
 from tollway.kit.time import utcnow
 
 
@@ -28,7 +28,7 @@ class Customer(Base):
     # Prepaid credits: ``prepaid`` customers are refused by the limits check when their ongoing
     # balance is <= 0; the threshold (customer's currency) arms ``credits.low_balance``.
     billing_type: Mapped[str] = mapped_column(String(20), default="postpaid")
-    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Numeric(30, 12))
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     # How the payment provider collects: charge_automatically | send_invoice.
     payment_collection: Mapped[str] = mapped_column(
         String(30), default="charge_automatically", server_default="charge_automatically"

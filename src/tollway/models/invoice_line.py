@@ -3,10 +3,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, Numeric, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, JSONDoc
+from tollway.db import Base, ExactDecimal, JSONDoc
 
 
 class InvoiceLine(Base):
@@ -24,7 +24,7 @@ class InvoiceLine(Base):
     charge: Mapped[str | None] = mapped_column(String(200))
     meter: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(1000))
-    quantity: Mapped[Decimal] = mapped_column(Numeric(38, 12))
+    quantity: Mapped[Decimal] = mapped_column(ExactDecimal)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
     adjusts_invoice_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("invoices.id"), index=True)

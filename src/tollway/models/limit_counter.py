@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, Numeric, String, Text
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, UTCDateTime, identifier
+from tollway.db import Base, ExactDecimal, UTCDateTime, identifier
 
 
 class LimitCounter(Base):
@@ -21,6 +21,6 @@ class LimitCounter(Base):
     window_kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    value: Mapped[Decimal] = mapped_column(Numeric().with_variant(Text(), "sqlite"))
+    value: Mapped[Decimal] = mapped_column(ExactDecimal)
 
     __table_args__ = (Index("ix_limit_counters_window_end", "window_end"),)

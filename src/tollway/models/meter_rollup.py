@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Numeric, Text
+from sqlalchemy import BigInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tollway.db import Base, UTCDateTime, identifier
+from tollway.db import Base, ExactDecimal, UTCDateTime, identifier
 
 
 class MeterRollup(Base):
@@ -15,7 +15,8 @@ class MeterRollup(Base):
 
     The raw events stay the source of truth; rollups only make long ranges cheap to query.
     ``group_key`` is the JSON array of the meter's ``group_by`` values for these events.
-    ``value_sum`` is exact: NUMERIC on PostgreSQL, decimal text on SQLite.
+    The values (``value_sum``, ``value_min``, ``value_max``, ``latest_value``) are exact
+    (``db.ExactDecimal``: decimal text on SQLite).
     """
 
     __tablename__ = "meter_rollups"
@@ -25,9 +26,9 @@ class MeterRollup(Base):
     bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     group_key: Mapped[str] = mapped_column(identifier(None), primary_key=True)
     event_count: Mapped[int] = mapped_column(BigInteger)
-    value_sum: Mapped[Decimal | None] = mapped_column(Numeric().with_variant(Text(), "sqlite"))
-    value_min: Mapped[Decimal | None] = mapped_column(Numeric())
-    value_max: Mapped[Decimal | None] = mapped_column(Numeric())
+    value_sum: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    value_min: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    value_max: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     latest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     latest_id: Mapped[str | None] = mapped_column(identifier())
-    latest_value: Mapped[Decimal | None] = mapped_column(Numeric())
+    latest_value: Mapped[Decimal | None] = mapped_column(ExactDecimal)

@@ -15,13 +15,13 @@ class Max(Aggregation):
     value_kind = "number"
 
     def aggregate(self, d: Dialect, value: str) -> str:
-        return f"MAX({value})"
+        return d.decimal_max(value)
 
     def rollup_columns(self, d: Dialect, value: str) -> tuple[str, str, str]:
-        return "NULL", "NULL", f"MAX({value})"
+        return "NULL", "NULL", d.decimal_max(value)
 
     def from_rollups(self, d: Dialect) -> str:
-        return "MAX(u.vmax)"
+        return d.decimal_max("u.vmax")
 
     def merge_values(self, a: Partial, b: Partial) -> Partial:
         assert a.value is not None and b.value is not None

@@ -15,13 +15,13 @@ class Min(Aggregation):
     value_kind = "number"
 
     def aggregate(self, d: Dialect, value: str) -> str:
-        return f"MIN({value})"
+        return d.decimal_min(value)
 
     def rollup_columns(self, d: Dialect, value: str) -> tuple[str, str, str]:
-        return "NULL", f"MIN({value})", "NULL"
+        return "NULL", d.decimal_min(value), "NULL"
 
     def from_rollups(self, d: Dialect) -> str:
-        return "MIN(u.vmin)"
+        return d.decimal_min("u.vmin")
 
     def merge_values(self, a: Partial, b: Partial) -> Partial:
         assert a.value is not None and b.value is not None
