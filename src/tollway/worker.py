@@ -22,6 +22,7 @@ from tollway.alert.evaluate import evaluate_changed
 from tollway.config import Settings
 from tollway.credit import alerts as credit_alerts
 from tollway.db import is_postgres, session_scope
+from tollway.event import store as event_store
 from tollway.invoice import forecast
 from tollway.invoice.finalize import run_billing
 from tollway.kit.idempotency import purge_expired
@@ -129,6 +130,8 @@ class Worker:
             total += applied
             if applied < batch:
                 break
+        with session_scope(self.factory) as session:
+            event_store.summarize_new_pages(session)  # the new pages' ingestion times, for as-of reads
         return total
 
     def build_step(self, budget_seconds: float = 2.0) -> bool:

@@ -18,8 +18,10 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from tollway.db import pooled_driver_connection
+from tollway.db import is_postgres, pooled_driver_connection
 from tollway.event.ingest import IncomingEvent
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
@@ -165,6 +167,31 @@ def _postgres_insert_sql(*, on_conflict: bool) -> str:
         # locks in the same order and wait for each other instead of deadlocking.
         "ORDER BY b.id" + (" ON CONFLICT (id) DO NOTHING" if on_conflict else "")
     )
+
+
+SUMMARIZE_LOCK_TIMEOUT = "200ms"
+"""How long :func:`summarize_new_pages` waits for the table's lock before leaving it for later."""
+
+
+def summarize_new_pages(conn: Connection | Session) -> int | None:
+    """PostgreSQL: summarize the page ranges of ``events`` written since the last call in the
+    BRIN index on ``ingested_at`` (migration 0025), in the caller's transaction; the number of
+    ranges summarized. A query reads a range not summarized yet whole, so this bounds what the
+    reads of recent ingestion scan; it reads only the new pages. None on SQLite (a B-tree there),
+    and when the lock it takes (``SHARE UPDATE EXCLUSIVE``: inserts go on, a ``VACUUM`` of the
+    table holds it) is not granted within :data:`SUMMARIZE_LOCK_TIMEOUT`: the next call does it."""
+    if not is_postgres(conn):
+        return None
+    conn.execute(text(f"SET LOCAL lock_timeout = '{SUMMARIZE_LOCK_TIMEOUT}'"))
+    try:
+        with conn.begin_nested():
+            return int(conn.execute(text("SELECT brin_summarize_new_values('ix_events_ingested_at')")).scalar_one())
+    except OperationalError as exc:
+        if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+            return None
+        raise
+    finally:
+        conn.execute(text("SET LOCAL lock_timeout = DEFAULT"))
 
 
 # SQLite serializes writers (BEGIN IMMEDIATE): every stored tx is below this one, and a fold has

@@ -3,8 +3,8 @@
 :func:`refresh` recomputes the upcoming invoice (:func:`tollway.invoice.service.upcoming_invoice`,
 the same computation as the API's) of each customer that needs it and stores its total in
 ``upcoming_totals``. A customer needs it when events for it were ingested since the previous
-refresh (found through the ``ingested_at`` index from the newest ingestion time the previous refresh
-saw, less an overlap of :data:`OVERLAP`), when its
+refresh (found through the ``ingested_at`` index from the time the previous refresh started, less
+an overlap of :data:`OVERLAP`), when its
 stored period has ended, or when it has an active subscription and no row yet. Reads of the
 table (:func:`expected`) are then one aggregate over at most one row per customer.
 """
@@ -20,7 +20,7 @@ from decimal import Decimal
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tollway.db import session_scope
+from tollway.db import database_now, session_scope
 from tollway.errors import TollwayError
 from tollway.invoice.service import upcoming_invoice
 from tollway.kit.money import from_minor_units, parse_currency, to_minor_units
@@ -58,7 +58,9 @@ def due_customers(session: Session, *, now: datetime, overlap: timedelta = OVERL
 def refresh(factory: sessionmaker[Session], *, now: datetime, overlap: timedelta = OVERLAP) -> int:
     """Recompute the upcoming totals that need it; returns how many customers were computed."""
     with factory() as session:
-        seen = session.scalar(select(func.max(Event.ingested_at)))
+        # What is ingested from now on has a later ingestion time (the database's clock on
+        # PostgreSQL, as the store stamps it); one committed late is in the overlap.
+        seen = database_now(session)
         customers = due_customers(session, now=now, overlap=overlap)
     for i in range(0, len(customers), CHUNK):
         with session_scope(factory) as session:

@@ -14,9 +14,9 @@ class UpcomingTotal(Base):
     month" is a read of this table instead of pricing every customer live.
 
     ``total_minor`` is null when the customer's open periods are in several currencies;
-    ``computed_at`` is the instant the total was computed for; ``events_seen_until`` the newest
-    ``ingested_at`` among the events when that refresh started (the next refresh looks at events
-    ingested after it)."""
+    ``computed_at`` is the instant the total was computed for; ``events_seen_until`` the
+    database's time when that refresh started (the next refresh looks at events ingested after
+    it, less an overlap)."""
 
     __tablename__ = "upcoming_totals"
 
