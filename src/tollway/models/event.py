@@ -41,7 +41,7 @@ class Event(Base):
             "ix_events_ingested_at",
             "ingested_at",
             postgresql_using="brin",
-            postgresql_with={"pages_per_range": 32, "autosummarize": "on"},
+            postgresql_with={"pages_per_range": 32},
         ),
         # The few voided events, by when: a read as of a cutoff adds back those voided since.
         Index(

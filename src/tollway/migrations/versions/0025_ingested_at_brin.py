@@ -5,8 +5,10 @@ database's clock at the insert), where the batches stored at the same time met o
 pages. The column grows with the table's pages, so a BRIN index (the least and greatest value of
 each range of 32 pages) finds the events ingested after a cutoff as well, and an insert into a
 page range not summarized yet costs it nothing. The worker summarizes the new page ranges after
-each rollup step (``event.store.summarize_new_pages``; with autovacuum on, ``autosummarize`` does
-it too); a range not summarized yet is read whole by a query, so nothing is missed meanwhile.
+each rollup step (``event.store.summarize_new_pages``); a range not summarized yet is read whole
+by a query, so nothing is missed meanwhile. Not ``autosummarize``: it asks autovacuum for each new
+range, and when autovacuum is off or its queue is full every request is logged with the insert's
+statement, every 32 pages.
 Building it reads the table once, holding inserts back meanwhile (docs/scaling.md, Migrations).
 SQLite: unchanged (a B-tree).
 
@@ -28,10 +30,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP INDEX ix_events_ingested_at")
-    op.execute(
-        "CREATE INDEX ix_events_ingested_at ON events USING brin (ingested_at) "
-        "WITH (pages_per_range = 32, autosummarize = on)"
-    )
+    op.execute("CREATE INDEX ix_events_ingested_at ON events USING brin (ingested_at) WITH (pages_per_range = 32)")
 
 
 def downgrade() -> None:
