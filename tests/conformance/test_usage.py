@@ -212,3 +212,24 @@ def test_large_and_long_numbers_are_exact(event_backend: Harness, agg: str) -> N
         }
     values = h.backend.event_values(meter, start=BASE, end=end, customer="c", as_of=h.backend.clock())
     assert values == [Decimal(str(v)) for v in EDGE_NUMBERS]
+
+
+def test_distinct_large_integers_count_apart(event_backend: Harness) -> None:
+    """Ids that are integers past 2**63 (a 64-bit hash): each distinct one counts once, as its
+    digits, also in groups (a float's 15 digits would make them one)."""
+    h = event_backend
+    users = [18446744073709551615, 18446744073709551614, 9223372036854775808, 18446744073709551615, 7]
+    distinct = MeterDefinition(key="users", event_type="seen", aggregation="unique_count", value_property="u")
+    grouped = MeterDefinition(key="by_user", event_type="seen", aggregation="count", group_by=("u",))
+    h.register(distinct, grouped)
+    events = [IncomingEvent(f"u{i}", "c", "seen", BASE + timedelta(hours=i), {"u": u}) for i, u in enumerate(users)]
+    h.store(events, datetime.now(UTC))
+    end = BASE + SPAN
+    assert h.backend.totals(distinct, [("c", BASE, end)]) == [Decimal(4)]
+    assert h.backend.period_totals([distinct], start=BASE, end=end, customer="c", as_of=h.backend.clock()) == {
+        "users": Decimal(4)
+    }
+    groups = {
+        u.groups["u"]: u.value for u in h.backend.usage(grouped, start=BASE, end=end, customer="c", group_by=("u",))
+    }
+    assert groups == {str(u): Decimal(users.count(u)) for u in set(users)}

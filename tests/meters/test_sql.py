@@ -23,6 +23,7 @@ PG_N = "(CASE WHEN jsonb_typeof(e.properties -> 'n') = 'number' THEN CAST((e.pro
 SQ_REGION_TYPE = """json_type(e.properties, '$."region"')"""
 SQ_REGION = (
     f"(CASE {SQ_REGION_TYPE} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL "
+    """WHEN 'integer' THEN ('' || (e.properties -> '$."region"')) """
     """ELSE CAST(json_extract(e.properties, '$."region"') AS TEXT) END)"""
 )
 SQ_N = (

@@ -257,10 +257,14 @@ class Sqlite(Dialect):
         return f"json_type(e.properties, {self._lit(path)})"
 
     def text_value(self, path: str) -> str:
+        # An integer as its JSON digits: json_extract gives a float past 2**63, whose text keeps
+        # 15 digits (distinct ids would count as one). `'' ||` makes it plain text: what `->`
+        # returns is marked as JSON, and json_array() would embed it as a number. Other values
+        # as before.
         t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
         return (
             f"(CASE {t} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL "
-            f"ELSE CAST({v} AS TEXT) END)"
+            f"WHEN 'integer' THEN ('' || (e.properties -> {self._lit(path)})) ELSE CAST({v} AS TEXT) END)"
         )
 
     def number(self, path: str) -> str:
