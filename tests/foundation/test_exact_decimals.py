@@ -4,14 +4,17 @@ migration keeps every stored value, and a billing run does not correct a quantit
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
+import httpx
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 import tollway.models  # noqa: F401  (every table on Base.metadata)
+from tests.conftest import start_server, stop_server
 from tests.factories import (
     calls,
     create_customer,
@@ -24,6 +27,7 @@ from tests.factories import (
 )
 from tollway.db import Base, make_engine
 from tollway.meter.fold import apply_pending
+from tollway.meter.sql import PENDING_COUNT_SQL
 from tollway.migrations.runner import alembic_config
 
 # A float's artefact (0.1 + 0.2) and the longest fraction a float keeps: 17 significant digits.
@@ -114,3 +118,46 @@ def test_the_migration_keeps_every_stored_value(api, backend: str, db_url: str) 
     [late] = [line for inv in invoices_of(api, "c") for line in inv["lines"] if line["kind"] == "adjustment"]
     # Served through the models: on PostgreSQL as the downgrade rounded it.
     assert late["quantity"] == (str(Decimal(str(LATE))) if backend == "sqlite" else "0.3")
+
+
+def test_exact_values_and_one_correction_through_a_real_server(db_url: str) -> None:
+    """Through `tollway serve` with its worker folding: a sum and a max of integers past 2**63
+    read back exactly from the rollups, and a late fractional quantity corrected once."""
+    server = start_server(db_url, extra_env={"TOLLWAY_ROLLUP_INTERVAL_SECONDS": "1"})
+    try:
+        key = server.key("admin")
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
+            _bill_fractional_usage(api)
+            # Not billed (an amount that large overflows the invoice's minor units): metered only.
+            create_meter(api, key="huge_sum", event_type="huge", aggregation="sum", value_property="v")
+            create_meter(api, key="huge_max", event_type="huge", aggregation="max", value_property="v")
+            big = [18446744073709551615, 9223372036854775808]
+            send_events(api, calls("c", 2, day="2026-02-03", type="huge", prefix="big", v=big[0]))
+            send_events(api, calls("c", 1, day="2026-02-04", type="huge", prefix="big2", v=big[1]))
+            engine = make_engine(db_url)
+            try:
+                deadline = time.monotonic() + 30
+                while _pending(engine) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert _pending(engine) == 0  # what follows is read from the rollups
+            finally:
+                engine.dispose()
+            window = {"customer": "c", "from": "2026-02-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
+            usage = {
+                m: api.get(f"/v1/meters/{m}/usage", params=window).json()["data"] for m in ("huge_sum", "huge_max")
+            }
+            assert [u["value"] for u in usage["huge_sum"]] == [str(2 * big[0] + big[1])]
+            assert [u["value"] for u in usage["huge_max"]] == [str(big[0])]
+            for month in (3, 4):
+                run_billing(api, f"2026-0{month}-01T00:00:00Z")
+            adjustments = [
+                line for inv in invoices_of(api, "c") for line in inv["lines"] if line["kind"] == "adjustment"
+            ]
+            assert [a["quantity"] for a in adjustments] == [str(Decimal(str(LATE)))]
+    finally:
+        stop_server(server)
+
+
+def _pending(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.execute(text(PENDING_COUNT_SQL)).scalar_one())
