@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import select
 import sqlite3
 import time
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, String, Text, create_engine, event, exc, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -204,6 +206,23 @@ def _decimal_text(value: Any) -> str | None:
     return None if d is None else str(d)
 
 
+_PATH_KEY = re.compile(r'\."([^"]*)"')
+
+
+def _json_integer(doc: Any, path: Any) -> str | None:
+    """SQLite scalar: the integer at ``path`` (``$."a"."b"``, as ``meter.sql`` writes it) in the
+    JSON ``doc``, as its digits (json_extract gives a float for one past 2**63); NULL otherwise."""
+    if not isinstance(doc, str | bytes) or not isinstance(path, str):
+        return None
+    try:
+        value: Any = orjson.loads(doc)
+    except orjson.JSONDecodeError:
+        return None
+    for key in _PATH_KEY.findall(path):
+        value = value.get(key) if isinstance(value, dict) else None
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _sha256(value: Any) -> bytes | None:
     """SQLite scalar: the SHA-256 digest of a text value (PostgreSQL's sha256 of its UTF-8 bytes)."""
     return None if value is None else hashlib.sha256(str(value).encode()).digest()
@@ -217,6 +236,7 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _: Any) -> None:
     dbapi_conn.create_function("tw_decimal_least", 2, _decimal_least, deterministic=True)
     dbapi_conn.create_function("tw_decimal_greatest", 2, _decimal_greatest, deterministic=True)
     dbapi_conn.create_function("tw_decimal_text", 1, _decimal_text, deterministic=True)
+    dbapi_conn.create_function("tw_json_integer", 2, _json_integer, deterministic=True)
     dbapi_conn.create_function("tw_sha256", 1, _sha256, deterministic=True)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")

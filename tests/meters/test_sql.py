@@ -21,19 +21,22 @@ PG_REGION = "(e.properties ->> 'region')"
 PG_REGION_TYPE = "jsonb_typeof(e.properties -> 'region')"
 PG_N = "(CASE WHEN jsonb_typeof(e.properties -> 'n') = 'number' THEN CAST((e.properties -> 'n') AS numeric) END)"
 SQ_REGION_TYPE = """json_type(e.properties, '$."region"')"""
+SQ_REGION_VALUE = """json_extract(e.properties, '$."region"')"""
 SQ_REGION = (
     f"(CASE {SQ_REGION_TYPE} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL "
-    """WHEN 'integer' THEN ('' || (e.properties -> '$."region"')) """
-    """ELSE CAST(json_extract(e.properties, '$."region"') AS TEXT) END)"""
+    f"WHEN 'integer' THEN CAST((CASE WHEN typeof({SQ_REGION_VALUE}) = 'integer' THEN {SQ_REGION_VALUE} "
+    """ELSE tw_json_integer(e.properties, '$."region"') END) AS TEXT) """
+    f"ELSE CAST({SQ_REGION_VALUE} AS TEXT) END)"
 )
 SQ_N = (
     """(CASE WHEN json_type(e.properties, '$."n"') IN ('integer', 'real') """
     """THEN json_extract(e.properties, '$."n"') END)"""
 )
-# What the aggregates read: the number's own JSON text (json_extract makes 2**64 - 1 a float).
+# What the aggregates read: an integer past 2**63 exactly (json_extract makes it a float).
 SQ_N_VALUE = (
-    """(CASE WHEN json_type(e.properties, '$."n"') IN ('integer', 'real') """
-    """THEN (e.properties -> '$."n"') END)"""
+    """(CASE json_type(e.properties, '$."n"') WHEN 'real' THEN json_extract(e.properties, '$."n"') """
+    """WHEN 'integer' THEN (CASE WHEN typeof(json_extract(e.properties, '$."n"')) = 'integer' """
+    """THEN json_extract(e.properties, '$."n"') ELSE tw_json_integer(e.properties, '$."n"') END) END)"""
 )
 
 FILTERS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
@@ -112,7 +115,7 @@ FILTERS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     (
         "postgresql",
         {"property": "a.b", "op": "eq", "value": "x"},
-        "((e.properties #>> '{\"a\",\"b\"}') = :p1 AND jsonb_typeof(e.properties #> '{\"a\",\"b\"}') = 'string')",
+        '((e.properties #>> \'{"a","b"}\') = :p1 AND jsonb_typeof(e.properties #> \'{"a","b"}\') = \'string\')',
         {"p1": "x"},
     ),
 ]

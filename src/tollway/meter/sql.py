@@ -256,15 +256,19 @@ class Sqlite(Dialect):
     def typeof(self, path: str) -> str:
         return f"json_type(e.properties, {self._lit(path)})"
 
+    def _integer(self, path: str, v: str) -> str:
+        """The property at ``path``, an integer, exactly: SQLite's own integer within 64 bits
+        (``v``, its json_extract), else (a float there) its digits, read from the JSON text by
+        ``tw_json_integer`` (db.py): rare, so the Python call is too."""
+        return f"(CASE WHEN typeof({v}) = 'integer' THEN {v} ELSE tw_json_integer(e.properties, {self._lit(path)}) END)"
+
     def text_value(self, path: str) -> str:
-        # An integer as its JSON digits: json_extract gives a float past 2**63, whose text keeps
-        # 15 digits (distinct ids would count as one). `'' ||` makes it plain text: what `->`
-        # returns is marked as JSON, and json_array() would embed it as a number. Other values
-        # as before.
+        # An integer as its digits, also past 2**63 (a float's text keeps 15 digits: distinct
+        # ids would count as one).
         t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
         return (
             f"(CASE {t} WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN NULL "
-            f"WHEN 'integer' THEN ('' || (e.properties -> {self._lit(path)})) ELSE CAST({v} AS TEXT) END)"
+            f"WHEN 'integer' THEN CAST({self._integer(path, v)} AS TEXT) ELSE CAST({v} AS TEXT) END)"
         )
 
     def number(self, path: str) -> str:
@@ -272,9 +276,10 @@ class Sqlite(Dialect):
         return f"(CASE WHEN {t} IN ('integer', 'real') THEN {v} END)"
 
     def number_value(self, path: str) -> str:
-        # The number's own JSON text: json_extract gives a float for an integer past 64 bits.
-        t, v = self.typeof(path), f"(e.properties -> {self._lit(path)})"
-        return f"(CASE WHEN {t} IN ('integer', 'real') THEN {v} END)"
+        # A fraction as its float (the stored JSON holds its shortest repr: the decimal aggregates
+        # read the same digits back), an integer exactly.
+        t, v = self.typeof(path), f"json_extract(e.properties, {self._lit(path)})"
+        return f"(CASE {t} WHEN 'real' THEN {v} WHEN 'integer' THEN {self._integer(path, v)} END)"
 
     def is_string(self, path: str) -> str:
         return f"{self.typeof(path)} = 'text'"

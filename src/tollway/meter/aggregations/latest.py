@@ -65,8 +65,9 @@ class Latest(Aggregation):
                 f"FROM {source} e WHERE {cond} GROUP BY {groups}{order}"
             )
         # SQLite: with a single MAX(), the bare columns come from the row holding the maximum.
+        # The value as decimal text: a float put in the TEXT column would keep 15 digits.
         return (
-            f"SELECT mk, customer, hr, gk, n, NULL, NULL, NULL, la, li, lv FROM ("
+            f"SELECT mk, customer, hr, gk, n, NULL, NULL, NULL, la, li, tw_decimal_text(lv) FROM ("
             f"SELECT {key} AS mk, {customer} AS customer, {hour} AS hr, {group_key} AS gk, COUNT(*) AS n, "
             f"MAX(e.timestamp || ' ' || e.id) AS _k, e.timestamp AS la, e.id AS li, {value} AS lv "
             f"FROM {source} e WHERE {cond} GROUP BY {groups}) WHERE true"
