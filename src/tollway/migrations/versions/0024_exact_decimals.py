@@ -45,21 +45,22 @@ def _sqlite_retype(table: str, column: str, nullable: bool, sql_type: str, conve
     op.execute(f"ALTER TABLE {table} RENAME COLUMN {new} TO {column}")
 
 
-def upgrade() -> None:
+def _retype(*, exact: bool) -> None:
+    """To the exact types (``exact``), or back to the types before."""
     if op.get_bind().dialect.name == "postgresql":
         for table, column, _, before in COLUMNS:
-            if before != "numeric":
-                op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE numeric")
+            if before != "numeric":  # the rollups' columns are unconstrained numeric already
+                op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {'numeric' if exact else before}")
         return
+    # Back: NUMERIC affinity turns the text into a number again.
+    sql_type, convert = ("TEXT", "tw_decimal_text({})") if exact else ("NUMERIC", "{}")
     for table, column, nullable, _ in COLUMNS:
-        _sqlite_retype(table, column, nullable, "TEXT", "tw_decimal_text({})")
+        _sqlite_retype(table, column, nullable, sql_type, convert)
+
+
+def upgrade() -> None:
+    _retype(exact=True)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for table, column, _, before in COLUMNS:
-            if before != "numeric":
-                op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {before}")
-        return
-    for table, column, nullable, _ in COLUMNS:
-        _sqlite_retype(table, column, nullable, "NUMERIC", "{}")  # NUMERIC affinity: text to number
+    _retype(exact=False)
