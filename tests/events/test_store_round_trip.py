@@ -113,3 +113,27 @@ def test_a_batch_goes_in_plain_and_after_a_stored_id_with_on_conflict_for_a_whil
         assert ids == ["a", "b", "c", "d", "e", "f"]
     finally:
         engine.dispose()
+
+
+def test_a_client_retrying_the_same_batch_for_minutes_gets_the_same_answer(
+    backend: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch resent after every ON CONFLICT hold has passed: each time a plain insert the
+    unique index refuses, then the insert with ON CONFLICT, on the same pooled connection.
+    psycopg prepares a statement after its fifth run; before BEGIN and COMMIT were sent
+    unprepared, the third refusal failed with "prepared statement _pg3_2 does not exist"."""
+    if backend != "postgresql":
+        pytest.skip("SQLite inserts with ON CONFLICT in an ordinary transaction")
+    clock = [1000.0]
+    monkeypatch.setattr(store_module, "monotonic", lambda: clock[0])
+    engine = make_engine(db_url, pool_size=1, max_overflow=0)
+    store = SqlEventStore(engine)
+    batch = [IncomingEvent("a", "c", "t", NOW, {})]
+    try:
+        assert store.store(batch, NOW) == 1
+        for _ in range(12):
+            clock[0] += store_module.CONFLICT_HOLD_SECONDS
+            assert store.store(batch, NOW) == 0
+        assert store.store([IncomingEvent("b", "c", "t", NOW, {})], NOW) == 1
+    finally:
+        engine.dispose()

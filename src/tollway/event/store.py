@@ -138,10 +138,14 @@ def _insert(driver: psycopg.Connection, sql: str, params: dict[str, str]) -> int
     try:
         with driver.cursor() as cur, driver.cursor() as insert:
             with driver.pipeline():  # sent together, one sync at the end: one round trip
-                cur.execute("BEGIN")
+                # BEGIN and COMMIT never as prepared statements: psycopg (3.3.9) would prepare
+                # COMMIT after a few batches, and when it is skipped in a pipeline an insert
+                # aborted, psycopg still counts it as prepared; from the third refused batch on
+                # a connection, the pipeline failed with "prepared statement … does not exist".
+                cur.execute("BEGIN", prepare=False)
                 cur.execute(rollup.LOCK_SHARED_SQL, {"k": rollup.ROLLUP_LOCK})
                 insert.execute(sql, params)
-                cur.execute("COMMIT")
+                cur.execute("COMMIT", prepare=False)
             return insert.rowcount  # the rows inserted (with ON CONFLICT: those not skipped)
     except BaseException:
         if driver.info.transaction_status in (_Status.INTRANS, _Status.INERROR):  # the statement failed
