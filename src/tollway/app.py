@@ -19,7 +19,7 @@ from tollway.catalog.service import published_plan_meter_guard
 from tollway.config import Settings, get_settings
 from tollway.credit.endpoints import router as credits_router
 from tollway.customer.endpoints import router as customers_router
-from tollway.db import make_engine, make_sessionmaker
+from tollway.db import close_async_pool, make_engine, make_sessionmaker, open_async_pool
 from tollway.errors import install_error_handlers
 from tollway.event.endpoints import router as events_router
 from tollway.event.store import SqlEventStore
@@ -137,6 +137,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     freeze_startup_heap()
     worker = None
+    await open_async_pool(app.state.engine)  # the key look-up and ingestion await PostgreSQL on this loop
     if settings.run_worker_in_serve:  # the background worker (billing runs, outbox) in-process
         from tollway.worker import Worker
 
@@ -146,4 +147,5 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if worker is not None:
         worker.stop()
         worker.join(timeout=30)
+    await close_async_pool(app.state.engine)
     app.state.engine.dispose()

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
 import select
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import orjson
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, String, Text, create_engine, event, exc, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -326,7 +329,11 @@ def _check_connections_on_checkout(engine: Engine) -> None:
 def _quiet(dbapi_conn: Any) -> bool:
     """An open psycopg connection with nothing waiting to be read on its socket (False where the
     platform has no ``poll``, Windows: every checkout is then pinged, as with ``pool_pre_ping``)."""
-    if not isinstance(dbapi_conn, psycopg.Connection) or dbapi_conn.closed or not hasattr(select, "poll"):
+    if (
+        not isinstance(dbapi_conn, psycopg.Connection | psycopg.AsyncConnection)
+        or dbapi_conn.closed
+        or not hasattr(select, "poll")
+    ):
         return False
     poller = select.poll()
     poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLPRI)
@@ -354,6 +361,87 @@ def pooled_driver_connection(engine: Engine) -> Iterator[Any]:
             else:
                 pooled.invalidate()
         pooled.close()
+
+
+class AsyncDriverPool:
+    """psycopg's asyncio connections to the engine's PostgreSQL database, for the two reads and
+    writes of every request that await the database on the event loop instead of handing a
+    blocking call to a thread: the API-key look-up and ingestion's batch insert. A hand-off to
+    the threadpool and back, and a thread blocked on the database while the event loop wants the
+    interpreter, cost the server more CPU than the statement itself (BENCHMARKS.md).
+
+    Opened by the application's lifespan on its event loop (:func:`open_async_pool`) and closed
+    at its end; :func:`async_pool` returns it only on that loop, so code without one (SQLite, a
+    test client without the lifespan) takes the engine's pool in a thread instead.
+    Connections are in autocommit (one statement, or the caller's own ``BEGIN`` … ``COMMIT``),
+    checked at checkout as the engine's are (pinged only after a quiet spell or with something to
+    read on the socket), and psycopg_pool discards one handed back broken or inside a transaction.
+    At most ``pool_size`` connections, the engine pool's base size."""
+
+    def __init__(self, engine: Engine) -> None:
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # connection -> when it was last handed back
+        self._returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, getattr(engine.pool, "size", lambda: 5)()),
+            open=False,
+            kwargs={"autocommit": True},
+            check=self._check,
+            reset=self._note_returned,
+            name="tollway-async",
+        )
+
+    async def open(self) -> None:
+        await self._pool.open(wait=False)  # connects in the background: a database down at start is retried
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._pool.connection() as conn:
+            yield conn
+
+    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        returned = self._returned.pop(conn, None)
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS and _quiet(conn):
+            return
+        await AsyncConnectionPool.check_connection(conn)  # raises on a dead one: the pool replaces it
+
+    async def _note_returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+
+_ASYNC_POOLS: dict[tuple[int, asyncio.AbstractEventLoop], AsyncDriverPool] = {}  # (id(engine), its loop) -> pool
+
+
+async def open_async_pool(engine: Engine) -> None:
+    """Open an :class:`AsyncDriverPool` for the engine on the running event loop (PostgreSQL
+    only; one per loop: each test client runs its own)."""
+    key = (id(engine), asyncio.get_running_loop())
+    if engine.dialect.name != "postgresql" or key in _ASYNC_POOLS:
+        return
+    pool = AsyncDriverPool(engine)
+    await pool.open()
+    _ASYNC_POOLS[key] = pool
+
+
+async def close_async_pool(engine: Engine) -> None:
+    """Close the engine's pool of the running event loop, if it has one."""
+    pool = _ASYNC_POOLS.pop((id(engine), asyncio.get_running_loop()), None)
+    if pool is not None:
+        await pool.close()
+
+
+def async_pool(engine: Engine) -> AsyncDriverPool | None:
+    """The engine's open :class:`AsyncDriverPool` of the running event loop, if any."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return _ASYNC_POOLS.get((id(engine), running))
 
 
 def _create_private_file(url: str) -> None:

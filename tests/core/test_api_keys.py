@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -14,8 +15,8 @@ from sqlalchemy import text
 
 from tests.conftest import LiveServer
 from tollway.app import create_app
-from tollway.auth.keys import Principal, create_key, lookup_key, revoke_key
-from tollway.db import make_engine, session_scope
+from tollway.auth.keys import Principal, create_key, lookup_key, lookup_key_async, revoke_key
+from tollway.db import close_async_pool, make_engine, open_async_pool, session_scope
 from tollway.kit.time import utcnow
 
 
@@ -112,7 +113,7 @@ def test_the_key_look_up_does_not_wait_for_writers(app, admin_key: str) -> None:
         writer.execute(text("UPDATE api_keys SET name = 'busy'"))  # holds the write lock (SQLite)
         request = Request({"type": "http", "headers": [(b"authorization", f"Bearer {admin_key}".encode())], "app": app})
         started = time.monotonic()
-        assert authenticate(request).scope == "admin"
+        assert asyncio.run(authenticate(request)).scope == "admin"
         assert time.monotonic() - started < 5  # SQLite's busy timeout is 30 s
     finally:
         writer.rollback()
@@ -141,6 +142,15 @@ def test_the_gate_look_up_finds_live_keys_only(settings, app) -> None:  # type: 
         }
         for secret, principal in expected.items():
             assert lookup_key(engine, secret) == principal
+
+        async def on_the_loop() -> list[Principal | None]:  # the asyncio pool's look-up (PostgreSQL)
+            await open_async_pool(engine)
+            try:
+                return [await lookup_key_async(engine, secret) for secret in expected]
+            finally:
+                await close_async_pool(engine)
+
+        assert asyncio.run(on_the_loop()) == list(expected.values())
         with engine.connect() as conn:  # PostgreSQL: the one pooled connection lookup_key used
             driver = conn.connection.driver_connection
             if isinstance(driver, psycopg.Connection):

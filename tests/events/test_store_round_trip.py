@@ -4,6 +4,7 @@ holding an id stored already is stored again with ON CONFLICT, which skips it.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import psycopg
@@ -11,7 +12,7 @@ import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 
-from tollway.db import make_engine
+from tollway.db import close_async_pool, make_engine, open_async_pool
 from tollway.event import store as store_module
 from tollway.event.ingest import IncomingEvent
 from tollway.event.store import SqlEventStore, _text_array
@@ -135,5 +136,42 @@ def test_a_client_retrying_the_same_batch_for_minutes_gets_the_same_answer(
             clock[0] += store_module.CONFLICT_HOLD_SECONDS
             assert store.store(batch, NOW) == 0
         assert store.store([IncomingEvent("b", "c", "t", NOW, {})], NOW) == 1
+    finally:
+        engine.dispose()
+
+
+def test_the_asyncio_store_answers_as_the_threaded_one(backend: str, db_url: str) -> None:
+    """``store_async`` on the asyncio pool (the API's path on PostgreSQL): a refused batch stores
+    nothing and the connection serves the next; ids stored already are skipped, also when the
+    same batch comes back after every ON CONFLICT hold."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's store_async is store() in a thread")
+
+    async def main() -> list[int]:
+        engine = make_engine(db_url, pool_size=1, max_overflow=0)
+        store = SqlEventStore(engine)
+        try:
+            await open_async_pool(engine)
+            assert store.awaits_here()
+            too_long = IncomingEvent("x" * 201, "c", "t", NOW, {})
+            with pytest.raises(psycopg.errors.StringDataRightTruncation):
+                await store.store_async([IncomingEvent("a", "c", "t", NOW, {}), too_long], NOW)
+            counts = [await store.store_async([IncomingEvent("a", "c", "t", NOW, {})], NOW)]
+            pair = [IncomingEvent("a", "c", "t", NOW, {}), IncomingEvent("b", "c", "t", NOW, {})]
+            counts.append(await store.store_async(pair, NOW))
+            for _ in range(6):
+                store._skip_until = 0.0  # the hold has passed: plain insert first again
+                counts.append(await store.store_async(pair, NOW))
+            return counts
+        finally:
+            await close_async_pool(engine)
+            assert not store.awaits_here()
+            engine.dispose()
+
+    assert asyncio.run(main()) == [1, 1, 0, 0, 0, 0, 0, 0]
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM events ORDER BY id")).scalars().all() == ["a", "b"]
     finally:
         engine.dispose()

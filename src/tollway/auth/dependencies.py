@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tollway.auth.gate import Access, admitted, declare
-from tollway.auth.keys import Principal, lookup_key
+from tollway.auth.keys import Principal, lookup_key_async
 from tollway.errors import Forbidden, Unauthorized
 from tollway.kit.inputs import check_request
 from tollway.kit.time import utcnow
@@ -41,15 +42,16 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def authenticate(request: Request) -> Principal:
-    """The API key's principal (sync: one indexed look-up; a revoked key fails at once)."""
+async def authenticate(request: Request) -> Principal:
+    """The API key's principal (one indexed look-up, awaited on PostgreSQL; a revoked key fails
+    at once)."""
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer API key (Authorization: Bearer <key>)", headers=_CHALLENGE)
     # One read, in autocommit: no transaction to end, and on SQLite no write lock to wait for.
-    principal = lookup_key(request.app.state.engine, token)
+    principal = await lookup_key_async(request.app.state.engine, token)
     if principal is None:
-        if is_live_portal_token(request, token):
+        if token.startswith(TOKEN_PREFIX) and await run_in_threadpool(is_live_portal_token, request, token):
             raise PortalTokenNotAllowed()
         raise Unauthorized("invalid or revoked API key", headers=_CHALLENGE)
     return principal

@@ -8,7 +8,8 @@ portal's token dependency elsewhere): the dependency carries an :class:`Access` 
 remembers, per route, the first ``Access`` found in its dependency tree. For each request it
 finds the route the router will pick, and then, in this order:
 
-1. ``access.authenticate(request)`` (sync, in the threadpool) returns a principal or raises
+1. ``access.authenticate(request)`` (in the threadpool, or awaited when it is a coroutine
+   function) returns a principal or raises
    ``Unauthorized`` → 401 (the body is never read);
 2. ``access.authorize(principal)`` raises ``Forbidden`` → 403;
 3. every hook in ``app.state.admission_hooks`` (``async (request, principal) -> None``, e.g. a
@@ -23,6 +24,7 @@ limits and logs key on it. Routes without an ``Access`` (health, docs, static pa
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,7 +56,8 @@ class Access:
     """What a route requires before its body is read."""
 
     authenticate: Callable[[Request], Any]
-    """Returns the principal or raises ``Unauthorized``; sync (it may query the database)."""
+    """Returns the principal or raises ``Unauthorized``. A plain function runs in the threadpool
+    (it may query the database); a coroutine function is awaited on the event loop."""
     authorize: Callable[[Any], None] = _allow
     """Raises ``Forbidden`` when the principal may not use the route."""
     max_body_bytes: int | None = None
@@ -146,7 +149,10 @@ class AdmissionGate:
             return
         request = Request(scope)
         try:
-            principal = await run_in_threadpool(access.authenticate, request)
+            if inspect.iscoroutinefunction(access.authenticate):
+                principal = await access.authenticate(request)
+            else:
+                principal = await run_in_threadpool(access.authenticate, request)
             access.authorize(principal)
             for hook in getattr(self.fastapi_app.state, "admission_hooks", ()):
                 await hook(request, principal)

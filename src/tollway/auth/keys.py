@@ -2,8 +2,8 @@
 
 The service of the ``/v1/api-keys`` routes and the ``tollway keys`` commands (takes the session
 first, never commits). Keys are looked up on every request, not cached: one indexed read of a
-unique hash on a pooled connection (:func:`lookup_key`, measured in BENCHMARKS.md), so a revoked
-key is refused at once by every process.
+unique hash on a pooled connection (:func:`lookup_key`, or :func:`lookup_key_async` on the event
+loop; measured in BENCHMARKS.md), so a revoked key is refused at once by every process.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from tollway.db import pooled_driver_connection
+from tollway.db import async_pool, pooled_driver_connection
 from tollway.errors import NotFound
 from tollway.kit.pagination import decode_cursor
 from tollway.models import ApiKey
@@ -80,6 +82,22 @@ def lookup_key(engine: Engine, secret: str) -> Principal | None:
     with pooled_driver_connection(engine) as driver:
         sql = _LOOKUP_POSTGRES if isinstance(driver, psycopg.Connection) else _LOOKUP_SQLITE
         row = driver.execute(sql, (hash_key(secret),)).fetchone()
+    return _principal(row)
+
+
+async def lookup_key_async(engine: Engine, secret: str) -> Principal | None:
+    """:func:`lookup_key` for the event loop: on PostgreSQL awaited on the engine's
+    :class:`~tollway.db.AsyncDriverPool` (no thread hand-off), otherwise in the threadpool."""
+    pool = async_pool(engine)
+    if pool is None:
+        return await run_in_threadpool(lookup_key, engine, secret)
+    async with pool.connection() as conn:
+        cursor = await conn.execute(_LOOKUP_POSTGRES, (hash_key(secret),))
+        row = await cursor.fetchone()
+    return _principal(row)
+
+
+def _principal(row: Any) -> Principal | None:
     return None if row is None else Principal(key_id=row[0], scope=row[1], customer=row[2])
 
 

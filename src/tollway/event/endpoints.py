@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -19,7 +20,16 @@ from tollway.deps import SessionDep
 from tollway.errors import FieldError, PayloadTooLarge, TollwayError, ValidationFailed
 from tollway.event import service
 from tollway.event.fastpath import decode_batch
-from tollway.event.ingest import CLOUDEVENT_FIELDS, NATIVE_FIELDS, IncomingEvent, IngestResult, Screen, ingest
+from tollway.event.ingest import (
+    CLOUDEVENT_FIELDS,
+    NATIVE_FIELDS,
+    AwaitedSink,
+    IncomingEvent,
+    IngestResult,
+    Screen,
+    check_events,
+    ingest,
+)
 from tollway.event.schemas import (
     EventOut,
     EventPage,
@@ -122,16 +132,26 @@ async def post_events(request: Request) -> Response:
         if batch and names is NATIVE_FIELDS
         else ((lambda i: f"[{i}].") if batch else (lambda i: ""))
     )
-    result: IngestResult = await run_in_threadpool(
-        ingest,
-        request.app.state.event_sink,
+    screen = _screen(request, now)
+    check = partial(
+        check_events,
         events,
         now=now,
         names=names,
         field_prefix=prefix,
         check_nul=fast is None and b"\\u0000" in body,  # the fast path took no event with one
-        screen=_screen(request, now),
+        screen=screen,
     )
+    sink = request.app.state.event_sink
+    result: IngestResult
+    if isinstance(sink, AwaitedSink) and sink.awaits_here():
+        # The store is awaited on the event loop; the events are checked here too when that
+        # needs no thread: the fast path's are valid already, and no screen reads the database.
+        result, valid = check() if fast is not None and screen is None else await run_in_threadpool(check)
+        if valid:
+            result.count_stored(len(valid), await sink.store_async(valid, now))
+    else:  # checked and stored in one hand-off to the threadpool
+        result = await run_in_threadpool(partial(ingest, sink, events, **check.keywords))
     if result.errors and result.accepted == 0 and result.duplicates == 0:
         raise ValidationFailed(
             "; ".join(f"{e.field}: {e.message}" for e in result.errors[:10]),
@@ -191,6 +211,4 @@ def get_event(event_id: str, session: SessionDep) -> EventOut:
 @router.post("/{event_id}/void", response_model=EventOut, dependencies=[Depends(require_admin)])
 def void_event(event_id: str, request: Request, session: SessionDep) -> EventOut:
     limits = request.app.state.limits
-    return service.to_schema(
-        service.void_event(session, event_id, now=database_now(session), on_void=limits.on_void)
-    )
+    return service.to_schema(service.void_event(session, event_id, now=database_now(session), on_void=limits.on_void))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -53,6 +53,11 @@ class IngestResult:
     duplicates: int = 0
     errors: list[EventError] = field(default_factory=list)
 
+    def count_stored(self, sent: int, stored: int) -> None:
+        """``sent`` valid events went to the store, which stored ``stored`` (the rest it had)."""
+        self.accepted = stored
+        self.duplicates += sent - stored
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "accepted": self.accepted,
@@ -70,6 +75,17 @@ class EventSink(Protocol):
     """
 
     def store(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int: ...
+
+
+@runtime_checkable
+class AwaitedSink(EventSink, Protocol):
+    """A sink that can also store without blocking the event loop (``event.store``)."""
+
+    def awaits_here(self) -> bool:
+        """Whether :meth:`store_async` awaits the store on the running loop (no thread)."""
+        ...
+
+    async def store_async(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int: ...
 
 
 # Field names as the sender wrote them: our own event shape, or CloudEvents 1.0.
@@ -184,10 +200,30 @@ def ingest(
     check_nul: bool = True,
     screen: Screen | None = None,
 ) -> IngestResult:
-    """Validate every event, drop repeats within the batch, store the rest; never all-or-nothing.
-    ``screen`` may refuse valid events (``{id: (field, message)}``): a customer-scoped key's
-    events for others, events too late to bill (``tollway.limit.protect``). ``raw_events`` may
-    also be events validated already (``event.fastpath``)."""
+    """Validate every event, drop repeats within the batch, store the rest; never all-or-nothing
+    (:func:`check_events`, then the sink)."""
+    result, valid = check_events(
+        raw_events, now=now, names=names, field_prefix=field_prefix, check_nul=check_nul, screen=screen
+    )
+    if valid:
+        result.count_stored(len(valid), sink.store(valid, now))
+    return result
+
+
+def check_events(
+    raw_events: Sequence[Any],
+    *,
+    now: datetime,
+    names: dict[str, str] = NATIVE_FIELDS,
+    field_prefix: Callable[[int], str] = lambda i: f"events[{i}].",
+    check_nul: bool = True,
+    screen: Screen | None = None,
+) -> tuple[IngestResult, list[IncomingEvent]]:
+    """The result so far (each invalid event's error, repeats within the batch counted as
+    duplicates) and the events to store. ``screen`` may refuse valid events
+    (``{id: (field, message)}``): a customer-scoped key's events for others, events too late to
+    bill (``tollway.limit.protect``). ``raw_events`` may also be events validated already
+    (``event.fastpath``)."""
     result = IngestResult()
     valid: list[IncomingEvent] = []
     seen: set[str] = set()
@@ -214,9 +250,5 @@ def ingest(
                     result.errors.append(EventError(at, event.id, f"{field_prefix(at)}{name}".rstrip("."), message))
             result.errors.sort(key=lambda e: e.index)
             valid = [e for e in valid if e.id not in refused]
-    if valid:
-        stored = sink.store(valid, now)
-        result.accepted = stored
-        result.duplicates = len(valid) - stored
-    result.duplicates += in_batch_repeats
-    return result
+    result.duplicates = in_batch_repeats
+    return result, valid

@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from time import monotonic
+from typing import Any
 
 import msgspec
 import psycopg
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tollway.db import is_postgres, pooled_driver_connection
+from tollway.db import async_pool, is_postgres, pooled_driver_connection
 from tollway.event.ingest import IncomingEvent
 from tollway.meter import rollup
 from tollway.meter.definition import MeterDefinition
@@ -38,8 +40,11 @@ CONFLICT_HOLD_SECONDS = 10.0
 class SqlEventStore:
     """Stores events in the ``events`` table in one transaction per batch.
 
-    PostgreSQL: one network round trip per batch. ``BEGIN``, the shared rollup lock, the insert
-    and ``COMMIT`` go to the server together (a psycopg pipeline on an autocommit connection), so
+    PostgreSQL: one network round trip per batch, on a pooled connection of the engine
+    (:meth:`store`, in a thread) or of its asyncio pool (:meth:`store_async`, on the event loop:
+    the API's ingestion, measured in BENCHMARKS.md), the same statements either way. ``BEGIN``,
+    the shared rollup lock, the insert and ``COMMIT`` go to the server together (a psycopg
+    pipeline on an autocommit connection), so
     the protocol of ``meter.rollup`` holds unchanged: the insert runs after the lock is granted,
     reads the meters then (``type IN (SELECT event_type FROM meters …)``, not a look-up from
     Python before), stamps ``ingested_at`` with the database's clock at that moment
@@ -81,6 +86,26 @@ class SqlEventStore:
             meters = rollup.load_meters(conn, {e.type for e in events})
             return self._store_sqlite(conn, events, ingested_at, meters)
 
+    def awaits_here(self) -> bool:
+        """Whether :meth:`store_async` awaits the database on the running event loop (PostgreSQL
+        with the engine's :class:`~tollway.db.AsyncDriverPool` open on it), not in a thread."""
+        return self.postgres and async_pool(self.engine) is not None
+
+    async def store_async(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
+        """:meth:`store` for the event loop: the same statements on PostgreSQL, awaited on the
+        engine's asyncio pool; otherwise :meth:`store` in the threadpool."""
+        pool = async_pool(self.engine) if self.postgres and events else None
+        if pool is None:
+            return await run_in_threadpool(self.store, events, ingested_at)
+        params = self._params(events)
+        async with pool.connection() as driver:
+            if not self._holding():
+                try:
+                    return await _insert_async(driver, self._insert_sql, params)
+                except psycopg.errors.UniqueViolation:  # an id is stored already: nothing of the batch is
+                    self._hold()
+            return await _insert_async(driver, self._insert_skipping_sql, params)
+
     def _store_postgres(self, events: Sequence[IncomingEvent]) -> int:
         # The batch travels as one JSON document that PostgreSQL unpacks itself: msgspec encodes
         # the events as they are (``IncomingEvent``'s keys are the document's), no per-row work
@@ -90,12 +115,19 @@ class SqlEventStore:
         # pipeline's own BEGIN … COMMIT.
         with pooled_driver_connection(self.engine) as driver:
             assert isinstance(driver, psycopg.Connection)
-            if monotonic() >= self._skip_until:
+            if not self._holding():
                 try:
                     return _insert(driver, self._insert_sql, params)
                 except psycopg.errors.UniqueViolation:  # an id is stored already: nothing of the batch is
-                    self._skip_until = monotonic() + CONFLICT_HOLD_SECONDS
+                    self._hold()
             return _insert(driver, self._insert_skipping_sql, params)
+
+    def _holding(self) -> bool:
+        """Whether batches go with ON CONFLICT at once (an id was refused lately)."""
+        return monotonic() < self._skip_until
+
+    def _hold(self) -> None:
+        self._skip_until = monotonic() + CONFLICT_HOLD_SECONDS
 
     def _params(self, events: Sequence[IncomingEvent]) -> dict[str, str]:
         """The insert statements' parameters for ``events``."""
@@ -150,6 +182,22 @@ def _insert(driver: psycopg.Connection, sql: str, params: dict[str, str]) -> int
     except BaseException:
         if driver.info.transaction_status in (_Status.INTRANS, _Status.INERROR):  # the statement failed
             driver.execute("ROLLBACK")
+        raise
+
+
+async def _insert_async(driver: psycopg.AsyncConnection[Any], sql: str, params: dict[str, str]) -> int:
+    """:func:`_insert` on an asyncio connection."""
+    try:
+        async with driver.cursor() as cur, driver.cursor() as insert:
+            async with driver.pipeline():
+                await cur.execute("BEGIN", prepare=False)
+                await cur.execute(rollup.LOCK_SHARED_SQL, {"k": rollup.ROLLUP_LOCK})
+                await insert.execute(sql, params)
+                await cur.execute("COMMIT", prepare=False)
+            return insert.rowcount
+    except BaseException:
+        if driver.info.transaction_status in (_Status.INTRANS, _Status.INERROR):
+            await driver.execute("ROLLBACK")
         raise
 
 
