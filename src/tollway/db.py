@@ -9,7 +9,6 @@ import re
 import select
 import sqlite3
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -18,12 +17,11 @@ from typing import Any, TypeVar
 
 import orjson
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, String, Text, create_engine, event, exc, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tollway.kit.money import EXACT
@@ -363,55 +361,82 @@ def pooled_driver_connection(engine: Engine) -> Iterator[Any]:
         pooled.close()
 
 
+ASYNC_POOL_TIMEOUT_SECONDS = 30.0
+"""How long a request waits for a connection of the asyncio pool when all are in use (the
+engine pool's ``pool_timeout``)."""
+
+
 class AsyncDriverPool:
-    """psycopg's asyncio connections to the engine's PostgreSQL database, for the two reads and
-    writes of every request that await the database on the event loop instead of handing a
-    blocking call to a thread: the API-key look-up and ingestion's batch insert. A hand-off to
-    the threadpool and back, and a thread blocked on the database while the event loop wants the
-    interpreter, cost the server more CPU than the statement itself (BENCHMARKS.md).
+    """psycopg's asyncio connections to the engine's PostgreSQL database, for the two statements
+    of every request that are awaited on the event loop instead of handed to a thread: the
+    API-key look-up and ingestion's batch insert. A hand-off to the threadpool and back, and a
+    thread blocked on the database while the event loop wants the interpreter, cost the server
+    more CPU than the statement itself (BENCHMARKS.md).
 
     Opened by the application's lifespan on its event loop (:func:`open_async_pool`) and closed
     at its end; :func:`async_pool` returns it only on that loop, so code without one (SQLite, a
-    test client without the lifespan) takes the engine's pool in a thread instead.
-    Connections are in autocommit (one statement, or the caller's own ``BEGIN`` … ``COMMIT``),
-    checked at checkout as the engine's are (pinged only after a quiet spell or with something to
-    read on the socket), and psycopg_pool discards one handed back broken or inside a transaction.
-    At most ``pool_size`` connections, the engine pool's base size."""
+    test client without the lifespan) takes the engine's pool in a thread instead. At most the
+    engine pool's ``pool_size`` connections, made when first needed (a database that refuses
+    connections fails the request at once, as the engine's pool does) and kept for reuse, the
+    last returned first; each in autocommit (one statement, or the caller's own ``BEGIN`` …
+    ``COMMIT``). At checkout a connection is checked as the engine's are
+    (:func:`_check_connections_on_checkout`): pinged only when its socket has something to read
+    or it sat unused over :data:`PING_AFTER_IDLE_SECONDS`, and a failed ping closes every idle
+    connection (a restarted server dropped them all). One handed back broken, closed or inside
+    a transaction is closed, not kept. (psycopg_pool was tried first: with the database refusing
+    connections it kept each request waiting its 30 s timeout, and it runs tasks of its own on
+    the loop.)"""
 
     def __init__(self, engine: Engine) -> None:
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        # connection -> when it was last handed back
-        self._returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
-        self._pool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=max(1, getattr(engine.pool, "size", lambda: 5)()),
-            open=False,
-            kwargs={"autocommit": True},
-            check=self._check,
-            reset=self._note_returned,
-            name="tollway-async",
-        )
-
-    async def open(self) -> None:
-        await self._pool.open(wait=False)  # connects in the background: a database down at start is retried
-
-    async def close(self) -> None:
-        await self._pool.close()
+        self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._slots = asyncio.Semaphore(engine.pool.size() if isinstance(engine.pool, QueuePool) else 5)
+        self._idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # (connection, handed back at)
+        self._closed = False
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        async with self._pool.connection() as conn:
-            yield conn
+        if self._slots.locked():  # every connection is in use: wait for one, but not forever
+            async with asyncio.timeout(ASYNC_POOL_TIMEOUT_SECONDS):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
+        try:
+            conn = await self._checkout()
+            try:
+                yield conn
+            finally:
+                await self._checkin(conn)
+        finally:
+            self._slots.release()
 
-    async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        returned = self._returned.pop(conn, None)
-        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS and _quiet(conn):
-            return
-        await AsyncConnectionPool.check_connection(conn)  # raises on a dead one: the pool replaces it
+    async def close(self) -> None:
+        """Close the idle connections; those in use are closed when handed back."""
+        self._closed = True
+        await self._close_idle()
 
-    async def _note_returned(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._returned[conn] = time.monotonic()
+    async def _checkout(self) -> psycopg.AsyncConnection[Any]:
+        if self._idle:
+            conn, returned = self._idle.pop()
+            if time.monotonic() - returned < PING_AFTER_IDLE_SECONDS and _quiet(conn):
+                return conn
+            try:
+                await conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                await conn.close()
+                await self._close_idle()
+        return await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+
+    async def _checkin(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if self._closed or conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await conn.close()
+        else:
+            self._idle.append((conn, time.monotonic()))
+
+    async def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            await conn.close()
 
 
 _ASYNC_POOLS: dict[tuple[int, asyncio.AbstractEventLoop], AsyncDriverPool] = {}  # (id(engine), its loop) -> pool
@@ -423,9 +448,7 @@ async def open_async_pool(engine: Engine) -> None:
     key = (id(engine), asyncio.get_running_loop())
     if engine.dialect.name != "postgresql" or key in _ASYNC_POOLS:
         return
-    pool = AsyncDriverPool(engine)
-    await pool.open()
-    _ASYNC_POOLS[key] = pool
+    _ASYNC_POOLS[key] = AsyncDriverPool(engine)  # connects when first used
 
 
 async def close_async_pool(engine: Engine) -> None:

@@ -6,6 +6,7 @@ everything without it (SQLite, no lifespan) takes the engine's pool in a thread.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,7 +14,6 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg_pool import AsyncConnectionPool
 
 from tollway import db
 from tollway.db import async_pool, close_async_pool, make_engine, open_async_pool
@@ -89,31 +89,76 @@ def test_a_connection_is_pinged_only_when_it_may_have_been_dropped(  # type: ign
     if backend != "postgresql":
         pytest.skip("the asyncio pool is PostgreSQL's")
     pings: list[int] = []
-    check = AsyncConnectionPool.check_connection
+    execute = psycopg.AsyncConnection.execute
 
-    async def counted(conn: psycopg.AsyncConnection[Any]) -> None:
-        pings.append(1)
-        await check(conn)
+    async def counted(conn: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if query == "SELECT 1":
+            pings.append(1)
+        return await execute(conn, query, *args, **kwargs)
 
-    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counted))
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", counted)
 
     async def body(pool: db.AsyncDriverPool) -> None:
-        async with pool.connection() as conn:  # the first checkout of a new connection: pinged
+        async with pool.connection() as conn:  # a new connection: nothing to check
             await conn.execute("LISTEN tollway_probe")
-        first = len(pings)
         for _ in range(3):  # back a moment ago, nothing to read: handed out as it is
             async with pool.connection() as conn:
-                await conn.execute("SELECT 1")
-        assert len(pings) == first
+                await conn.execute("SELECT 2")
+        assert pings == []
         with psycopg.connect(settings.database_url, autocommit=True) as other:
             other.execute("NOTIFY tollway_probe")  # something arrives on the idle connection's socket
         await asyncio.sleep(0.2)
         async with pool.connection() as conn:
-            await conn.execute("SELECT 1")
-        assert len(pings) == first + 1
+            await conn.execute("SELECT 2")
+        assert len(pings) == 1
         monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # idle for longer than the limit
         async with pool.connection() as conn:
-            await conn.execute("SELECT 1")
-        assert len(pings) == first + 2
+            await conn.execute("SELECT 2")
+        assert len(pings) == 2
+
+    _run_with_pool(settings.database_url, body)
+
+
+def test_a_database_refusing_connections_fails_the_request_at_once(backend: str) -> None:
+    """No waiting for a pool timeout: the connection is made by the request that needs it."""
+    if backend != "postgresql":
+        pytest.skip("the asyncio pool is PostgreSQL's")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"postgresql://postgres@127.0.0.1:{s.getsockname()[1]}/test"
+
+    async def body(pool: db.AsyncDriverPool) -> None:
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError):
+            async with pool.connection():
+                pass
+        assert time.monotonic() - started < 5
+
+    _run_with_pool(url, body)
+
+
+def test_connections_are_bounded_and_one_left_in_a_transaction_is_not_reused(  # type: ignore[no-untyped-def]
+    backend: str, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the asyncio pool is PostgreSQL's")
+    monkeypatch.setattr(db, "ASYNC_POOL_TIMEOUT_SECONDS", 0.2)
+
+    async def pid(conn: psycopg.AsyncConnection[Any]) -> int:
+        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def body(pool: db.AsyncDriverPool) -> None:
+        async with pool.connection() as conn:  # the pool's one connection (pool_size=1) is in use
+            first = await pid(conn)
+            with pytest.raises(TimeoutError):
+                async with pool.connection():
+                    pass
+        async with pool.connection() as conn:
+            assert await pid(conn) == first  # handed back idle: reused
+            await conn.execute("BEGIN")  # handed back inside a transaction: closed
+        async with pool.connection() as conn:
+            assert await pid(conn) != first
 
     _run_with_pool(settings.database_url, body)
