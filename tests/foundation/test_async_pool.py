@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -162,3 +163,44 @@ def test_connections_are_bounded_and_one_left_in_a_transaction_is_not_reused(  #
             assert await pid(conn) != first
 
     _run_with_pool(settings.database_url, body)
+
+
+def test_a_real_server_ingests_and_goes_on_after_its_connections_are_dropped(  # type: ignore[no-untyped-def]
+    backend: str, live_server
+) -> None:
+    """Through ``tollway serve``: batches answered 202 only once stored (counted in the database
+    right after each answer), the key look-up refusing a wrong key; then PostgreSQL ends every
+    session of the server (a restart would), and the next requests get new connections."""
+    key = live_server.key("ingest")
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def stored() -> int:
+        engine = make_engine(live_server.db_url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one())
+        finally:
+            engine.dispose()
+
+    def send(prefix: str) -> None:
+        for i in range(3):
+            batch = {"events": [{"id": f"{prefix}-{i}-{j}", "customer": "c", "type": "api_call"} for j in range(50)]}
+            r = httpx.post(f"{live_server.url}/v1/events", json=batch, headers=headers, timeout=30)
+            assert r.status_code == 202 and r.json()["accepted"] == 50, r.text
+        again = httpx.post(f"{live_server.url}/v1/events", json=batch, headers=headers, timeout=30)
+        assert again.status_code == 202 and again.json()["duplicates"] == 50, again.text
+
+    send("a")
+    assert stored() == 150
+    wrong = httpx.post(f"{live_server.url}/v1/events", json={"events": []}, headers={"Authorization": "Bearer tw_x"})
+    assert wrong.status_code == 401
+    if backend == "postgresql":
+        with psycopg.connect(live_server.db_url, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        time.sleep(0.2)
+    send("b")
+    assert stored() == 300
