@@ -94,7 +94,9 @@ class SqlEventStore:
     async def store_async(self, events: Sequence[IncomingEvent], ingested_at: datetime) -> int:
         """:meth:`store` for the event loop: the same statements on PostgreSQL, awaited on the
         engine's asyncio pool; otherwise :meth:`store` in the threadpool."""
-        pool = async_pool(self.engine) if self.postgres and events else None
+        if not events:
+            return 0
+        pool = async_pool(self.engine) if self.postgres else None
         if pool is None:
             return await run_in_threadpool(self.store, events, ingested_at)
         params = self._params(events)
